@@ -1,0 +1,45 @@
+// Encodes and decodes Roster's ZeroMQ messages: frame 0 is the ASCII verb, frame 1 the JSON
+// body. decode() validates the body against the verb's schema with a compiled checker and
+// throws ProtocolError on anything else, so a peer's bad input can never reach the roles' logic.
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import type { TSchema } from '@sinclair/typebox'
+import { Bodies, type Body, type Message, type Verb } from './messages.js'
+
+export class ProtocolError extends Error {
+  readonly code = 'ROSTER_ERR_PROTOCOL_BAD_FRAME'
+  override name = 'ProtocolError'
+}
+
+const checkers = Object.fromEntries(
+  Object.entries(Bodies).map(([verb, schema]) => [verb, TypeCompiler.Compile(schema as TSchema)])
+) as Record<Verb, TypeCheck<TSchema>>
+
+export function encode<V extends Verb> (verb: V, body: Body<V>): [Buffer, Buffer] {
+  return [Buffer.from(verb, 'ascii'), Buffer.from(JSON.stringify(body))]
+}
+
+/** Decodes `frames` (without any routing envelope) into a message whose verb is one of
+ *  `allowed`. Throws ProtocolError saying what was wrong. */
+export function decode<const A extends readonly Verb[]> (
+  frames: Buffer[],
+  allowed: A
+): Extract<Message, { verb: A[number] }> {
+  if (frames.length !== 2) throw new ProtocolError(`expected 2 frames (verb, body), got ${frames.length}`)
+  const [verbFrame, bodyFrame] = frames as [Buffer, Buffer]
+  const verb = verbFrame.toString('latin1')
+  if (!(allowed as readonly string[]).includes(verb)) {
+    throw new ProtocolError(`unexpected verb ${JSON.stringify(verb.slice(0, 32))}`)
+  }
+  let body: unknown
+  try {
+    body = JSON.parse(bodyFrame.toString('utf8'))
+  } catch {
+    throw new ProtocolError(`${verb}: body is not valid JSON`)
+  }
+  const checker = checkers[verb as Verb]
+  if (!checker.Check(body)) {
+    const first = checker.Errors(body).First()
+    throw new ProtocolError(`${verb}: body${first?.path ?? ''} ${first?.message ?? 'is invalid'}`)
+  }
+  return { verb, body } as Extract<Message, { verb: A[number] }>
+}

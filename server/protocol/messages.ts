@@ -1,0 +1,127 @@
+// Every message the three roles exchange over ZeroMQ: its verb (frame 0) and the TypeBox schema
+// of its JSON body (frame 1). server/protocol/README.md is the specification; this module is
+// its executable form. Nothing here touches a socket.
+import { Type, type Static } from '@sinclair/typebox'
+import { Change, Provider, ProviderId, ProviderSpec, ServiceName } from './model.js'
+
+export const Epoch = Type.Integer({ minimum: 1, description: 'the leader term that sent this message' })
+const RequestId = Type.String({ minLength: 1, maxLength: 64 })
+const WorkerId = Type.String({ minLength: 1, maxLength: 64 })
+const EpochMs = Type.Union([Type.Integer({ minimum: 0 }), Type.Null()])
+
+/** What a worker believes about one provider. `lastSeen` is the wall-clock time (ms since the
+ *  epoch) of the provider's last heartbeat, null if it never sent one. */
+export const Observation = Type.Object(
+  {
+    providerId: ProviderId,
+    state: Type.Union([Type.Literal('pending'), Type.Literal('up'), Type.Literal('down')]),
+    lastSeen: EpochMs,
+    reason: Type.Optional(Type.Union([Type.Literal('disconnected'), Type.Literal('silent')]))
+  },
+  { additionalProperties: false }
+)
+export type Observation = Static<typeof Observation>
+
+/** One provider a worker must watch, with what the leader knows of it, so that a worker taking
+ *  over a provider continues from its state instead of starting at pending. */
+export const Task = Type.Object(
+  {
+    providerId: ProviderId,
+    heartbeat: Type.String(),
+    heartbeatIntervalMs: Type.Integer({ minimum: 1 }),
+    state: Type.Union([Type.Literal('pending'), Type.Literal('up'), Type.Literal('down')]),
+    lastSeen: EpochMs
+  },
+  { additionalProperties: false }
+)
+export type Task = Static<typeof Task>
+
+export const WriteOp = Type.Union([
+  Type.Object(
+    { type: Type.Literal('register'), service: ServiceName, id: ProviderId, spec: ProviderSpec },
+    { additionalProperties: false }
+  ),
+  Type.Object(
+    { type: Type.Literal('deregister'), service: ServiceName, id: ProviderId },
+    { additionalProperties: false }
+  )
+])
+export type WriteOp = Static<typeof WriteOp>
+
+/** The outcome of a write, as the gateway turns it into an HTTP answer. */
+export const WriteResult = Type.Union([
+  Type.Object({
+    ok: Type.Literal(true),
+    statusCode: Type.Integer(),
+    revision: Type.Integer(),
+    provider: Type.Optional(Provider)
+  }),
+  Type.Object({
+    ok: Type.Literal(false),
+    statusCode: Type.Integer(),
+    code: Type.String(),
+    message: Type.String()
+  })
+])
+export type WriteResult = Static<typeof WriteResult>
+
+/** Bodies by verb. Requests travel DEALER → leader ROUTER, replies ROUTER → DEALER, and the
+ *  feed leader PUB → gateway SUB. */
+export const Bodies = {
+  // gateway → leader
+  SNAPSHOT_REQ: Type.Object({ requestId: RequestId }, { additionalProperties: false }),
+  SINCE_REQ: Type.Object(
+    { requestId: RequestId, revision: Type.Integer({ minimum: 0 }), limit: Type.Integer({ minimum: 1, maximum: 10_000 }) },
+    { additionalProperties: false }
+  ),
+  WRITE: Type.Object({ requestId: RequestId, op: WriteOp }, { additionalProperties: false }),
+  // leader → gateway
+  SNAPSHOT: Type.Object(
+    { requestId: RequestId, epoch: Epoch, revision: Type.Integer({ minimum: 0 }), providers: Type.Array(Provider) },
+    { additionalProperties: false }
+  ),
+  EVENTS: Type.Object(
+    {
+      requestId: RequestId,
+      epoch: Epoch,
+      /** false when `revision` is older than the retained change log: ask for a snapshot. */
+      available: Type.Boolean(),
+      events: Type.Array(Change),
+      /** the leader's latest revision when it answered */
+      head: Type.Integer({ minimum: 0 })
+    },
+    { additionalProperties: false }
+  ),
+  RESULT: Type.Object({ requestId: RequestId, epoch: Epoch, result: WriteResult }, { additionalProperties: false }),
+  // worker → leader
+  READY: Type.Object({ workerId: WorkerId, observations: Type.Array(Observation) }, { additionalProperties: false }),
+  PING: Type.Object({ workerId: WorkerId }, { additionalProperties: false }),
+  REPORT: Type.Object(
+    { workerId: WorkerId, seq: Type.Integer({ minimum: 1 }), observations: Type.Array(Observation) },
+    { additionalProperties: false }
+  ),
+  BYE: Type.Object({ workerId: WorkerId }, { additionalProperties: false }),
+  // leader → worker
+  PONG: Type.Object({ epoch: Epoch }, { additionalProperties: false }),
+  ASSIGN: Type.Object({ epoch: Epoch, tasks: Type.Array(Task) }, { additionalProperties: false }),
+  ACK: Type.Object({ epoch: Epoch, seq: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+  // leader PUB → gateways
+  EVENT: Type.Object(
+    { epoch: Epoch, change: Change },
+    { additionalProperties: false }
+  ),
+  BEAT: Type.Object({ epoch: Epoch, revision: Type.Integer({ minimum: 0 }) }, { additionalProperties: false })
+} as const
+
+export type Verb = keyof typeof Bodies
+export type Body<V extends Verb> = Static<(typeof Bodies)[V]>
+export type Message = { [V in Verb]: { verb: V, body: Body<V> } }[Verb]
+export type MessageOf<V extends Verb> = Extract<Message, { verb: V }>
+
+/** Which verbs each socket may receive; anything else on that socket is a bad frame. */
+export const Inbound = {
+  leaderRouter: ['SNAPSHOT_REQ', 'SINCE_REQ', 'WRITE', 'READY', 'PING', 'REPORT', 'BYE'],
+  gatewayDealer: ['SNAPSHOT', 'EVENTS', 'RESULT'],
+  gatewaySub: ['EVENT', 'BEAT'],
+  workerDealer: ['PONG', 'ASSIGN', 'ACK']
+} as const satisfies Record<string, readonly Verb[]>
