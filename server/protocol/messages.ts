@@ -93,16 +93,19 @@ export const Bodies = {
     { additionalProperties: false }
   ),
   RESULT: Type.Object({ requestId: RequestId, epoch: Epoch, result: WriteResult }, { additionalProperties: false }),
-  // worker → leader
+  // worker → leader (PING also from gateways)
   READY: Type.Object({ workerId: WorkerId, observations: Type.Array(Observation) }, { additionalProperties: false }),
-  PING: Type.Object({ workerId: WorkerId }, { additionalProperties: false }),
+  PING: Type.Object(
+    { peerId: WorkerId, role: Type.Union([Type.Literal('worker'), Type.Literal('gateway')]) },
+    { additionalProperties: false }
+  ),
   REPORT: Type.Object(
     { workerId: WorkerId, seq: Type.Integer({ minimum: 1 }), observations: Type.Array(Observation) },
     { additionalProperties: false }
   ),
   BYE: Type.Object({ workerId: WorkerId }, { additionalProperties: false }),
-  // leader → worker
-  PONG: Type.Object({ epoch: Epoch }, { additionalProperties: false }),
+  // leader → worker and gateway
+  PONG: Type.Object({ epoch: Epoch, revision: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
   ASSIGN: Type.Object({ epoch: Epoch, tasks: Type.Array(Task) }, { additionalProperties: false }),
   ACK: Type.Object({ epoch: Epoch, seq: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
   // leader PUB → gateways
@@ -121,7 +124,7 @@ export type MessageOf<V extends Verb> = Extract<Message, { verb: V }>
 /** Which verbs each socket may receive; anything else on that socket is a bad frame. */
 export const Inbound = {
   leaderRouter: ['SNAPSHOT_REQ', 'SINCE_REQ', 'WRITE', 'READY', 'PING', 'REPORT', 'BYE'],
-  gatewayDealer: ['SNAPSHOT', 'EVENTS', 'RESULT'],
+  gatewayDealer: ['PONG', 'SNAPSHOT', 'EVENTS', 'RESULT'],
   gatewaySub: ['EVENT', 'BEAT'],
   workerDealer: ['PONG', 'ASSIGN', 'ACK']
 } as const satisfies Record<string, readonly Verb[]>

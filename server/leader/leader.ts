@@ -1,0 +1,480 @@
+// The leader's shell: campaigns for the leader lock, then owns the ROUTER (requests from gateways
+// and workers) and the PUB (the event feed and BEATs), and is the registry's only writer. Every
+// write and observation goes through one queue, is decided by the pure core (registry.ts),
+// committed in one transaction per batch, and published only after that commit. It must never
+// publish, acknowledge or reply OK to anything that is not committed, and it stops acting the
+// moment it loses the lock or is fenced by a newer epoch.
+import { Publisher, Router } from 'zeromq'
+import { decode, encode, ProtocolError } from '../protocol/frames.js'
+import { Inbound, type Body, type Message, type Observation, type Task, type Verb, type WriteOp, type WriteResult } from '../protocol/messages.js'
+import { pubEndpoint } from '../protocol/endpoints.js'
+import type { Change, Provider } from '../protocol/model.js'
+import { createSendQueue, type SendQueue } from '../protocol/send-queue.js'
+import { FencedError, type RegistryStore } from '../store/registry-store.js'
+import type { LeaderLock } from '../store/leader-lock.js'
+import type { Log } from '../shared/log.js'
+import { createAssignment, type Assignment } from './assignment.js'
+import { decideObservation, decideWrite, type Lookup, type PendingChange } from './registry.js'
+import { createWorkerRegistry, type WorkerRegistry } from './worker-registry.js'
+
+/** 5 BEATs a second: a gateway that missed the tail of the feed learns the latest revision
+ *  within 200 ms and repairs the gap, well inside the feed's "tens of milliseconds" for the
+ *  common case where only one event is lost and the next event reveals the gap at once. */
+export const BEAT_INTERVAL_MS = 200
+/** A standby retries the lock this often: after the active leader's session dies, a standby
+ *  takes over within ~0.5 s plus its reload time, inside design.md's 2 s write outage. */
+export const CAMPAIGN_INTERVAL_MS = 500
+/** Bounds one transaction: large enough to amortize a commit under load, small enough that
+ *  the first write of a batch is not kept waiting behind thousands of others. */
+export const MAX_BATCH = 500
+/** Change-log rows kept for `since` resumes; older ones are pruned every PRUNE_INTERVAL_MS. */
+export const DEFAULT_HISTORY_LIMIT = 100_000
+const PRUNE_INTERVAL_MS = 30_000
+/** ASSIGN lists are coalesced for this long, so a burst of registrations sends one per worker. */
+const ASSIGN_FLUSH_MS = 10
+
+export interface LeaderConfig {
+  /** ROUTER endpoint; the PUB binds the next port. */
+  bind: string
+  historyLimit?: number
+}
+
+export interface LeaderDeps {
+  store: RegistryStore
+  lock: LeaderLock
+  log: Log
+  config: LeaderConfig
+}
+
+export interface Leader {
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /** Resolves when this process is the active leader with its sockets bound. */
+  whenActive: () => Promise<void>
+  readonly status: 'stopped' | 'standby' | 'active'
+  readonly stats: { badFrames: number, commits: number, changes: number }
+}
+
+type QueueItem =
+  | { kind: 'write', op: WriteOp, identity: Buffer, requestId: string }
+  | { kind: 'observe', obs: Observation, workerId: string }
+  | { kind: 'ack', identity: Buffer, seq: number }
+
+/** Everything that exists only while this process is the active leader. */
+interface Term {
+  epoch: number
+  head: number
+  state: Map<string, Provider>
+  router: Router
+  pub: Publisher
+  routerOut: SendQueue
+  pubOut: SendQueue
+  workers: WorkerRegistry
+  identities: Map<string, Buffer>
+  assignment: Assignment
+  dirtyWorkers: Set<string>
+  queue: QueueItem[]
+  timers: NodeJS.Timeout[]
+  flushTimer: NodeJS.Timeout | null
+  wake: (() => void) | null
+  pruneDue: boolean
+  loop: Promise<void>
+  readLoop: Promise<void>
+}
+
+export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader {
+  const historyLimit = config.historyLimit ?? DEFAULT_HISTORY_LIMIT
+  const stats = { badFrames: 0, commits: 0, changes: 0 }
+  let status: 'stopped' | 'standby' | 'active' = 'stopped'
+  let term: Term | null = null
+  let campaign: Promise<void> | null = null
+  let campaignTimer: NodeJS.Timeout | null = null
+  let wakeCampaign: (() => void) | null = null
+  let activeWaiters: Array<() => void> = []
+
+  lock.onLost((err) => {
+    log.error({ err }, 'lost the leader lock; stepping down')
+    void demote()
+  })
+
+  async function campaignLoop (): Promise<void> {
+    while (status === 'standby') {
+      let acquired = false
+      try {
+        acquired = await lock.tryAcquire()
+      } catch (err) {
+        log.warn({ err }, 'leader lock unavailable; retrying')
+      }
+      if (status !== 'standby') {
+        if (acquired) await lock.release()
+        return
+      }
+      if (acquired) {
+        try {
+          await becomeActive()
+          return
+        } catch (err) {
+          log.error({ err }, 'could not take over as leader; releasing the lock and retrying')
+          await closeTerm()
+          await lock.release()
+        }
+      }
+      await new Promise<void>((resolve) => {
+        wakeCampaign = resolve
+        campaignTimer = setTimeout(resolve, CAMPAIGN_INTERVAL_MS)
+      })
+    }
+  }
+
+  async function becomeActive (): Promise<void> {
+    const epoch = await store.claimEpoch()
+    const loaded = await store.load()
+    const router = new Router({ linger: 0, handover: true, sendHighWaterMark: 100_000 })
+    const pub = new Publisher({ linger: 0, sendHighWaterMark: 100_000 })
+    const assignment = createAssignment()
+    const t: Term = {
+      epoch,
+      head: loaded.revision,
+      state: new Map(loaded.providers.map((p) => [p.id, p])),
+      router,
+      pub,
+      routerOut: createSendQueue(router, (err) => log.debug({ err }, 'reply not delivered')),
+      pubOut: createSendQueue(pub, (err) => log.error({ err }, 'publish failed')),
+      workers: createWorkerRegistry(),
+      identities: new Map(),
+      assignment,
+      dirtyWorkers: new Set(),
+      queue: [],
+      timers: [],
+      flushTimer: null,
+      wake: null,
+      pruneDue: true,
+      loop: Promise.resolve(),
+      readLoop: Promise.resolve()
+    }
+    for (const id of t.state.keys()) assignment.addProvider(id)
+    term = t
+    await router.bind(config.bind)
+    await pub.bind(pubEndpoint(config.bind))
+    status = 'active'
+    t.readLoop = readLoop(t).catch((err) => {
+      log.error({ err }, 'leader read loop failed; stepping down')
+      void demote()
+    })
+    t.loop = processLoop(t).catch((err) => {
+      log.error({ err }, 'leader write loop failed; stepping down')
+      void demote()
+    })
+    t.timers.push(
+      setInterval(() => publish(t, 'BEAT', { epoch: t.epoch, revision: t.head }), BEAT_INTERVAL_MS),
+      setInterval(() => expireWorkers(t), 250),
+      setInterval(() => { t.pruneDue = true; t.wake?.() }, PRUNE_INTERVAL_MS)
+    )
+    log.info({ epoch, revision: t.head, providers: t.state.size, bind: config.bind, events: pubEndpoint(config.bind) }, 'active leader')
+    for (const resolve of activeWaiters) resolve()
+    activeWaiters = []
+  }
+
+  async function closeTerm (): Promise<void> {
+    const t = term
+    if (t === null) return
+    term = null
+    for (const timer of t.timers) clearInterval(timer)
+    if (t.flushTimer) clearTimeout(t.flushTimer)
+    t.wake?.()
+    await t.loop
+    t.router.close()
+    t.pub.close()
+    await t.readLoop
+  }
+
+  /** Stops acting at once (no more publishes or replies), then campaigns again. */
+  async function demote (): Promise<void> {
+    if (status !== 'active') return
+    status = 'standby'
+    await closeTerm()
+    await lock.release().catch(() => {})
+    campaign = campaignLoop().catch((err) => log.error({ err }, 'campaign failed'))
+  }
+
+  async function readLoop (t: Term): Promise<void> {
+    for await (const [identity, ...frames] of t.router) {
+      if (term !== t || identity === undefined) return
+      let msg: Message
+      try {
+        msg = decode(frames, Inbound.leaderRouter)
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err
+        stats.badFrames++
+        log.warn({ peer: identity.toString('hex'), err: err.message }, 'dropped a bad frame')
+        continue
+      }
+      handle(t, identity, msg)
+    }
+  }
+
+  function handle (t: Term, identity: Buffer, msg: Message): void {
+    const now = Date.now()
+    switch (msg.verb) {
+      case 'PING':
+        if (msg.body.role === 'worker') workerSeen(t, msg.body.peerId, identity, now)
+        reply(t, identity, 'PONG', { epoch: t.epoch, revision: t.head })
+        return
+      case 'READY': {
+        const { workerId, observations } = msg.body
+        workerSeen(t, workerId, identity, now)
+        // The worker's current view wins for providers nobody else watches: after a leader
+        // change this keeps every watch where it was, so nothing restarts and nothing flaps.
+        for (const obs of observations) {
+          if (t.state.has(obs.providerId) && t.assignment.ownerOf(obs.providerId) === undefined) {
+            t.assignment.addProvider(obs.providerId, workerId)
+          }
+        }
+        enqueueObservations(t, workerId, observations)
+        t.dirtyWorkers.add(workerId)
+        rebalance(t)
+        return
+      }
+      case 'REPORT': {
+        const { workerId, observations, seq } = msg.body
+        workerSeen(t, workerId, identity, now)
+        enqueueObservations(t, workerId, observations)
+        enqueue(t, { kind: 'ack', identity, seq })
+        return
+      }
+      case 'BYE':
+        if (t.workers.remove(msg.body.workerId)) dropWorker(t, msg.body.workerId)
+        return
+      case 'SNAPSHOT_REQ':
+        reply(t, identity, 'SNAPSHOT', { requestId: msg.body.requestId, epoch: t.epoch, revision: t.head, providers: [...t.state.values()] })
+        return
+      case 'SINCE_REQ': {
+        const { requestId, revision, limit } = msg.body
+        store.changesSince(revision, limit).then(
+          ({ available, changes }) => {
+            reply(t, identity, 'EVENTS', { requestId, epoch: t.epoch, available, events: changes, head: t.head })
+          },
+          (err) => log.warn({ err }, 'could not read the change log; the gateway will retry')
+        )
+        return
+      }
+      case 'WRITE':
+        enqueue(t, { kind: 'write', op: msg.body.op, identity, requestId: msg.body.requestId })
+    }
+  }
+
+  function workerSeen (t: Term, workerId: string, identity: Buffer, now: number): void {
+    t.identities.set(workerId, identity)
+    if (t.workers.seen(workerId, now)) {
+      log.info({ workerId }, 'worker joined')
+      t.assignment.addWorker(workerId)
+      t.dirtyWorkers.add(workerId)
+      rebalance(t)
+    }
+  }
+
+  function expireWorkers (t: Term): void {
+    for (const workerId of t.workers.expire(Date.now())) {
+      log.warn({ workerId }, 'worker is silent; moving its providers')
+      dropWorker(t, workerId)
+    }
+  }
+
+  function dropWorker (t: Term, workerId: string): void {
+    t.assignment.removeWorker(workerId)
+    t.identities.delete(workerId)
+    rebalance(t)
+  }
+
+  function enqueueObservations (t: Term, workerId: string, observations: Observation[]): void {
+    for (const obs of observations) {
+      // A worker that lost a provider to another (it was presumed dead) must not overrule the
+      // provider's current watcher.
+      if (t.assignment.ownerOf(obs.providerId) !== workerId) continue
+      enqueue(t, { kind: 'observe', obs, workerId })
+    }
+  }
+
+  function enqueue (t: Term, item: QueueItem): void {
+    t.queue.push(item)
+    t.wake?.()
+  }
+
+  async function processLoop (t: Term): Promise<void> {
+    while (term === t) {
+      if (t.queue.length === 0 && !t.pruneDue) {
+        await new Promise<void>((resolve) => { t.wake = resolve })
+        t.wake = null
+        continue
+      }
+      if (t.pruneDue) {
+        t.pruneDue = false
+        await store.prune(historyLimit).catch((err) => log.warn({ err }, 'pruning the change log failed'))
+      }
+      const batch = t.queue.splice(0, MAX_BATCH)
+      if (batch.length > 0) await commitBatch(t, batch)
+    }
+  }
+
+  async function commitBatch (t: Term, batch: QueueItem[]): Promise<void> {
+    const now = Date.now()
+    // Decisions see the batch's own earlier changes through the overlay; the real state is
+    // touched only after the commit succeeds.
+    const overlay = new Map<string, Provider | null>()
+    const lookup: Lookup = (id) => (overlay.has(id) ? (overlay.get(id) ?? undefined) : t.state.get(id))
+    const changes: Change[] = []
+    const after: Array<() => void> = []
+    let next = t.head
+
+    const record = (change: PendingChange): Change => {
+      const provider = { ...change.provider, revision: ++next }
+      overlay.set(provider.id, change.event === 'deregistered' ? null : provider)
+      const c: Change = { revision: provider.revision, event: change.event, provider }
+      changes.push(c)
+      return c
+    }
+
+    for (const item of batch) {
+      if (item.kind === 'ack') {
+        after.push(() => reply(t, item.identity, 'ACK', { epoch: t.epoch, seq: item.seq }))
+      } else if (item.kind === 'observe') {
+        const change = decideObservation(lookup, item.obs, now)
+        if (change !== null) record(change)
+      } else {
+        const d = decideWrite(lookup, item.op, now)
+        let result: WriteResult
+        if (!d.ok) {
+          result = { ok: false, statusCode: d.statusCode, code: d.code, message: d.message }
+        } else if (d.change === null) {
+          const current = d.current as Provider
+          result = { ok: true, statusCode: d.statusCode, revision: current.revision, provider: current }
+        } else {
+          const c = record(d.change)
+          result = c.event === 'deregistered'
+            ? { ok: true, statusCode: d.statusCode, revision: c.revision }
+            : { ok: true, statusCode: d.statusCode, revision: c.revision, provider: c.provider }
+        }
+        after.push(() => reply(t, item.identity, 'RESULT', { requestId: item.requestId, epoch: t.epoch, result }))
+      }
+    }
+
+    if (changes.length > 0) {
+      try {
+        await store.commit(t.epoch, changes)
+      } catch (err) {
+        if (err instanceof FencedError) {
+          log.error({ epoch: t.epoch }, 'a newer leader took over; stepping down')
+          void demote()
+          return
+        }
+        log.error({ err, changes: changes.length }, 'commit failed; writes answered 503, observations will be resent')
+        for (const item of batch) {
+          if (item.kind !== 'write') continue
+          reply(t, item.identity, 'RESULT', {
+            requestId: item.requestId,
+            epoch: t.epoch,
+            result: { ok: false, statusCode: 503, code: 'ROSTER_ERR_STORE_UNAVAILABLE', message: 'the registry could not be stored; retry shortly' }
+          })
+        }
+        return
+      }
+      if (term !== t) return
+      stats.commits++
+      stats.changes += changes.length
+      t.head = next
+      for (const c of changes) applyCommitted(t, c)
+      for (const c of changes) publish(t, 'EVENT', { epoch: t.epoch, change: c })
+      rebalance(t)
+    }
+    for (const fn of after) fn()
+  }
+
+  function applyCommitted (t: Term, c: Change): void {
+    const id = c.provider.id
+    const before = t.state.get(id)
+    if (c.event === 'deregistered') {
+      t.state.delete(id)
+      const owner = t.assignment.ownerOf(id)
+      if (owner !== undefined) t.dirtyWorkers.add(owner)
+      t.assignment.removeProvider(id)
+      return
+    }
+    t.state.set(id, c.provider)
+    if (before === undefined) {
+      t.assignment.addProvider(id)
+    } else if (before.heartbeat !== c.provider.heartbeat || before.heartbeatIntervalMs !== c.provider.heartbeatIntervalMs) {
+      const owner = t.assignment.ownerOf(id)
+      if (owner !== undefined) t.dirtyWorkers.add(owner)
+    }
+  }
+
+  function rebalance (t: Term): void {
+    for (const w of t.assignment.balance()) t.dirtyWorkers.add(w)
+    if (t.dirtyWorkers.size === 0 || t.flushTimer !== null) return
+    t.flushTimer = setTimeout(() => {
+      t.flushTimer = null
+      if (term !== t) return
+      for (const workerId of t.dirtyWorkers) {
+        const identity = t.identities.get(workerId)
+        if (identity === undefined) continue
+        const tasks: Task[] = []
+        for (const id of t.assignment.tasksOf(workerId)) {
+          const p = t.state.get(id)
+          if (p !== undefined) tasks.push(toTask(p))
+        }
+        reply(t, identity, 'ASSIGN', { epoch: t.epoch, tasks })
+      }
+      t.dirtyWorkers.clear()
+    }, ASSIGN_FLUSH_MS)
+  }
+
+  function reply<V extends Verb> (t: Term, identity: Buffer, verb: V, body: Body<V>): void {
+    if (term !== t) return
+    t.routerOut.send([identity, ...encode(verb, body)])
+  }
+
+  function publish<V extends Verb> (t: Term, verb: V, body: Body<V>): void {
+    if (term !== t) return
+    t.pubOut.send(encode(verb, body))
+  }
+
+  return {
+    async start () {
+      if (status !== 'stopped') return
+      status = 'standby'
+      campaign = campaignLoop().catch((err) => log.error({ err }, 'campaign failed'))
+    },
+    async stop () {
+      if (status === 'stopped') return
+      status = 'stopped'
+      if (campaignTimer) clearTimeout(campaignTimer)
+      wakeCampaign?.()
+      await campaign
+      const t = term
+      if (t !== null) {
+        // Let what is already queued for peers go out before the sockets close.
+        await t.routerOut.drain()
+        await t.pubOut.drain()
+      }
+      await closeTerm()
+      await lock.release()
+    },
+    whenActive () {
+      if (status === 'active') return Promise.resolve()
+      return new Promise((resolve) => activeWaiters.push(resolve))
+    },
+    get status () { return status },
+    stats
+  }
+}
+
+function toTask (p: Provider): Task {
+  return {
+    providerId: p.id,
+    heartbeat: p.heartbeat,
+    heartbeatIntervalMs: p.heartbeatIntervalMs,
+    // A provider in maintenance is still watched, from a neutral start.
+    state: p.state === 'maintenance' ? 'pending' : p.state,
+    lastSeen: p.lastSeen === null ? null : Date.parse(p.lastSeen)
+  }
+}

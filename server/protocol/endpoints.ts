@@ -1,0 +1,18 @@
+// Endpoint conventions shared by the roles: the leader's event PUB binds the port after its
+// ROUTER, so followers need only the ROUTER endpoints (`--leader`) to find both.
+import { endpointPort } from './model.js'
+
+export function pubEndpoint (routerEndpoint: string): string {
+  const host = routerEndpoint.slice(0, routerEndpoint.lastIndexOf(':'))
+  return `${host}:${endpointPort(routerEndpoint) + 1}`
+}
+
+/** Checks a `tcp://host:port` flag value, with a message that names the flag. */
+export function parseTcpEndpoint (value: string, flag: string): string {
+  const m = /^tcp:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$/.exec(value)
+  const port = Number(m?.[2])
+  if (m === null || port < 1 || port > 65534) {
+    throw new Error(`${flag} must be tcp://HOST:PORT with PORT 1–65534 (the next port carries events), got ${JSON.stringify(value)}`)
+  }
+  return value
+}

@@ -1,0 +1,160 @@
+// The follower side of the protocol, shared by workers and gateways: one DEALER towards the
+// active leader among the candidates, PING/PONG liveness (Paranoid Pirate), failover to the next
+// candidate when the leader falls silent, and epoch fencing. It owns that DEALER; the caller
+// owns what the messages mean. It must never deliver a message from an epoch older than the
+// highest one it has seen: that is how a deposed leader is made harmless.
+import { Dealer } from 'zeromq'
+import { decode, encode, ProtocolError } from './frames.js'
+import { type Body, type Message, type Verb } from './messages.js'
+import { createSendQueue, type SendQueue } from './send-queue.js'
+import type { Log } from '../shared/log.js'
+
+/** 4 × 250 ms: a dead leader is noticed within 1–1.25 s, which leaves a standby's takeover
+ *  (design.md: writes back within 2 s) time to happen before followers give up on a candidate. */
+export const PING_INTERVAL_MS = 250
+export const LIVENESS_MISSES = 4
+
+export interface LeaderInfo { endpoint: string, epoch: number, revision: number }
+
+export interface LeaderLinkOptions<V extends Verb> {
+  candidates: readonly string[]
+  peerId: string
+  role: 'worker' | 'gateway'
+  /** Verbs this follower accepts from a leader; everything else is a bad frame. */
+  inbound: readonly V[]
+  /** A leader answered for the first time, or one with a newer epoch took over. */
+  onLeader: (leader: LeaderInfo) => void
+  /** The leader fell silent (or was fenced); the link is looking for one. */
+  onLost: () => void
+  onMessage: (msg: Extract<Message, { verb: V }>) => void
+  log: Log
+  pingIntervalMs?: number
+  livenessMisses?: number
+}
+
+export interface LeaderLink {
+  start: () => void
+  stop: () => Promise<void>
+  /** Queues a message to the current leader; false (nothing queued) when there is none. */
+  send: <W extends Verb>(verb: W, body: Body<W>) => boolean
+  readonly leader: LeaderInfo | null
+  readonly stats: { badFrames: number, fencedMessages: number, failovers: number }
+}
+
+export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): LeaderLink {
+  const { candidates, log } = opts
+  const pingIntervalMs = opts.pingIntervalMs ?? PING_INTERVAL_MS
+  const silenceMs = pingIntervalMs * (opts.livenessMisses ?? LIVENESS_MISSES)
+  const stats = { badFrames: 0, fencedMessages: 0, failovers: 0 }
+  const inbound = [...new Set<Verb>([...opts.inbound, 'PONG'])]
+
+  let running = false
+  let candidateIndex = 0
+  let socket: Dealer | null = null
+  let queue: SendQueue | null = null
+  let leader: LeaderInfo | null = null
+  let highestEpoch = 0
+  let lastHeardAt = 0
+  let timer: NodeJS.Timeout | null = null
+
+  function openSocket (): void {
+    const endpoint = candidates[candidateIndex % candidates.length] as string
+    // A fresh socket per attempt (as ppworker.py does): nothing queued for a dead leader survives.
+    const dealer = new Dealer({ linger: 0, routingId: opts.peerId, sendHighWaterMark: 10_000, sendTimeout: 0 })
+    dealer.connect(endpoint)
+    socket = dealer
+    queue = createSendQueue(dealer, (err) => log.debug({ err, endpoint }, 'send to leader failed'))
+    lastHeardAt = Date.now()
+    readLoop(dealer, endpoint).catch((err) => log.error({ err }, 'leader link read loop failed'))
+    ping()
+  }
+
+  function closeSocket (): void {
+    socket?.close()
+    socket = null
+    queue = null
+  }
+
+  async function readLoop (dealer: Dealer, endpoint: string): Promise<void> {
+    for await (const frames of dealer) {
+      if (dealer !== socket) return
+      let msg: Message
+      try {
+        msg = decode(frames, inbound)
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err
+        stats.badFrames++
+        log.warn({ endpoint, err: err.message }, 'dropped a bad frame from the leader')
+        continue
+      }
+      handle(msg, endpoint)
+    }
+  }
+
+  function handle (msg: Message, endpoint: string): void {
+    const epoch = (msg.body as { epoch: number }).epoch
+    if (epoch < highestEpoch) {
+      // A deposed leader that has not noticed yet: ignore it and look for the real one.
+      stats.fencedMessages++
+      return
+    }
+    lastHeardAt = Date.now()
+    const revision = msg.verb === 'PONG' ? msg.body.revision : (leader?.revision ?? 0)
+    if (leader === null || epoch > highestEpoch || leader.endpoint !== endpoint) {
+      highestEpoch = epoch
+      leader = { endpoint, epoch, revision }
+      log.info({ endpoint, epoch }, 'following leader')
+      opts.onLeader(leader)
+    } else {
+      leader.revision = revision
+    }
+    if (msg.verb !== 'PONG' || (opts.inbound as readonly Verb[]).includes('PONG')) {
+      opts.onMessage(msg as Extract<Message, { verb: V }>)
+    }
+  }
+
+  function ping (): void {
+    queue?.send(encode('PING', { peerId: opts.peerId, role: opts.role }))
+  }
+
+  function tick (): void {
+    if (!running) return
+    if (Date.now() - lastHeardAt > silenceMs) {
+      if (leader !== null) {
+        log.warn({ endpoint: leader.endpoint, silenceMs }, 'leader is silent, failing over')
+        leader = null
+        opts.onLost()
+      }
+      stats.failovers++
+      closeSocket()
+      candidateIndex++
+      openSocket()
+      return
+    }
+    ping()
+  }
+
+  return {
+    start () {
+      if (running) return
+      running = true
+      openSocket()
+      timer = setInterval(tick, pingIntervalMs)
+    },
+    async stop () {
+      if (!running) return
+      running = false
+      if (timer) clearInterval(timer)
+      await queue?.drain()
+      closeSocket()
+      leader = null
+    },
+    send (verb, body) {
+      if (leader === null || queue === null) return false
+      queue.send(encode(verb, body))
+      return true
+    },
+    get leader () { return leader },
+    stats
+  }
+}

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest'
+import { decideObservation, decideWrite, type Lookup } from '../../server/leader/registry.js'
+import type { Provider } from '../../server/protocol/model.js'
+
+const spec = { host: '10.0.0.5', port: 8080, protocol: 'http' as const, heartbeat: 'tcp://10.0.0.5:9100' }
+const T0 = Date.parse('2026-11-27T10:00:00.000Z')
+
+function stored (over: Partial<Provider> = {}): Provider {
+  return {
+    id: 'orders-1', service: 'orders', ...spec, heartbeatIntervalMs: 1000, tags: [], meta: {},
+    state: 'up', stateSince: new Date(T0).toISOString(), lastSeen: new Date(T0).toISOString(), revision: 7, ...over
+  }
+}
+const lookupOf = (...ps: Provider[]): Lookup => (id) => ps.find((p) => p.id === id)
+
+describe('decideWrite', () => {
+  it('registers a new provider as pending with defaults filled in', () => {
+    const d = decideWrite(lookupOf(), { type: 'register', service: 'orders', id: 'orders-1', spec }, T0)
+    expect(d).toMatchObject({ ok: true, statusCode: 201, change: { event: 'registered' } })
+    if (!d.ok || d.change === null) throw new Error('expected a change')
+    expect(d.change.provider).toEqual({
+      id: 'orders-1', service: 'orders', ...spec, heartbeatIntervalMs: 1000, tags: [], meta: {},
+      state: 'pending', stateSince: '2026-11-27T10:00:00.000Z', lastSeen: null
+    })
+  })
+
+  it('treats an identical re-registration as a no-op that returns the stored provider', () => {
+    const p = stored()
+    const d = decideWrite(lookupOf(p), { type: 'register', service: 'orders', id: 'orders-1', spec: { ...spec, meta: {} } }, T0 + 5)
+    expect(d).toEqual({ ok: true, statusCode: 200, change: null, current: p })
+  })
+
+  it('keeps the state on an update that does not touch the heartbeat', () => {
+    const d = decideWrite(lookupOf(stored()), { type: 'register', service: 'orders', id: 'orders-1', spec: { ...spec, tags: ['blue'] } }, T0 + 5)
+    expect(d).toMatchObject({ ok: true, statusCode: 200, change: { event: 'updated', provider: { state: 'up', tags: ['blue'] } } })
+  })
+
+  it('makes the provider pending again when its heartbeat endpoint changes', () => {
+    const d = decideWrite(lookupOf(stored()), { type: 'register', service: 'orders', id: 'orders-1', spec: { ...spec, heartbeat: 'tcp://10.0.0.5:9200' } }, T0 + 5)
+    expect(d).toMatchObject({ ok: true, change: { event: 'updated', provider: { state: 'pending', lastSeen: null } } })
+  })
+
+  it('refuses the same id under another service with 409', () => {
+    const d = decideWrite(lookupOf(stored()), { type: 'register', service: 'billing', id: 'orders-1', spec }, T0)
+    expect(d).toMatchObject({ ok: false, statusCode: 409, code: 'ROSTER_ERR_PROVIDER_CONFLICT' })
+  })
+
+  it('deregisters a known provider and answers 404 for an unknown one or another service', () => {
+    const p = stored()
+    expect(decideWrite(lookupOf(p), { type: 'deregister', service: 'orders', id: 'orders-1' }, T0))
+      .toMatchObject({ ok: true, statusCode: 200, change: { event: 'deregistered', provider: { id: 'orders-1' } } })
+    expect(decideWrite(lookupOf(), { type: 'deregister', service: 'orders', id: 'orders-1' }, T0))
+      .toMatchObject({ ok: false, statusCode: 404, code: 'ROSTER_ERR_PROVIDER_NOT_FOUND' })
+    expect(decideWrite(lookupOf(p), { type: 'deregister', service: 'billing', id: 'orders-1' }, T0))
+      .toMatchObject({ ok: false, statusCode: 404 })
+  })
+})
+
+describe('decideObservation', () => {
+  it('turns a differing observation into a state change carrying lastSeen', () => {
+    const c = decideObservation(lookupOf(stored()), { providerId: 'orders-1', state: 'down', lastSeen: T0 + 100, reason: 'silent' }, T0 + 3100)
+    expect(c).toMatchObject({ event: 'down', provider: { state: 'down', stateSince: new Date(T0 + 3100).toISOString(), lastSeen: new Date(T0 + 100).toISOString() } })
+  })
+
+  it('ignores repeats, pending observations, unknown providers and providers in maintenance', () => {
+    const obs = { providerId: 'orders-1', state: 'up' as const, lastSeen: T0 }
+    expect(decideObservation(lookupOf(stored()), obs, T0)).toBeNull()
+    expect(decideObservation(lookupOf(stored()), { ...obs, state: 'pending' }, T0)).toBeNull()
+    expect(decideObservation(lookupOf(), obs, T0)).toBeNull()
+    expect(decideObservation(lookupOf(stored({ state: 'maintenance' })), { ...obs, state: 'down' }, T0)).toBeNull()
+  })
+})
