@@ -1,0 +1,137 @@
+// buildGateway: the gateway's Fastify application, assembled from its two ports (the replica it
+// reads, the leader it writes through) with OpenAPI, the WebSocket feed, the REST routes and the
+// one error handler at the edge. It returns an unstarted instance: it never listens, reads the
+// environment or installs signal handlers; the entry point does.
+import swagger from '@fastify/swagger'
+import websocket from '@fastify/websocket'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Change } from '../protocol/model.js'
+import type { WriteOp, WriteResult } from '../protocol/messages.js'
+import { errorBody, RosterError } from './errors.js'
+import { createReadGate, MIN_REVISION_WAIT_MS } from './read-gate.js'
+import type { Replica } from './replica.js'
+import { healthRoutes } from './routes/health.js'
+import { openapiRoutes } from './routes/openapi.js'
+import { servicesRoutes, WRITE_VISIBLE_WAIT_MS } from './routes/services.js'
+import { watchRoutes } from './routes/watch.js'
+import { ErrorResponse, sharedSchemas } from './schemas/common.js'
+import { formatValidationErrors } from './validation.js'
+import { createWatchHub, type WatchLimits } from './watch-hub.js'
+
+/** What the gateway needs from the leader; server/gateway/leader-client.ts implements it. */
+export interface LeaderPort {
+  readonly connected: boolean
+  /** Rejects with LeaderUnavailableError (code ROSTER_ERR_LEADER_UNAVAILABLE) when there is no leader or it did not answer in time. */
+  write: (op: WriteOp) => Promise<WriteResult>
+  /** The leader's durable change log after `revision` (for `since` older than the replica's ring). Rejects LeaderUnavailableError. */
+  changesSince: (revision: number, limit: number) => Promise<{ available: boolean, changes: Change[] }>
+}
+
+export interface GatewayDeps { replica: Replica, leader: LeaderPort }
+
+export interface GatewayOptions {
+  /** Fastify's logger option (false, true, or pino options). Default false. */
+  logger?: FastifyServerOptions['logger']
+  /** An existing pino logger instead (Fastify 5 takes an instance only through this option). */
+  loggerInstance?: FastifyServerOptions['loggerInstance']
+  /** Bound on `?minRevision` waits, ms. Default 5000 (read-gate.ts). */
+  minRevisionWaitMs?: number
+  /** Bound on a write's wait for the replica to show it, ms. Default 2000 (routes/services.ts). */
+  writeVisibleWaitMs?: number
+  /** The watch feed's per-client bounds (watch-hub.ts). */
+  watch?: Partial<WatchLimits>
+}
+
+/** 64 KiB: the largest valid registration (32 tags of 64 characters, 32 meta entries of
+ *  64 + 512) is under 24 KiB of JSON, so anything bigger is a mistake or an attack. */
+export const BODY_LIMIT_BYTES = 64 * 1024
+
+/** Clients never need to send anything on the feed; ws closes with 1009 above this. */
+const WATCH_MAX_INBOUND_BYTES = 4096
+
+const API_DESCRIPTION = [
+  'Roster is a service-discovery registry: providers register over this REST API and are watched',
+  'through ZeroMQ heartbeats. Every read says the registry revision it reflects (body `revision`,',
+  'header `X-Roster-Revision`); `?minRevision=N` reads your own writes through any gateway.',
+  '',
+  'The change feed is a WebSocket at `GET /v1/watch?service=…&since=…`, which OpenAPI cannot',
+  'describe: its messages (`snapshot`, `event`, resume and close codes) are documented in the README.'
+].join('\n')
+
+export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}): Promise<FastifyInstance> {
+  const { replica, leader } = deps
+  const app = Fastify({
+    ...(opts.loggerInstance === undefined ? { logger: opts.logger ?? false } : { loggerInstance: opts.loggerInstance }),
+    bodyLimit: BODY_LIMIT_BYTES,
+    // find-my-way's default (100) answers 414 to a valid 101–128-character provider id; 512
+    // lets every over-long id reach the schema, which answers 400 naming params/id.
+    routerOptions: { maxParamLength: 512 },
+    ajv: {
+      customOptions: {
+        // Unknown fields are errors, not silently dropped; defaults fill the stored spec;
+        // 'array' lets `?tag=a` and `?tag=a&tag=b` both reach an array schema.
+        removeAdditional: false,
+        useDefaults: true,
+        coerceTypes: 'array',
+        // Puts the failing schema on each error, so a bad pattern can quote its description.
+        verbose: true
+      }
+    },
+    schemaErrorFormatter: formatValidationErrors
+  })
+
+  for (const schema of [...sharedSchemas, ErrorResponse]) app.addSchema(schema)
+
+  // Before any route: routes registered earlier are missing from the document (stack-notes 4.3).
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Roster', version: '1.0.0', description: API_DESCRIPTION },
+      tags: [
+        { name: 'services', description: 'register, deregister and look up providers' },
+        { name: 'health', description: 'this gateway and its link to the leader' },
+        { name: 'watch', description: 'the change feed is a WebSocket at /v1/watch, documented in the README (WebSocket routes are not part of this document)' }
+      ]
+    },
+    // Keeps `Provider`, `ProviderSpec` and `Error` as component names instead of def-0, def-1…
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) }
+  })
+
+  const hub = createWatchHub({ replica, leader, log: app.log.child({ component: 'watch-hub' }), limits: opts.watch })
+  await app.register(websocket, {
+    options: { maxPayload: WATCH_MAX_INBOUND_BYTES },
+    // The default closes clients without a code; they must see 1001 to know to reconnect elsewhere.
+    preClose: async () => {
+      await hub.close()
+      app.websocketServer.close()
+    },
+    // A client vanishing mid-stream is routine, not an error worth a stack at error level.
+    errorHandler: (err, socket, req) => {
+      req.log.info({ err }, 'watch socket error')
+      socket.terminate()
+    }
+  })
+
+  app.setErrorHandler((err, req, reply) => {
+    const body = errorBody(err)
+    if (body.statusCode >= 500) req.log.error({ err }, 'request failed')
+    else req.log.info({ code: body.code, statusCode: body.statusCode, reason: body.message }, 'request rejected')
+    if (err instanceof RosterError) void reply.headers(err.headers)
+    // 1 s: a standby leader takes over within about 2 s (leader-link: silence noticed after
+    // 1–1.25 s), so clients retrying each second get through on the first or second retry.
+    if (body.statusCode === 503) void reply.header('Retry-After', '1')
+    return reply.status(body.statusCode).send(body)
+  })
+
+  const readGate = createReadGate(replica, opts.minRevisionWaitMs ?? MIN_REVISION_WAIT_MS)
+  await app.register(healthRoutes, { replica, leader })
+  await app.register(servicesRoutes, {
+    replica,
+    leader,
+    readGate,
+    writeVisibleWaitMs: opts.writeVisibleWaitMs ?? WRITE_VISIBLE_WAIT_MS
+  })
+  await app.register(watchRoutes, { replica, hub })
+  await app.register(openapiRoutes)
+  return app
+}

@@ -1,0 +1,145 @@
+// The gateway's error catalogue: every error it answers over HTTP, with a stable ROSTER_ERR_*
+// code and status, plus the one formatter that turns any thrown error into Fastify's
+// `{ statusCode, code, error, message }` body. It must never put the text of an unexpected
+// 5xx (a stack, a driver message, an endpoint) in front of a client.
+//
+// Why classes rather than @fastify/error (stack-notes 3.8): the leader sends codes at run time
+// (WriteResult.code), which a per-code constructor cannot carry; one small base class covers
+// both the static catalogue and the leader's verdicts, etcd3-style.
+import { STATUS_CODES } from 'node:http'
+
+export class RosterError extends Error {
+  readonly code: string
+  readonly statusCode: number
+  /** Whether `message` was written for clients. When false, clients get a fixed text. */
+  readonly expose: boolean
+  /** Response headers that belong to this answer (e.g. `Upgrade` on a 426). */
+  readonly headers: Readonly<Record<string, string>>
+
+  constructor (
+    code: string,
+    statusCode: number,
+    message: string,
+    options?: ErrorOptions & { expose?: boolean, headers?: Record<string, string> }
+  ) {
+    super(message, options)
+    this.name = 'RosterError'
+    this.code = code
+    this.statusCode = statusCode
+    this.expose = options?.expose ?? statusCode < 500
+    this.headers = options?.headers ?? {}
+  }
+}
+
+/** No leader, or it did not answer in time. Thrown by the leader port; answered 503 + Retry-After. */
+export class LeaderUnavailableError extends RosterError {
+  static readonly code = 'ROSTER_ERR_LEADER_UNAVAILABLE'
+  constructor (message = 'no leader is available', options?: ErrorOptions) {
+    // The message may name endpoints or timeouts; it goes to the log, never to the client.
+    super(LeaderUnavailableError.code, 503, message, { ...options, expose: false })
+    this.name = 'LeaderUnavailableError'
+  }
+}
+
+/** The replica has not loaded its first snapshot, so it cannot answer anything truthfully yet. */
+export class NotReadyError extends RosterError {
+  static readonly code = 'ROSTER_ERR_NOT_READY'
+  constructor () {
+    super(NotReadyError.code, 503, 'this gateway has not loaded the registry yet; retry shortly', { expose: true })
+    this.name = 'NotReadyError'
+  }
+}
+
+/** `?minRevision=N` was not reached within the bound. */
+export class RevisionTimeoutError extends RosterError {
+  static readonly code = 'ROSTER_ERR_REVISION_TIMEOUT'
+  constructor (wanted: number, reached: number, waitedMs: number) {
+    super(
+      RevisionTimeoutError.code,
+      504,
+      `minRevision ${wanted} not reached within ${waitedMs} ms; this gateway has reached revision ${reached}`,
+      { expose: true }
+    )
+    this.name = 'RevisionTimeoutError'
+  }
+}
+
+export class ProviderNotFoundError extends RosterError {
+  static readonly code = 'ROSTER_ERR_PROVIDER_NOT_FOUND'
+  constructor (service: string, id: string, actualService?: string) {
+    super(
+      ProviderNotFoundError.code,
+      404,
+      actualService === undefined
+        ? `provider '${id}' is not registered under service '${service}'`
+        : `provider '${id}' is not registered under service '${service}' (it is registered under '${actualService}')`
+    )
+    this.name = 'ProviderNotFoundError'
+  }
+}
+
+/** The heartbeat pattern checks the shape of `tcp://host:port`; JSON Schema cannot cheaply check
+ *  the port's range, so the route does, in the same words as a schema error. */
+export class InvalidHeartbeatError extends RosterError {
+  static readonly code = 'ROSTER_ERR_INVALID_HEARTBEAT'
+  constructor (port: number) {
+    super(InvalidHeartbeatError.code, 400, `body/heartbeat port must be between 1 and 65535, got ${port}`)
+    this.name = 'InvalidHeartbeatError'
+  }
+}
+
+/** A plain HTTP GET on the WebSocket feed. */
+export class UpgradeRequiredError extends RosterError {
+  static readonly code = 'ROSTER_ERR_UPGRADE_REQUIRED'
+  constructor (path: string) {
+    super(UpgradeRequiredError.code, 426, `${path} is a WebSocket feed: connect with a WebSocket client`, {
+      headers: { Upgrade: 'websocket', Connection: 'Upgrade' }
+    })
+    this.name = 'UpgradeRequiredError'
+  }
+}
+
+/** The leader refused a write (409 conflict, 404 unknown, …): its status and code pass through. */
+export class LeaderRejectedError extends RosterError {
+  constructor (statusCode: number, code: string, message: string) {
+    super(code, statusCode, message)
+    this.name = 'LeaderRejectedError'
+  }
+}
+
+export interface ErrorBody { statusCode: number, code: string, error: string, message: string }
+
+const INTERNAL_CODE = 'ROSTER_ERR_INTERNAL'
+
+const PUBLIC_MESSAGES: Record<string, string> = {
+  [LeaderUnavailableError.code]: 'no leader is available to accept writes; retry shortly'
+}
+const PUBLIC_BY_STATUS: Record<number, string> = {
+  503: 'temporarily unavailable; retry shortly'
+}
+
+/** What a client sees for an error: pass-through below 500, a fixed text from 500 up unless the
+ *  error was written for clients. */
+export function errorBody (thrown: unknown): ErrorBody {
+  const err = (typeof thrown === 'object' && thrown !== null ? thrown : {}) as { statusCode?: unknown, code?: unknown, message?: unknown }
+  const statusCode = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode <= 599
+    ? err.statusCode
+    : 500
+  const error = STATUS_CODES[statusCode] ?? 'Error'
+  if (statusCode < 500) {
+    // Fastify's own text does not say what the limit is.
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return { statusCode, code: err.code, error, message: 'body is larger than the 64 KiB limit' }
+    }
+    return {
+      statusCode,
+      code: typeof err.code === 'string' ? err.code : 'ROSTER_ERR_BAD_REQUEST',
+      error,
+      message: typeof err.message === 'string' ? err.message : error
+    }
+  }
+  if (thrown instanceof RosterError) {
+    return { statusCode, code: thrown.code, error, message: thrown.expose ? thrown.message : (PUBLIC_MESSAGES[thrown.code] ?? PUBLIC_BY_STATUS[statusCode] ?? error) }
+  }
+  return { statusCode, code: INTERNAL_CODE, error, message: error }
+}

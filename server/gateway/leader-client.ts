@@ -1,0 +1,247 @@
+// The gateway's link to the leader, the client half of the Clone pattern (ZeroMQ Guide ch. 5):
+// subscribe to the leader's feed first, then ask for a snapshot, apply the queued events above
+// its revision, and repair any gap in revisions by asking for the missing range (or a new
+// snapshot when the leader no longer has it). It also carries writes and change-log queries.
+// It owns the feed SUB and the leader link; it must never apply an event out of order or one
+// from a fenced (older) epoch.
+import { randomUUID } from 'node:crypto'
+import { Subscriber } from 'zeromq'
+import { decode, ProtocolError } from '../protocol/frames.js'
+import { pubEndpoint } from '../protocol/endpoints.js'
+import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
+import { Inbound, type Body, type Message, type WriteOp, type WriteResult } from '../protocol/messages.js'
+import type { Change } from '../protocol/model.js'
+import type { Log } from '../shared/log.js'
+import type { LeaderPort } from './app.js'
+import { LeaderUnavailableError } from './errors.js'
+import type { Replica } from './replica.js'
+
+/** A request the leader has not answered in this time is retried (sync) or failed (writes, 503).
+ *  2 s covers a batched commit under load; a dead leader is noticed sooner by the link itself. */
+export const REQUEST_TIMEOUT_MS = 2000
+/** Events ahead of a gap are held while the gap is repaired; beyond this many, a snapshot is
+ *  cheaper than the repair. */
+const MAX_HELD_EVENTS = 50_000
+/** Page size when repairing a gap from the leader's change log. */
+const REPAIR_PAGE = 5000
+
+export interface LeaderClient extends LeaderPort {
+  start: () => void
+  stop: () => Promise<void>
+  readonly stats: { badFrames: number, snapshots: number, repairs: number, fencedEvents: number }
+}
+
+type Pending =
+  | { kind: 'sync', timer: NodeJS.Timeout }
+  | { kind: 'write', timer: NodeJS.Timeout, resolve: (r: WriteResult) => void, reject: (e: Error) => void }
+  | { kind: 'query', timer: NodeJS.Timeout, resolve: (r: { available: boolean, changes: Change[] }) => void, reject: (e: Error) => void }
+
+export function createLeaderClient (opts: { candidates: readonly string[], replica: Replica, log: Log, peerId?: string }): LeaderClient {
+  const { replica, log } = opts
+  const stats = { badFrames: 0, snapshots: 0, repairs: 0, fencedEvents: 0 }
+  const pending = new Map<string, Pending>()
+  /** Events above a gap (or received before the first snapshot), by revision. */
+  const held = new Map<number, Change>()
+  let sub: Subscriber | null = null
+  let syncing: string | null = null
+  let epoch = 0
+
+  const link: LeaderLink = createLeaderLink({
+    candidates: opts.candidates,
+    peerId: opts.peerId ?? `gateway-${randomUUID()}`,
+    role: 'gateway',
+    inbound: Inbound.gatewayDealer,
+    log,
+    onLeader,
+    onLost,
+    onMessage
+  })
+
+  function onLeader (leader: LeaderInfo): void {
+    epoch = leader.epoch
+    openFeed(leader.endpoint)
+    // Whatever happened while we were away (or under a previous leader) is in the change log.
+    syncing = null
+    sync()
+  }
+
+  function onLost (): void {
+    for (const [id, p] of pending) {
+      clearTimeout(p.timer)
+      if (p.kind !== 'sync') p.reject(new LeaderUnavailableError())
+      pending.delete(id)
+    }
+    syncing = null
+  }
+
+  function openFeed (leaderEndpoint: string): void {
+    sub?.close()
+    const s = new Subscriber({ linger: 0, receiveHighWaterMark: 100_000 })
+    s.subscribe()
+    s.connect(pubEndpoint(leaderEndpoint))
+    sub = s
+    feedLoop(s).catch((err) => log.error({ err }, 'feed loop failed'))
+  }
+
+  async function feedLoop (s: Subscriber): Promise<void> {
+    for await (const frames of s) {
+      if (s !== sub) return
+      let msg: Message
+      try {
+        msg = decode(frames, Inbound.gatewaySub)
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err
+        stats.badFrames++
+        log.warn({ err: err.message }, 'dropped a bad frame from the feed')
+        continue
+      }
+      if (msg.body.epoch < epoch) { stats.fencedEvents++; continue }
+      if (msg.verb === 'EVENT') {
+        offer(msg.body.change)
+      } else if (msg.body.revision > replica.revision && syncing === null) {
+        // The tail of the feed was lost (no later event revealed the gap): fetch it.
+        sync()
+      }
+    }
+  }
+
+  /** Applies a change in order, or holds it and starts a repair when it reveals a gap. */
+  function offer (change: Change): void {
+    if (!replica.ready || syncing !== null) {
+      hold(change)
+      return
+    }
+    const outcome = replica.apply(change)
+    if (outcome === 'gap') {
+      hold(change)
+      sync()
+    }
+  }
+
+  function hold (change: Change): void {
+    if (change.revision <= replica.revision) return
+    held.set(change.revision, change)
+    if (held.size > MAX_HELD_EVENTS) {
+      held.clear()
+      requestSnapshot()
+    }
+  }
+
+  function applyHeld (): void {
+    for (const rev of [...held.keys()].sort((a, b) => a - b)) {
+      if (rev <= replica.revision) { held.delete(rev); continue }
+      if (rev !== replica.revision + 1) return
+      replica.apply(held.get(rev) as Change)
+      held.delete(rev)
+    }
+  }
+
+  /** Brings the replica up to the leader: a snapshot the first time, else the missing range. */
+  function sync (): void {
+    if (syncing !== null || link.leader === null) return
+    if (!replica.ready) requestSnapshot()
+    else requestSince(replica.revision)
+  }
+
+  function requestSnapshot (): void {
+    stats.snapshots++
+    syncing = request('SNAPSHOT_REQ', (requestId) => ({ requestId }))
+  }
+
+  function requestSince (revision: number): void {
+    stats.repairs++
+    syncing = request('SINCE_REQ', (requestId) => ({ requestId, revision, limit: REPAIR_PAGE }))
+  }
+
+  function request<V extends 'SNAPSHOT_REQ' | 'SINCE_REQ'> (verb: V, body: (requestId: string) => Body<V>): string | null {
+    const requestId = randomUUID()
+    const timer = setTimeout(() => {
+      if (!pending.delete(requestId)) return
+      if (syncing === requestId) syncing = null
+      sync()
+    }, REQUEST_TIMEOUT_MS)
+    pending.set(requestId, { kind: 'sync', timer })
+    if (!link.send(verb, body(requestId))) {
+      clearTimeout(timer)
+      pending.delete(requestId)
+      return null
+    }
+    return requestId
+  }
+
+  function onMessage (msg: Extract<Message, { verb: 'PONG' | 'SNAPSHOT' | 'EVENTS' | 'RESULT' }>): void {
+    if (msg.verb === 'PONG') return
+    const p = pending.get(msg.body.requestId)
+    if (p === undefined) return
+    pending.delete(msg.body.requestId)
+    clearTimeout(p.timer)
+    switch (msg.verb) {
+      case 'RESULT':
+        if (p.kind === 'write') p.resolve(msg.body.result)
+        return
+      case 'SNAPSHOT':
+        if (syncing !== msg.body.requestId) return
+        syncing = null
+        replica.loadSnapshot(msg.body.revision, msg.body.providers)
+        applyHeld()
+        if (held.size > 0) sync()
+        return
+      case 'EVENTS':
+        if (p.kind === 'query') {
+          p.resolve({ available: msg.body.available, changes: msg.body.events })
+          return
+        }
+        if (syncing !== msg.body.requestId) return
+        syncing = null
+        if (!msg.body.available) {
+          requestSnapshot()
+          return
+        }
+        for (const change of msg.body.events) {
+          if (change.revision === replica.revision + 1) replica.apply(change)
+        }
+        applyHeld()
+        if (replica.revision < msg.body.head || held.size > 0) sync()
+    }
+  }
+
+  return {
+    start () { link.start() },
+    async stop () {
+      onLost()
+      await link.stop()
+      sub?.close()
+      sub = null
+    },
+    get connected () { return link.leader !== null },
+    write (op: WriteOp) {
+      return new Promise<WriteResult>((resolve, reject) => {
+        const requestId = randomUUID()
+        const timer = setTimeout(() => {
+          if (pending.delete(requestId)) reject(new LeaderUnavailableError('the leader did not answer in time'))
+        }, REQUEST_TIMEOUT_MS * 2)
+        pending.set(requestId, { kind: 'write', timer, resolve, reject })
+        if (!link.send('WRITE', { requestId, op })) {
+          clearTimeout(timer)
+          pending.delete(requestId)
+          reject(new LeaderUnavailableError())
+        }
+      })
+    },
+    changesSince (revision: number, limit: number) {
+      return new Promise<{ available: boolean, changes: Change[] }>((resolve, reject) => {
+        const requestId = randomUUID()
+        const timer = setTimeout(() => {
+          if (pending.delete(requestId)) reject(new LeaderUnavailableError('the leader did not answer in time'))
+        }, REQUEST_TIMEOUT_MS)
+        pending.set(requestId, { kind: 'query', timer, resolve, reject })
+        if (!link.send('SINCE_REQ', { requestId, revision, limit: Math.min(limit, 10_000) })) {
+          clearTimeout(timer)
+          pending.delete(requestId)
+          reject(new LeaderUnavailableError())
+        }
+      })
+    },
+    stats
+  }
+}

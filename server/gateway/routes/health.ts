@@ -1,0 +1,20 @@
+// GET /v1/health: whether this gateway answers, whether it can reach a leader, and the revision
+// its replica reflects. It stays 200 without a leader (reads still work) and without a snapshot,
+// so an orchestrator does not restart a gateway for a fault it cannot fix.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { LeaderPort } from '../app.js'
+import type { Replica } from '../replica.js'
+import { REVISION_HEADER } from '../schemas/common.js'
+import { Health } from '../schemas/services.js'
+
+export interface HealthRoutesOptions { replica: Replica, leader: LeaderPort }
+
+export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { replica, leader }) => {
+  app.get('/v1/health', {
+    schema: { tags: ['health'], summary: 'Gateway health', response: { 200: Health } }
+  }, async (_req, reply) => {
+    const revision = replica.revision
+    reply.header(REVISION_HEADER, revision)
+    return { status: 'ok' as const, leader: leader.connected ? 'connected' as const : 'unavailable' as const, revision }
+  })
+}

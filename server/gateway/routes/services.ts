@@ -1,0 +1,167 @@
+// The registry's REST resources (design.md §3): reads answer from the replica and say which
+// revision they reflect; writes go to the leader and return the revision they produced, after
+// waiting (bounded) for this gateway's replica to catch up so that its next read sees them.
+// Handlers never touch the leader's sockets or the database: only the two ports they are given.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { endpointPort, type Provider } from '../../protocol/model.js'
+import type { WriteResult } from '../../protocol/messages.js'
+import { InvalidHeartbeatError, LeaderRejectedError, ProviderNotFoundError } from '../errors.js'
+import type { ReadGate } from '../read-gate.js'
+import type { Replica } from '../replica.js'
+import type { LeaderPort } from '../app.js'
+import {
+  badRequestResponse,
+  errorResponse,
+  ProviderSpecRef,
+  REVISION_HEADER,
+  unavailableResponse
+} from '../schemas/common.js'
+import {
+  Deregistered,
+  OneProvider,
+  ProviderList,
+  ProviderListQuery,
+  ProviderParams,
+  ReadQuery,
+  registered,
+  ServiceList,
+  ServiceParams
+} from '../schemas/services.js'
+
+/** 2 s: the leader publishes right after its commit, so the replica normally has the write
+ *  within milliseconds; past 2 s the write is still durable and is acknowledged anyway, and a
+ *  client that must read it through this gateway can pass `minRevision`. */
+export const WRITE_VISIBLE_WAIT_MS = 2000
+
+export interface ServicesRoutesOptions {
+  replica: Replica
+  leader: LeaderPort
+  readGate: ReadGate
+  writeVisibleWaitMs?: number
+}
+
+const TAGS = ['services']
+const readErrors = {
+  400: badRequestResponse,
+  503: unavailableResponse,
+  504: errorResponse('minRevision was not reached in time; the message says the revision reached')
+}
+
+export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = async (app, opts) => {
+  const { replica, leader, readGate } = opts
+  const writeVisibleWaitMs = opts.writeVisibleWaitMs ?? WRITE_VISIBLE_WAIT_MS
+
+  /** Turns the leader's verdict into an answer, or throws it as the leader's own error. */
+  async function settled (result: WriteResult): Promise<number> {
+    if (!result.ok) throw new LeaderRejectedError(result.statusCode, result.code, result.message)
+    if (!(await replica.waitForRevision(result.revision, writeVisibleWaitMs))) {
+      app.log.warn({ revision: result.revision, reached: replica.revision }, 'write acknowledged before this replica saw it')
+    }
+    return result.revision
+  }
+
+  app.get('/v1/services', {
+    schema: {
+      tags: TAGS,
+      summary: 'List services',
+      description: 'Every service that has at least one provider, with its provider and up counts.',
+      querystring: ReadQuery,
+      response: { 200: ServiceList, ...readErrors }
+    }
+  }, async (req, reply) => {
+    await readGate(req.query.minRevision)
+    const revision = replica.revision
+    reply.header(REVISION_HEADER, revision)
+    return { revision, services: replica.services() }
+  })
+
+  app.get('/v1/services/:service/providers', {
+    schema: {
+      tags: TAGS,
+      summary: "List a service's providers",
+      description: 'Filters combine: `state`, `protocol`, and `tag` (repeatable; a provider must carry all of them). An unknown service is an empty list.',
+      params: ServiceParams,
+      querystring: ProviderListQuery,
+      response: { 200: ProviderList, ...readErrors }
+    }
+  }, async (req, reply) => {
+    const { state, protocol, tag, minRevision } = req.query
+    await readGate(minRevision)
+    const revision = replica.revision
+    const tags = tag ?? []
+    const matches = (p: Provider): boolean =>
+      (state === undefined || p.state === state) &&
+      (protocol === undefined || p.protocol === protocol) &&
+      tags.every((t) => p.tags.includes(t))
+    reply.header(REVISION_HEADER, revision)
+    return { revision, providers: replica.providers(req.params.service).filter(matches) }
+  })
+
+  app.get('/v1/services/:service/providers/:id', {
+    schema: {
+      tags: TAGS,
+      summary: 'Get one provider',
+      params: ProviderParams,
+      querystring: ReadQuery,
+      response: { 200: OneProvider, 404: errorResponse('no such provider under this service'), ...readErrors }
+    }
+  }, async (req, reply) => {
+    const { service, id } = req.params
+    await readGate(req.query.minRevision)
+    const revision = replica.revision
+    const provider = replica.provider(id)
+    if (provider === undefined) throw new ProviderNotFoundError(service, id)
+    if (provider.service !== service) throw new ProviderNotFoundError(service, id, provider.service)
+    reply.header(REVISION_HEADER, revision)
+    return provider
+  })
+
+  app.put('/v1/services/:service/providers/:id', {
+    schema: {
+      tags: TAGS,
+      summary: 'Register or update a provider',
+      description: 'Idempotent. The id is unique across the registry: the same id under another service is a 409. ' +
+        'The answer comes after the leader committed the write and this gateway can read it.',
+      params: ProviderParams,
+      body: ProviderSpecRef,
+      response: {
+        200: registered('updated'),
+        201: registered('registered'),
+        400: badRequestResponse,
+        409: errorResponse('the id is registered under another service'),
+        413: errorResponse('the body is larger than 64 KiB'),
+        503: unavailableResponse
+      }
+    }
+  }, async (req, reply) => {
+    const { service, id } = req.params
+    const port = endpointPort(req.body.heartbeat)
+    if (port < 1 || port > 65535) throw new InvalidHeartbeatError(port)
+    const result = await leader.write({ type: 'register', service, id, spec: req.body })
+    const revision = await settled(result)
+    const provider = (result.ok ? result.provider : undefined) ?? replica.provider(id)
+    // The leader's answer normally carries the provider; without it and with a lagging replica
+    // there is nothing truthful to return, which is a server fault rather than the client's.
+    if (provider === undefined) throw new Error(`write ${revision} acknowledged without its provider`)
+    reply.code(result.statusCode === 201 ? 201 : 200)
+    return { provider, revision }
+  })
+
+  app.delete('/v1/services/:service/providers/:id', {
+    schema: {
+      tags: TAGS,
+      summary: 'Deregister a provider',
+      params: ProviderParams,
+      response: {
+        200: Deregistered,
+        400: badRequestResponse,
+        404: errorResponse('no such provider under this service'),
+        503: unavailableResponse
+      }
+    }
+  }, async (req) => {
+    const { service, id } = req.params
+    const revision = await settled(await leader.write({ type: 'deregister', service, id }))
+    return { revision }
+  })
+}

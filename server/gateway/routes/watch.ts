@@ -1,0 +1,43 @@
+// GET /v1/watch: validates the query before the upgrade (a bad query or a replica with no
+// snapshot is an ordinary HTTP error), then hands the socket to the watch hub synchronously,
+// since a listener attached after an await would miss frames (stack-notes 4.2). It owns no
+// state: the hub does.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { NotReadyError, UpgradeRequiredError } from '../errors.js'
+import type { Replica } from '../replica.js'
+import { badRequestResponse, errorResponse, unavailableResponse } from '../schemas/common.js'
+import { WatchQuery } from '../schemas/watch.js'
+import type { WatchHub } from '../watch-hub.js'
+
+export interface WatchRoutesOptions { replica: Replica, hub: WatchHub }
+
+export const watchRoutes: FastifyPluginAsyncTypebox<WatchRoutesOptions> = async (app, { replica, hub }) => {
+  // The handler/wsHandler form (rather than `websocket: true`) lets a plain GET get a 426 that
+  // says what the URL is, instead of the plugin's empty 404. Hidden by hand, since only
+  // `websocket: true` hides a route: OpenAPI cannot describe the feed (README does).
+  app.route({
+    method: 'GET',
+    url: '/v1/watch',
+    schema: {
+      hide: true,
+      tags: ['watch'],
+      summary: 'The change feed (WebSocket)',
+      querystring: WatchQuery,
+      response: {
+        400: badRequestResponse,
+        426: errorResponse('a plain HTTP request: connect with a WebSocket client'),
+        503: unavailableResponse
+      }
+    },
+    // Runs before the upgrade: a client gets a plain 503 + Retry-After, as REST reads do.
+    preHandler: async () => {
+      if (!replica.ready) throw new NotReadyError()
+    },
+    handler: async () => {
+      throw new UpgradeRequiredError('/v1/watch')
+    },
+    wsHandler: (socket, req) => {
+      hub.accept(socket, { services: req.query.service ?? null, since: req.query.since ?? null })
+    }
+  })
+}

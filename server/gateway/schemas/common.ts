@@ -1,0 +1,51 @@
+// Schemas shared by the gateway's routes: references to the registry's named components, the
+// error body, the revision every read reports, and `minRevision`. Shapes of the registry itself
+// come from server/protocol/model.ts and are referenced here, never redefined.
+import { Type, type Static } from '@sinclair/typebox'
+import { Provider, ProviderSpec } from '../../protocol/model.js'
+
+export const REVISION_HEADER = 'X-Roster-Revision'
+
+/** The registry's shared schemas, registered once with `addSchema` so that Ajv, the serializer
+ *  and the OpenAPI document all see one named component. ProviderSpec has no `$id` in the
+ *  protocol module, so the gateway names it here. */
+export const sharedSchemas = [
+  Provider,
+  { ...ProviderSpec, $id: 'ProviderSpec' }
+] as const
+
+// Type.Unsafe over a Ref keeps both the `$ref` in the document and the static type (stack-notes
+// 4.3); passing the schema object itself would inline it.
+export const ProviderRef = Type.Unsafe<Provider>(Type.Ref('Provider'))
+export const ProviderSpecRef = Type.Unsafe<ProviderSpec>(Type.Ref('ProviderSpec'))
+
+export const ErrorResponse = Type.Object(
+  {
+    statusCode: Type.Integer(),
+    code: Type.String({ description: 'stable, e.g. FST_ERR_VALIDATION or ROSTER_ERR_PROVIDER_NOT_FOUND' }),
+    error: Type.String(),
+    message: Type.String({ description: 'for a validation error, names the field and the rule it broke' })
+  },
+  { $id: 'Error', additionalProperties: false }
+)
+export type ErrorResponse = Static<typeof ErrorResponse>
+
+/** An error response with its own description (OpenAPI requires one per status). */
+export function errorResponse (description: string) {
+  return Type.Unsafe<ErrorResponse>(Type.Ref('Error', { description }))
+}
+
+export const Revision = Type.Integer({ minimum: 0, description: 'the registry revision this answer reflects' })
+
+/** Declares the revision header on a read's success response (documentation only). */
+export const revisionHeader = {
+  [REVISION_HEADER]: { type: 'integer', description: 'the registry revision this answer reflects' }
+} as const
+
+export const MinRevision = Type.Integer({
+  minimum: 0,
+  description: 'wait (bounded) until this gateway has reached this revision, to read your own writes; 504 if it does not'
+})
+
+export const unavailableResponse = errorResponse('no leader (writes) or no snapshot yet (reads); carries Retry-After')
+export const badRequestResponse = errorResponse('invalid input; the message names the field')

@@ -1,0 +1,356 @@
+// The WebSocket change feed's fan-out: it owns every /v1/watch socket, brings each one up to the
+// replica (a snapshot, or the missed events from the replica's ring or the leader's change log),
+// then streams every later change for the client's services, in revision order. It must never
+// send a client a gap or a duplicate, and never hold more than a bounded amount per client: a
+// client that cannot keep up is closed with 4008 and told where to resume.
+import type { WebSocket } from 'ws'
+import type { Change, Provider } from '../protocol/model.js'
+import type { FastifyBaseLogger } from 'fastify'
+import type { LeaderPort } from './app.js'
+import type { Replica } from './replica.js'
+
+/** Close codes the feed uses (4000–4999 are the application's range, RFC 6455 §7.4.2). */
+export const WatchCloseCode = {
+  goingAway: 1001,
+  internalError: 1011,
+  tooFarBehind: 4008
+} as const
+
+export interface WatchLimits {
+  /** Bytes a live client's socket may hold unsent (ws `bufferedAmount`) before it is dropped.
+   *  Default 4 MiB: about 10 000 events of ~400 B, seconds of a busy registry's changes, far
+   *  more than a healthy client lags; beyond it the client resumes with `since` for less. */
+  maxBufferedBytes: number
+  /** Changes queued for a client while it catches up; beyond this it is dropped. Default
+   *  10 000, the replica ring's default: a catch-up slower than the ring turns over would not
+   *  converge anyway. */
+  maxPendingChanges: number
+  /** While catching up, sending pauses above this many unsent bytes until they are flushed to
+   *  the kernel, so a resume of the whole ring does not land in memory at once. Default 1 MiB. */
+  catchUpHighWaterBytes: number
+  /** Changes asked of the leader per `changesSince` page. Default 1000 (the protocol allows
+   *  10 000): one page stays well under a ZeroMQ frame's comfortable size. */
+  leaderPageSize: number
+  /** How long a `since` ahead of this replica waits for it (the client came from a gateway that
+   *  was further along) before it gets a reset snapshot. Default 2 s, as for writes. */
+  sinceAheadWaitMs: number
+  /** A client that did not answer the previous ping is terminated. Default 30 s, the ws
+   *  README's figure: half-open TCP connections are found within a minute. */
+  pingIntervalMs: number
+  /** On close, how long clients get to answer the 1001 close frame before being terminated.
+   *  Default 1 s, so that shutdown does not wait for ws's 30 s close timeout. */
+  closeGraceMs: number
+}
+
+export const DEFAULT_WATCH_LIMITS: WatchLimits = {
+  maxBufferedBytes: 4 * 1024 * 1024,
+  maxPendingChanges: 10_000,
+  catchUpHighWaterBytes: 1024 * 1024,
+  leaderPageSize: 1000,
+  sinceAheadWaitMs: 2000,
+  pingIntervalMs: 30_000,
+  closeGraceMs: 1000
+}
+
+export interface WatchRequest {
+  /** Only these services; null for all. */
+  services: readonly string[] | null
+  /** Resume after this revision; null for a snapshot first. */
+  since: number | null
+}
+
+export interface WatchHub {
+  /** Adopts a just-upgraded socket. Call it synchronously in the websocket handler: from this
+   *  call on, every change the replica applies is either sent or queued for this client. */
+  accept: (socket: WebSocket, request: WatchRequest) => void
+  readonly clients: number
+  /** Sends 1001 to every client, waits up to `closeGraceMs`, terminates the rest. Idempotent. */
+  close: () => Promise<void>
+}
+
+export interface WatchHubDeps {
+  replica: Replica
+  leader: LeaderPort
+  log: FastifyBaseLogger
+  limits?: Partial<WatchLimits>
+}
+
+interface Client {
+  readonly socket: WebSocket
+  readonly services: ReadonlySet<string> | null
+  /** Everything up to this revision, for this client's services, has been sent. */
+  cursor: number
+  /** Live: changes are sent as they come. Otherwise a catch-up is running and they queue. */
+  live: boolean
+  pending: Change[]
+  /** Bumped by every reset; a catch-up that sees another generation has been superseded. */
+  generation: number
+  closed: boolean
+  answeredPing: boolean
+}
+
+const OPEN = 1 // WebSocket.OPEN, without importing ws's runtime into a module that only needs its type
+/** Frames are JSON text, also when handed to ws as a Buffer. */
+const TEXT = { binary: false } as const
+
+export function createWatchHub (deps: WatchHubDeps): WatchHub {
+  const { replica, leader, log } = deps
+  const limits: WatchLimits = { ...DEFAULT_WATCH_LIMITS, ...deps.limits }
+  const clients = new Set<Client>()
+  let closing: Promise<void> | null = null
+
+  const unsubscribe = replica.subscribe({ change: onChange, reset: onReset })
+  const pinger = setInterval(ping, limits.pingIntervalMs)
+  pinger.unref()
+
+  function wants (client: Client, change: Change): boolean {
+    return client.services === null || client.services.has(change.provider.service)
+  }
+
+  function eventFrame (change: Change): string {
+    return JSON.stringify({ type: 'event', revision: change.revision, event: change.event, provider: change.provider })
+  }
+
+  function snapshotFrame (revision: number, reset: boolean, providers: Provider[]): Buffer {
+    return Buffer.from(JSON.stringify(
+      reset ? { type: 'snapshot', reset: true, revision, providers } : { type: 'snapshot', revision, providers }
+    ))
+  }
+
+  // Clients of every service share one snapshot Buffer per revision: after a gateway dies, its
+  // clients reconnect here together, and a copy of the whole registry each would not fit.
+  let snapshotCache: { revision: number, reset: boolean, frame: Buffer } | null = null
+  function fullSnapshot (revision: number, reset: boolean): Buffer {
+    if (snapshotCache?.revision !== revision || snapshotCache.reset !== reset) {
+      snapshotCache = { revision, reset, frame: snapshotFrame(revision, reset, replica.providers()) }
+    }
+    return snapshotCache.frame
+  }
+
+  function stale (client: Client, generation: number): boolean {
+    return client.closed || client.generation !== generation
+  }
+
+  function forget (client: Client): void {
+    client.closed = true
+    client.pending = []
+    clients.delete(client)
+  }
+
+  function drop (client: Client, code: number, reason: string): void {
+    if (client.closed) return
+    if (code !== WatchCloseCode.goingAway) log.info({ code, reason, cursor: client.cursor }, 'closing watch client')
+    forget(client)
+    // close() rather than terminate(): the frames already buffered, then the close frame with
+    // the resume hint, still reach a client that is slow rather than gone; ws destroys the
+    // socket if the client never answers (its 30 s close timeout), which bounds the memory.
+    client.socket.close(code, reason)
+  }
+
+  function dropBehind (client: Client): void {
+    drop(client, WatchCloseCode.tooFarBehind, `too far behind; resume with since=${client.cursor}`)
+  }
+
+  // The replica calls this synchronously for every applied change, in revision order. It must
+  // not throw: the caller is the leader client's feed loop.
+  function onChange (change: Change): void {
+    // One Buffer for every client: ws writes a server's unmasked Buffer without copying it,
+    // so a change costs one serialization and one allocation however many clients watch.
+    let frame: Buffer | null = null
+    for (const client of clients) {
+      if (client.closed) continue
+      try {
+        if (!client.live) {
+          if (!wants(client, change)) continue
+          client.pending.push(change)
+          if (client.pending.length > limits.maxPendingChanges) dropBehind(client)
+          continue
+        }
+        // A live client may already be past this change when its catch-up read the leader's
+        // log ahead of this replica; those are skipped so that nothing is sent twice.
+        if (change.revision <= client.cursor) continue
+        if (wants(client, change)) {
+          frame ??= Buffer.from(eventFrame(change))
+          client.socket.send(frame, TEXT)
+        }
+        client.cursor = change.revision
+        if (client.socket.bufferedAmount > limits.maxBufferedBytes) dropBehind(client)
+      } catch (err) {
+        log.error({ err }, 'watch fan-out failed for one client')
+        drop(client, WatchCloseCode.internalError, `internal error; resume with since=${client.cursor}`)
+      }
+    }
+  }
+
+  // A new snapshot replaced the replica's history: every client starts over from it.
+  function onReset (): void {
+    // A new snapshot can carry a revision already cached with other contents (a new leader
+    // rebuilt from Postgres); the cache must not outlive the state it was built from.
+    snapshotCache = null
+    for (const client of clients) {
+      client.generation++
+      client.live = false
+      client.pending = []
+      run(client, client.generation, () => sendSnapshot(client, client.generation, true))
+    }
+  }
+
+  function ping (): void {
+    for (const client of clients) {
+      if (!client.answeredPing) {
+        forget(client)
+        client.socket.terminate()
+        continue
+      }
+      client.answeredPing = false
+      client.socket.ping()
+    }
+  }
+
+  /** Sends one frame and resolves once it is written to the kernel (or the socket is gone). */
+  function sendFlushed (client: Client, frame: string | Buffer): Promise<void> {
+    return new Promise((resolve) => {
+      if (client.socket.readyState !== OPEN) return resolve()
+      const onClose = (): void => resolve()
+      client.socket.once('close', onClose)
+      client.socket.send(frame, TEXT, () => {
+        client.socket.off('close', onClose)
+        resolve()
+      })
+    })
+  }
+
+  /** Sends the changes after the client's cursor, in order, with backpressure. Returns false if
+   *  the catch-up was superseded (reset, close) meanwhile. */
+  async function sendChanges (client: Client, generation: number, changes: readonly Change[]): Promise<boolean> {
+    for (const change of changes) {
+      if (stale(client, generation)) return false
+      if (change.revision <= client.cursor) continue
+      if (wants(client, change)) {
+        const frame = eventFrame(change)
+        if (client.socket.bufferedAmount > limits.catchUpHighWaterBytes) await sendFlushed(client, frame)
+        else client.socket.send(frame)
+      }
+      client.cursor = change.revision
+    }
+    return !stale(client, generation)
+  }
+
+  /** Sends what queued during the catch-up, then turns live. The switch happens in the same
+   *  tick as the check that the queue is empty, so no change can fall between queue and live. */
+  async function goLive (client: Client, generation: number): Promise<void> {
+    while (!stale(client, generation)) {
+      if (client.pending.length === 0) {
+        client.live = true
+        return
+      }
+      const batch = client.pending
+      client.pending = []
+      if (!(await sendChanges(client, generation, batch))) return
+    }
+  }
+
+  async function sendSnapshot (client: Client, generation: number, reset: boolean): Promise<void> {
+    // Taken synchronously, so the revision and the providers belong together; changes after it
+    // are in `pending` (the client was registered before), older queued ones are skipped.
+    const revision = replica.revision
+    client.cursor = revision
+    const frame = client.services === null
+      ? fullSnapshot(revision, reset)
+      : snapshotFrame(revision, reset, [...client.services].sort().flatMap((s) => replica.providers(s)))
+    // Waiting for the snapshot to reach the kernel keeps a large one out of the live client's
+    // bufferedAmount, which would otherwise read as "too far behind" on the next event.
+    await sendFlushed(client, frame)
+    await goLive(client, generation)
+  }
+
+  async function resume (client: Client, generation: number, since: number): Promise<void> {
+    if (since > replica.revision) {
+      const reached = await replica.waitForRevision(since, limits.sinceAheadWaitMs)
+      if (stale(client, generation)) return
+      if (!reached) return sendSnapshot(client, generation, true)
+    }
+    client.cursor = since
+    while (client.cursor < replica.revision) {
+      const ring = replica.historySince(client.cursor)
+      if (ring !== null) {
+        if (!(await sendChanges(client, generation, ring))) return
+        break
+      }
+      let page: { available: boolean, changes: Change[] }
+      try {
+        page = await leader.changesSince(client.cursor, limits.leaderPageSize)
+      } catch (err) {
+        if (stale(client, generation)) return
+        log.info({ err, since: client.cursor }, 'leader could not supply missed events; sending a reset snapshot')
+        return sendSnapshot(client, generation, true)
+      }
+      if (stale(client, generation)) return
+      if (!page.available || !continues(page.changes, client.cursor)) return sendSnapshot(client, generation, true)
+      if (!(await sendChanges(client, generation, page.changes))) return
+    }
+    await goLive(client, generation)
+  }
+
+  /** A page is usable only if it starts right after the cursor and has no holes; an empty page
+   *  while the replica is ahead means the two histories disagree. */
+  function continues (changes: readonly Change[], cursor: number): boolean {
+    if (changes.length === 0) return false
+    return changes.every((c, i) => c.revision === cursor + 1 + i)
+  }
+
+  function run (client: Client, generation: number, task: () => Promise<void>): void {
+    task().catch((err: unknown) => {
+      if (stale(client, generation)) return
+      log.error({ err }, 'watch catch-up failed')
+      drop(client, WatchCloseCode.internalError, `internal error; resume with since=${client.cursor}`)
+    })
+  }
+
+  return {
+    get clients () { return clients.size },
+
+    accept (socket, request) {
+      if (closing !== null) {
+        socket.close(WatchCloseCode.goingAway, 'going away')
+        return
+      }
+      const client: Client = {
+        socket,
+        services: request.services === null ? null : new Set(request.services),
+        cursor: request.since ?? replica.revision,
+        live: false,
+        pending: [],
+        generation: 0,
+        closed: false,
+        answeredPing: true
+      }
+      clients.add(client)
+      socket.on('close', () => forget(client))
+      socket.on('pong', () => { client.answeredPing = true })
+      // Clients have nothing to say on this feed; their frames are read (ws answers pings) and
+      // ignored. Socket errors reach the plugin's errorHandler, which the gateway configures.
+      const since = request.since
+      run(client, 0, () => (since === null ? sendSnapshot(client, 0, false) : resume(client, 0, since)))
+    },
+
+    close () {
+      closing ??= (async () => {
+        clearInterval(pinger)
+        unsubscribe()
+        const sockets = [...clients].map((c) => c.socket)
+        for (const client of [...clients]) drop(client, WatchCloseCode.goingAway, 'going away')
+        const closed = Promise.all(sockets.map((s) => new Promise<void>((resolve) => {
+          if (s.readyState === 3) resolve()
+          else s.once('close', () => resolve())
+        })))
+        let timer: NodeJS.Timeout | undefined
+        const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, limits.closeGraceMs) })
+        await Promise.race([closed, grace])
+        clearTimeout(timer)
+        for (const s of sockets) if (s.readyState !== 3) s.terminate()
+      })()
+      return closing
+    }
+  }
+}

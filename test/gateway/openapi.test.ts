@@ -1,0 +1,37 @@
+import { readFile } from 'node:fs/promises'
+import { describe, expect, it } from 'vitest'
+import { buildGateway } from '../../server/gateway/app.js'
+import { createReplica } from '../../server/gateway/replica.js'
+import { noLeader } from './helpers.js'
+
+describe('/openapi.json', () => {
+  it('is the committed openapi/openapi.json (run `npm run openapi` after changing a route schema)', async () => {
+    const app = await buildGateway({ replica: createReplica(), leader: noLeader() })
+    try {
+      const res = await app.inject({ url: '/openapi.json' })
+      expect(res.statusCode).toBe(200)
+      const committed: unknown = JSON.parse(await readFile(new URL('../../openapi/openapi.json', import.meta.url), 'utf8'))
+      expect(res.json()).toEqual(committed)
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('documents every REST route, names the shared schemas, and points to the feed', async () => {
+    const doc = JSON.parse(await readFile(new URL('../../openapi/openapi.json', import.meta.url), 'utf8')) as {
+      openapi: string
+      info: { description: string }
+      paths: Record<string, Record<string, unknown>>
+      components: { schemas: Record<string, unknown> }
+    }
+    expect(doc.openapi).toBe('3.1.0')
+    expect(Object.fromEntries(Object.entries(doc.paths).map(([path, ops]) => [path, Object.keys(ops).sort()]))).toEqual({
+      '/v1/health': ['get'],
+      '/v1/services': ['get'],
+      '/v1/services/{service}/providers': ['get'],
+      '/v1/services/{service}/providers/{id}': ['delete', 'get', 'put']
+    })
+    expect(Object.keys(doc.components.schemas).sort()).toEqual(['Error', 'Provider', 'ProviderSpec'])
+    expect(doc.info.description).toContain('/v1/watch')
+  })
+})

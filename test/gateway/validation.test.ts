@@ -1,0 +1,163 @@
+import type { FastifyInstance } from 'fastify'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildGateway } from '../../server/gateway/app.js'
+import { createReplica } from '../../server/gateway/replica.js'
+import { noLeader } from './helpers.js'
+
+let app: FastifyInstance
+
+beforeAll(async () => {
+  const replica = createReplica()
+  replica.loadSnapshot(1, [])
+  app = await buildGateway({ replica, leader: noLeader() })
+})
+
+afterAll(async () => {
+  await app.close()
+})
+
+const spec = { host: '10.0.0.5', port: 8080, protocol: 'http', heartbeat: 'tcp://10.0.0.5:9100' }
+
+async function put (body: unknown, path = '/v1/services/orders/providers/orders-1') {
+  const res = await app.inject({ method: 'PUT', url: path, payload: body as object })
+  return { statusCode: res.statusCode, body: res.json() as { statusCode: number, code: string, error: string, message: string }, headers: res.headers }
+}
+
+describe('bad input is a 400 that names the field', () => {
+  const cases: [string, unknown, RegExp][] = [
+    ['port 0', { ...spec, port: 0 }, /^body\/port must be >= 1$/],
+    ['port 70000', { ...spec, port: 70000 }, /^body\/port must be <= 65535$/],
+    ['port as text', { ...spec, port: 'eighty' }, /^body\/port must be integer$/],
+    ['a missing field', { host: 'h', port: 1, protocol: 'http' }, /^body must have required property 'heartbeat'$/],
+    ['an unknown protocol', { ...spec, protocol: 'grpc' }, /^body\/protocol must be one of: http, rpc, pub$/],
+    ['a heartbeat that is not tcp://host:port', { ...spec, heartbeat: 'http://10.0.0.5:9100' }, /^body\/heartbeat must match pattern .*tcp:\/\/host:port/],
+    ['a heartbeat without a port', { ...spec, heartbeat: 'tcp://10.0.0.5' }, /^body\/heartbeat must match pattern/],
+    ['a heartbeat port of 70000', { ...spec, heartbeat: 'tcp://10.0.0.5:70000' }, /^body\/heartbeat port must be between 1 and 65535, got 70000$/],
+    ['a heartbeat port of 0', { ...spec, heartbeat: 'tcp://10.0.0.5:0' }, /^body\/heartbeat port must be between 1 and 65535, got 0$/],
+    ['a heartbeat interval below 50 ms', { ...spec, heartbeatIntervalMs: 10 }, /^body\/heartbeatIntervalMs must be >= 50$/],
+    ['33 tags', { ...spec, tags: Array.from({ length: 33 }, (_, i) => `t${i}`) }, /^body\/tags must NOT have more than 32 items$/],
+    ['a repeated tag', { ...spec, tags: ['a', 'a'] }, /^body\/tags must NOT have duplicate items/],
+    ['33 meta entries', { ...spec, meta: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])) }, /^body\/meta must NOT have more than 32 properties$/],
+    ['a meta value over 512 characters', { ...spec, meta: { version: 'x'.repeat(513) } }, /^body\/meta\/version must NOT have more than 512 characters$/],
+    ['an unknown field', { ...spec, colour: 'blue' }, /^body must NOT have additional properties \(unknown field 'colour'\)$/]
+  ]
+  for (const [what, body, message] of cases) {
+    it(what, async () => {
+      const res = await put(body)
+      expect(res.statusCode).toBe(400)
+      expect(res.body.statusCode).toBe(400)
+      expect(res.body.error).toBe('Bad Request')
+      expect(res.body.message).toMatch(message)
+    })
+  }
+
+  it('a service name with bad characters, or too long', async () => {
+    for (const service of ['Orders', 'orders!', '-orders', 'o'.repeat(64)]) {
+      const res = await put(spec, `/v1/services/${service}/providers/orders-1`)
+      expect(res.statusCode).toBe(400)
+      expect(res.body.message).toMatch(/^params\/service must /)
+    }
+    const read = await app.inject({ url: '/v1/services/Orders/providers' })
+    expect(read.statusCode).toBe(400)
+    expect(read.json().message).toMatch(/^params\/service must match pattern/)
+  })
+
+  it('a provider id with bad characters, or too long', async () => {
+    const bad = await put(spec, '/v1/services/orders/providers/orders%201')
+    expect(bad.statusCode).toBe(400)
+    expect(bad.body.message).toMatch(/^params\/id must match pattern/)
+    const long = await put(spec, `/v1/services/orders/providers/${'a'.repeat(129)}`)
+    expect(long.statusCode).toBe(400)
+    expect(long.body.message).toBe('params/id must NOT have more than 128 characters')
+  })
+
+  it('a 128-character id is valid (it reaches the leader)', async () => {
+    const res = await put(spec, `/v1/services/orders/providers/${'a'.repeat(128)}`)
+    expect(res.statusCode).toBe(503)
+    const read = await app.inject({ url: `/v1/services/orders/providers/${'a'.repeat(128)}` })
+    expect(read.statusCode).toBe(404)
+  })
+
+  it('invalid JSON', async () => {
+    const res = await app.inject({
+      method: 'PUT',
+      url: '/v1/services/orders/providers/orders-1',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"host": "10.0.0.5",'
+    })
+    expect(res.statusCode).toBe(400)
+    expect(res.json()).toMatchObject({ statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY', error: 'Bad Request' })
+    expect(res.json().message).toMatch(/body is not valid JSON/i)
+  })
+
+  it('a body over 64 KiB is 413', async () => {
+    const res = await put({ ...spec, meta: { big: 'x'.repeat(70 * 1024) } })
+    expect(res.statusCode).toBe(413)
+    expect(res.body).toEqual({
+      statusCode: 413,
+      code: 'FST_ERR_CTP_BODY_TOO_LARGE',
+      error: 'Payload Too Large',
+      message: 'body is larger than the 64 KiB limit'
+    })
+  })
+
+  it('bad query parameters on reads', async () => {
+    const cases: [string, RegExp][] = [
+      ['/v1/services/orders/providers?state=sleeping', /^querystring\/state must be one of: pending, up, down, maintenance$/],
+      ['/v1/services/orders/providers?protocol=grpc', /^querystring\/protocol must be one of: http, rpc, pub$/],
+      ['/v1/services/orders/providers?tags=blue', /^querystring must NOT have additional properties \(unknown field 'tags'\)$/],
+      [`/v1/services/orders/providers?${Array.from({ length: 33 }, (_, i) => `tag=t${i}`).join('&')}`, /^querystring\/tag must NOT have more than 32 items$/],
+      ['/v1/services?minRevision=-1', /^querystring\/minRevision must be >= 0$/],
+      ['/v1/services?minRevision=soon', /^querystring\/minRevision must be integer$/]
+    ]
+    for (const [url, message] of cases) {
+      const res = await app.inject({ url })
+      expect(res.statusCode, url).toBe(400)
+      expect(res.json().message, url).toMatch(message)
+    }
+  })
+})
+
+describe('writes without a leader', () => {
+  it('register is 503 with Retry-After, and says nothing internal', async () => {
+    const res = await put({ ...spec, tags: ['blue'], meta: { version: '1.4.2' } })
+    expect(res.statusCode).toBe(503)
+    expect(res.headers['retry-after']).toBe('1')
+    expect(res.body).toEqual({
+      statusCode: 503,
+      code: 'ROSTER_ERR_LEADER_UNAVAILABLE',
+      error: 'Service Unavailable',
+      message: 'no leader is available to accept writes; retry shortly'
+    })
+  })
+
+  it('deregister is 503 with Retry-After', async () => {
+    const res = await app.inject({ method: 'DELETE', url: '/v1/services/orders/providers/orders-1' })
+    expect(res.statusCode).toBe(503)
+    expect(res.headers['retry-after']).toBe('1')
+    expect(res.json()).toMatchObject({ code: 'ROSTER_ERR_LEADER_UNAVAILABLE' })
+  })
+
+  it('validation comes before the leader: a bad body is 400 even with no leader', async () => {
+    expect((await put({ ...spec, port: 0 })).statusCode).toBe(400)
+  })
+})
+
+describe('server faults', () => {
+  it('never show their internals: an unexpected error is a bare 500', async () => {
+    const replica = createReplica()
+    replica.loadSnapshot(1, [])
+    const faulty = await buildGateway({
+      replica,
+      leader: { ...noLeader(), write: async () => { throw new Error('connect ECONNREFUSED 10.9.9.9:7071 (secret)') } }
+    })
+    try {
+      const res = await faulty.inject({ method: 'PUT', url: '/v1/services/orders/providers/orders-1', payload: spec })
+      expect(res.statusCode).toBe(500)
+      expect(res.json()).toEqual({ statusCode: 500, code: 'ROSTER_ERR_INTERNAL', error: 'Internal Server Error', message: 'Internal Server Error' })
+      expect(res.body).not.toContain('secret')
+    } finally {
+      await faulty.close()
+    }
+  })
+})
