@@ -1,0 +1,200 @@
+// Leader election: at most one leader process holds a session-level Postgres advisory lock, on a
+// dedicated unpooled pg.Client that it keeps for its whole term (through a pool the lock would
+// land on a random connection). It owns that client and watches it, reporting a lost lock at
+// once. It must never call pg_try_advisory_lock again while holding the lock (session locks stack,
+// and a stacked lock survives one unlock), and it is not a fence by itself: the epoch in
+// roster_meta is what makes a deposed leader harmless.
+import pg from 'pg'
+
+export interface LeaderLock {
+  /** Tries once to become leader; never stacks the lock (keeps a held flag). Resolves false when
+   *  another process holds it; rejects when Postgres cannot be reached (the caller retries). */
+  tryAcquire(): Promise<boolean>
+  readonly held: boolean
+  /** Called once when a held lock is lost (session error/end, or a periodic check fails). The
+   *  callback must not throw: it runs inside the client's event handlers. */
+  onLost(cb: (err: Error) => void): void
+  /** Releases (pg_advisory_unlock, then ends the client); idempotent. */
+  release(): Promise<void>
+}
+
+/** The well-known leader lock key: the ASCII bytes of "RstrLdr" (0x527374724c6472), as a
+ *  string because pg round-trips bigint parameters as strings. */
+const LEADER_LOCK_KEY = '23207892061283442'
+
+/**
+ * Timing. A terminated or closed session is noticed at once (the client emits 'error'/'end');
+ * a silently dead one (half-open TCP, a partition, a frozen server) only by a query that gets no
+ * answer. Checking with `select 1` every 250 ms under a 1000 ms query timeout notices it within
+ * 250 + 1000 ≈ 1.25 s, far sooner than TCP keepalive (minutes with OS defaults). That bounds how
+ * long a deposed leader can go on publishing after its session died; its writes are already
+ * refused by the epoch fence, and receivers drop its messages once they see the new epoch.
+ * The 1000 ms query and connect timeouts are generous for one round trip on a LAN (< 10 ms), so
+ * a healthy but busy server does not cost us the lock.
+ */
+const DEFAULT_CHECK_INTERVAL_MS = 250
+const QUERY_TIMEOUT_MS = 1000
+const CONNECTION_TIMEOUT_MS = 1000
+/** How long release() waits for a clean goodbye before giving up on the socket. */
+const END_TIMEOUT_MS = 1000
+
+export function createPgLeaderLock (opts: {
+  databaseUrl: string
+  /** Advisory lock key (a bigint); default LEADER_LOCK_KEY. */
+  key?: bigint | string
+  /** Period of the session check while held, in ms; default 250. */
+  checkIntervalMs?: number
+  /** application_name of the session, visible in pg_stat_activity; default 'roster-leader'. */
+  applicationName?: string
+}): LeaderLock {
+  const key = String(opts.key ?? LEADER_LOCK_KEY)
+  if (!/^-?\d{1,19}$/.test(key)) throw new RangeError(`leader lock key must be a bigint, got ${key}`)
+  const checkIntervalMs = opts.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS
+  const lostCallbacks: ((err: Error) => void)[] = []
+
+  let client: pg.Client | undefined
+  let held = false
+  let checkTimer: NodeJS.Timeout | undefined
+  // tryAcquire and release run one at a time: two overlapping tryAcquire calls would otherwise
+  // both see held=false and send pg_try_advisory_lock twice on one session, stacking the lock.
+  let queue: Promise<unknown> = Promise.resolve()
+  function serialised<T> (op: () => Promise<T>): Promise<T> {
+    const run = queue.then(op, op)
+    queue = run.catch(() => {})
+    return run
+  }
+
+  function newClient (): pg.Client {
+    const c = new pg.Client({
+      connectionString: opts.databaseUrl,
+      keepAlive: true,
+      connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
+      query_timeout: QUERY_TIMEOUT_MS,
+      application_name: opts.applicationName ?? 'roster-leader'
+    })
+    c.on('error', (err) => { discard(c, err) })
+    c.on('end', () => { discard(c, new Error('leader lock session ended')) })
+    return c
+  }
+
+  /** Drops a client whose session is gone or suspect. Ending the socket also makes Postgres free
+   *  any lock the session still holds, so a lock granted after a timed-out reply cannot linger. */
+  function discard (c: pg.Client, err: Error): void {
+    if (c !== client) return
+    client = undefined
+    c.end().catch(() => {})
+    if (held) lose(err)
+  }
+
+  function lose (err: Error): void {
+    held = false
+    stopChecks()
+    for (const cb of lostCallbacks) cb(err)
+  }
+
+  function scheduleCheck (c: pg.Client): void {
+    checkTimer = setTimeout(() => {
+      c.query('select 1').then(
+        () => { if (held && c === client) scheduleCheck(c) },
+        (err: unknown) => { if (held) discard(c, asError(err)) }
+      )
+    }, checkIntervalMs)
+    // The leader's sockets keep its process alive; this timer alone must not.
+    checkTimer.unref()
+  }
+
+  function stopChecks (): void {
+    clearTimeout(checkTimer)
+    checkTimer = undefined
+  }
+
+  return {
+    get held () { return held },
+
+    tryAcquire () {
+      return serialised(async () => {
+        if (held) return true
+        let c = client
+        if (c === undefined) {
+          c = newClient()
+          client = c
+          try {
+            await c.connect()
+          } catch (err) {
+            discard(c, asError(err))
+            throw err
+          }
+        }
+        let acquired: boolean
+        try {
+          const result = await c.query<{ acquired: boolean }>(
+            'select pg_try_advisory_lock($1::bigint) as acquired', [key]
+          )
+          acquired = result.rows[0]?.acquired === true
+        } catch (err) {
+          // The reply may be lost while the lock was granted: end the session so it is freed.
+          discard(c, asError(err))
+          throw err
+        }
+        // The session may have died between the reply and now; then the lock is already gone.
+        if (!acquired || c !== client) return false
+        held = true
+        scheduleCheck(c)
+        return true
+      })
+    },
+
+    onLost (cb) {
+      lostCallbacks.push(cb)
+    },
+
+    release () {
+      return serialised(async () => {
+        const c = client
+        const wasHeld = held
+        // Clear state first: the 'end' that follows is our doing, not a lost lock.
+        held = false
+        client = undefined
+        stopChecks()
+        if (c === undefined) return
+        if (wasHeld) {
+          // Unlock explicitly so a standby can take over before our socket is even closed; if
+          // the session is already broken, ending it frees the lock anyway.
+          await c.query('select pg_advisory_unlock($1::bigint)', [key]).catch(() => {})
+        }
+        await endWithin(c, END_TIMEOUT_MS)
+      })
+    }
+  }
+}
+
+/** For PGlite: the data-directory lock already guarantees a single process, so the one leader
+ *  candidate always acquires, and the lock is never lost. */
+export function createLocalLeaderLock (): LeaderLock {
+  let held = false
+  return {
+    get held () { return held },
+    async tryAcquire () {
+      held = true
+      return true
+    },
+    onLost () {},
+    async release () {
+      held = false
+    }
+  }
+}
+
+async function endWithin (c: pg.Client, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })
+  try {
+    await Promise.race([c.end().catch(() => {}), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+function asError (err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err))
+}

@@ -1,0 +1,255 @@
+// The registry aggregate in Postgres: the providers table, the change log and the roster_meta
+// counters (latest revision, leader epoch, pruned_through). Every write is one transaction that
+// is fenced by the writer's epoch, so a deposed leader can never commit. This module assigns no
+// revisions (the leader does) and must never write outside a transaction or acknowledge a batch
+// before COMMIT returns.
+import type { Change, Provider, ProviderProtocol, ProviderState } from '../protocol/model.js'
+import type { Db } from './db.js'
+
+/** The writer's epoch is no longer current: another leader has claimed a newer term. */
+export class FencedError extends Error {
+  code = 'ROSTER_ERR_FENCED'
+  constructor (message = 'the leader epoch is no longer current') {
+    super(message)
+    this.name = 'FencedError'
+  }
+}
+
+/** A batch whose revisions do not strictly increase, or do not exceed the stored revision. A
+ *  programming error in the writer, never a transient one: retrying cannot succeed. */
+class RevisionOrderError extends Error {
+  code = 'ROSTER_ERR_REVISION_ORDER'
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'RevisionOrderError'
+  }
+}
+
+export interface RegistryStore {
+  /** All providers (ordered by id) and the latest committed revision, read from one snapshot. */
+  load(): Promise<{ revision: number, epoch: number, providers: Provider[] }>
+  /** Starts a new leader term: epoch = epoch + 1, returns it. */
+  claimEpoch(): Promise<number>
+  /**
+   * Persists a batch in ONE transaction: the providers' rows (deleted on 'deregistered'), the
+   * change-log rows, then roster_meta.revision = the last change's revision, fenced by `epoch`.
+   * Rejects with FencedError when `epoch` is no longer current, and with code
+   * ROSTER_ERR_REVISION_ORDER when revisions do not strictly increase from the stored one; either
+   * way nothing is written. An empty batch is a no-op.
+   */
+  commit(epoch: number, changes: Change[]): Promise<void>
+  /** The change log after `revision`, ascending, at most `limit`. available=false (and no changes)
+   *  when `revision` < pruned_through: the history after it is no longer complete. */
+  changesSince(revision: number, limit: number): Promise<{ available: boolean, changes: Change[] }>
+  /** Deletes the oldest change-log rows so that at most `keep` remain, recording pruned_through. */
+  prune(keep: number): Promise<void>
+}
+
+interface MetaRow { revision: number, epoch: number, pruned_through: number }
+
+interface ProviderRow {
+  id: string
+  service: string
+  host: string
+  port: number
+  protocol: ProviderProtocol
+  heartbeat: string
+  heartbeat_interval_ms: number
+  tags: string[]
+  meta: Record<string, string>
+  state: ProviderState
+  state_since: Date
+  last_seen: Date | null
+  revision: number
+}
+
+// Batches travel as one jsonb parameter expanded by jsonb_to_recordset: a fixed number of
+// statements per commit whatever the batch size, and identical on pg and PGlite (which serialise
+// JS arrays differently). Quoted column names match the Provider object's camelCase keys.
+const PROVIDER_RECORD = `
+  id text, service text, host text, port int, protocol text, heartbeat text,
+  "heartbeatIntervalMs" int, tags jsonb, meta jsonb, state text,
+  "stateSince" timestamptz, "lastSeen" timestamptz, revision bigint`
+
+export function createRegistryStore (db: Db): RegistryStore {
+  return {
+    async load () {
+      return db.transaction(async (tx) => {
+        // One snapshot for both reads, so the revision describes exactly these providers.
+        await tx.query('set transaction isolation level repeatable read')
+        const [meta] = await tx.query<MetaRow>('select revision, epoch from roster_meta where id = 1')
+        if (meta === undefined) throw missingMeta()
+        const rows = await tx.query<ProviderRow>(`
+          select id, service, host, port, protocol, heartbeat, heartbeat_interval_ms, tags, meta,
+                 state, state_since, last_seen, revision
+            from providers
+           order by id`)
+        return { revision: meta.revision, epoch: meta.epoch, providers: rows.map(providerFromRow) }
+      })
+    },
+
+    async claimEpoch () {
+      const [row] = await db.query<{ epoch: number }>(
+        'update roster_meta set epoch = epoch + 1 where id = 1 returning epoch'
+      )
+      if (row === undefined) throw missingMeta()
+      return row.epoch
+    },
+
+    async commit (epoch, changes) {
+      const first = changes[0]
+      const last = changes.at(-1)
+      if (first === undefined || last === undefined) return
+      for (let i = 1; i < changes.length; i++) {
+        if (changes[i]!.revision <= changes[i - 1]!.revision) {
+          throw new RevisionOrderError(
+            `revisions must strictly increase within a batch: ${changes[i]!.revision} follows ${changes[i - 1]!.revision}`
+          )
+        }
+      }
+
+      // Applying the changes one by one leaves each provider in the state of its last change in
+      // the batch, so only that one is written: set-based statements cannot touch a row twice.
+      const lastById = new Map<string, Change>()
+      for (const change of changes) lastById.set(change.provider.id, change)
+      const removed: string[] = []
+      const kept: Provider[] = []
+      for (const change of lastById.values()) {
+        if (change.event === 'deregistered') removed.push(change.provider.id)
+        // The row's revision is the revision of its last change, whatever the object carried.
+        else kept.push({ ...change.provider, revision: change.revision })
+      }
+
+      await db.transaction(async (tx) => {
+        if (removed.length > 0) {
+          await tx.query(
+            'delete from providers where id in (select jsonb_array_elements_text($1::jsonb))',
+            [JSON.stringify(removed)]
+          )
+        }
+        if (kept.length > 0) {
+          await tx.query(`
+            insert into providers as p (id, service, host, port, protocol, heartbeat,
+                                        heartbeat_interval_ms, tags, meta, state, state_since,
+                                        last_seen, revision)
+            select id, service, host, port, protocol, heartbeat, "heartbeatIntervalMs", tags, meta,
+                   state, "stateSince", "lastSeen", revision
+              from jsonb_to_recordset($1::jsonb) as x(${PROVIDER_RECORD})
+            on conflict (id) do update set
+              service = excluded.service, host = excluded.host, port = excluded.port,
+              protocol = excluded.protocol, heartbeat = excluded.heartbeat,
+              heartbeat_interval_ms = excluded.heartbeat_interval_ms, tags = excluded.tags,
+              meta = excluded.meta, state = excluded.state, state_since = excluded.state_since,
+              last_seen = excluded.last_seen, revision = excluded.revision`,
+          [JSON.stringify(kept)])
+        }
+        try {
+          await tx.query(`
+            insert into changes (revision, event, provider_id, service, provider)
+            select revision, event, provider->>'id', provider->>'service', provider
+              from jsonb_to_recordset($1::jsonb) as x(revision bigint, event text, provider jsonb)`,
+          [JSON.stringify(changes)])
+        } catch (err) {
+          if (sqlState(err) === '23505') {
+            throw new RevisionOrderError(`a revision in ${first.revision}..${last.revision} is already stored`, { cause: err })
+          }
+          throw err
+        }
+
+        // The fence. Race: a new leader's claimEpoch may commit while this batch is open; this
+        // update then waits for its row lock and re-checks the WHERE against the new epoch, so
+        // the stale batch matches nothing and rolls back. Had this update come first, the new
+        // leader's claimEpoch waits for our COMMIT and its load() sees the whole batch.
+        const advanced = await tx.query(
+          `update roster_meta set revision = $1
+            where id = 1 and epoch = $2 and revision < $3
+           returning revision`,
+          [last.revision, epoch, first.revision]
+        )
+        if (advanced.length > 0) return
+        const [meta] = await tx.query<MetaRow>('select revision, epoch from roster_meta where id = 1')
+        if (meta === undefined) throw missingMeta()
+        if (meta.epoch !== epoch) throw new FencedError(`epoch ${epoch} is no longer current (now ${meta.epoch})`)
+        throw new RevisionOrderError(
+          `revision ${first.revision} does not follow the stored revision ${meta.revision}`
+        )
+      })
+    },
+
+    async changesSince (revision, limit) {
+      assertCount('revision', revision)
+      if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`)
+      // One statement, so pruned_through and the rows come from the same snapshot: a prune that
+      // commits in between cannot make a gap look available.
+      const rows = await db.query<{ pruned_through: number, revision: number | null, event: Change['event'] | null, provider: Provider | null }>(`
+        select m.pruned_through, c.revision, c.event, c.provider
+          from roster_meta m
+          left join lateral (
+            select revision, event, provider
+              from changes
+             where revision > $1
+             order by revision
+             limit $2
+          ) c on true
+         where m.id = 1
+         order by c.revision`,
+      [revision, limit])
+      const meta = rows[0]
+      if (meta === undefined) throw missingMeta()
+      if (revision < meta.pruned_through) return { available: false, changes: [] }
+      const changes: Change[] = []
+      for (const row of rows) {
+        if (row.revision !== null && row.event !== null && row.provider !== null) {
+          changes.push({ revision: row.revision, event: row.event, provider: row.provider })
+        }
+      }
+      return { available: true, changes }
+    },
+
+    async prune (keep) {
+      assertCount('keep', keep)
+      // The cutoff is the newest row that must go (the keep+1-th newest); everything at or below
+      // it is deleted, and pruned_through moves up to it in the same statement.
+      await db.query(`
+        with cutoff as (
+          select revision from changes order by revision desc offset $1 limit 1
+        ), doomed as (
+          delete from changes where revision <= (select revision from cutoff) returning revision
+        )
+        update roster_meta
+           set pruned_through = greatest(pruned_through, (select revision from cutoff))
+         where id = 1 and exists (select 1 from doomed)`,
+      [keep])
+    }
+  }
+}
+
+function providerFromRow (row: ProviderRow): Provider {
+  return {
+    id: row.id,
+    service: row.service,
+    host: row.host,
+    port: row.port,
+    protocol: row.protocol,
+    heartbeat: row.heartbeat,
+    heartbeatIntervalMs: row.heartbeat_interval_ms,
+    tags: row.tags,
+    meta: row.meta,
+    state: row.state,
+    stateSince: row.state_since.toISOString(),
+    lastSeen: row.last_seen === null ? null : row.last_seen.toISOString(),
+    revision: row.revision
+  }
+}
+
+function assertCount (name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer, got ${value}`)
+}
+
+function missingMeta (): Error {
+  return new Error('roster_meta has no row: the database is not migrated')
+}
+
+function sqlState (err: unknown): unknown {
+  return typeof err === 'object' && err !== null && 'code' in err ? err.code : undefined
+}
