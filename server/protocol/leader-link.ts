@@ -87,7 +87,12 @@ export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): L
         log.warn({ endpoint, err: err.message }, 'dropped a bad frame from the leader')
         continue
       }
-      handle(msg, endpoint)
+      // A failing callback must not deafen the link: log it and keep reading.
+      try {
+        handle(msg, endpoint)
+      } catch (err) {
+        log.error({ err, verb: msg.verb }, 'handling a leader message failed')
+      }
     }
   }
 
@@ -146,6 +151,8 @@ export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): L
       running = false
       if (timer) clearInterval(timer)
       await queue?.drain()
+      // A short linger lets a just-queued BYE reach the leader; the process never waits longer.
+      if (socket !== null) socket.linger = 100
       closeSocket()
       leader = null
     },

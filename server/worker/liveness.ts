@@ -1,0 +1,259 @@
+// The worker's liveness bookkeeping: for every provider it was assigned, the state (pending, up,
+// down), the last heartbeat and the moment its silence becomes a `down`. Pure: no I/O, no timers,
+// time comes in as numbers (ms since the epoch), so every rule of the heartbeat contract
+// (design.md §3) is tested with a fake clock. It must never report a transition the contract does
+// not call for: not a `down` because the watcher just started, nor a second `down` for one silence.
+import type { Observation, Task } from '../protocol/messages.js'
+
+/** Three missed intervals make a provider silent (design.md §3, "no heartbeat for three
+ *  intervals"): one lost or late heartbeat is noise, three in a row is a hung or cut provider. */
+export const LIVENESS_MISSES = 3
+
+/** libzmq reconnects a dropped connection no sooner than its reconnect interval (100 ms, which the
+ *  worker's SUB sets explicitly), so a heartbeat read within that window after a `disconnect`
+ *  was sent over the dead connection: it sat in the SUB's queue while the monitor event raced
+ *  ahead of it. Counting it would flap the provider up and, three intervals later, down again. */
+export const DISCONNECT_QUIET_MS = 100
+
+type WatchState = Observation['state']
+type DownReason = NonNullable<Observation['reason']>
+
+export interface LivenessOptions {
+  livenessMisses?: number
+  disconnectQuietMs?: number
+}
+
+export interface Liveness {
+  /** Replaces the watched set (an ASSIGN). New tasks continue from the leader's state and
+   *  lastSeen; kept ones keep their bookkeeping; missing ones are forgotten. */
+  assign: (tasks: readonly Task[], now: number) => void
+  /** A heartbeat from `providerId`: the transition to `up`, or null (already up, or unknown).
+   *  Updates lastSeen either way, except for a stale heartbeat read just after a disconnect. */
+  heartbeat: (providerId: string, now: number) => Observation | null
+  /** The connection to `endpoint` dropped: every `up` provider there goes `down`. */
+  disconnected: (endpoint: string, now: number) => Observation[]
+  /** Every `up` provider whose silence reached its deadline goes `down`. */
+  expire: (now: number) => Observation[]
+  /** The current view of every watched provider, for READY after a leader change. */
+  observations: () => Observation[]
+  /** The heartbeat endpoints of the watched providers. */
+  endpoints: () => Set<string>
+  /** A lower bound of the next silence deadline (null: nothing can go silent). Calling expire()
+   *  at that time is always safe; it may find nothing due yet and move the bound later. */
+  nextDeadline: () => number | null
+  has: (providerId: string) => boolean
+  readonly size: number
+}
+
+interface Entry {
+  readonly providerId: string
+  endpoint: string
+  intervalMs: number
+  state: WatchState
+  lastSeen: number | null
+  reason: DownReason | undefined
+  /** When an `up` provider becomes silent; meaningless in the other states. */
+  deadline: number
+  /** The earliest heap key that refers to this entry, null when the heap holds none. */
+  armedAt: number | null
+  downAt: number
+  removed: boolean
+}
+
+// Why a lazy min-heap rather than a scan: heartbeats only move an entry's `deadline` field (O(1),
+// 10,000 providers at 20 Hz is 200,000 heartbeats a second), while the heap keeps a key that is
+// a lower bound of that deadline. When a key comes due, expire() either finds the provider
+// silent or re-inserts it at its real deadline, so each provider costs one O(log n) heap
+// operation per three intervals instead of per heartbeat, and the shell's timer can sleep until
+// exactly the next possible deadline. A scan would cost O(n) per timer tick, and with intervals
+// from 50 ms to 60 s the ticks would have to be as frequent as the shortest one.
+interface HeapItem { at: number, entry: Entry }
+
+function createHeap (): {
+  push: (item: HeapItem) => void
+  pop: () => HeapItem | undefined
+  peek: () => HeapItem | undefined
+  readonly size: number
+} {
+  const items: HeapItem[] = []
+  const at = (i: number): number => (items[i] as HeapItem).at
+  function swap (i: number, j: number): void {
+    const t = items[i] as HeapItem
+    items[i] = items[j] as HeapItem
+    items[j] = t
+  }
+  return {
+    push (item) {
+      items.push(item)
+      let i = items.length - 1
+      while (i > 0) {
+        const parent = (i - 1) >> 1
+        if (at(parent) <= at(i)) break
+        swap(i, parent)
+        i = parent
+      }
+    },
+    pop () {
+      const top = items[0]
+      const last = items.pop()
+      if (top === undefined || last === undefined || items.length === 0) return top
+      items[0] = last
+      let i = 0
+      for (;;) {
+        const l = 2 * i + 1
+        const r = l + 1
+        let min = i
+        if (l < items.length && at(l) < at(min)) min = l
+        if (r < items.length && at(r) < at(min)) min = r
+        if (min === i) break
+        swap(i, min)
+        i = min
+      }
+      return top
+    },
+    peek: () => items[0],
+    get size () { return items.length }
+  }
+}
+
+export function createLiveness (opts: LivenessOptions = {}): Liveness {
+  const misses = opts.livenessMisses ?? LIVENESS_MISSES
+  const quietMs = opts.disconnectQuietMs ?? DISCONNECT_QUIET_MS
+  if (!Number.isInteger(misses) || misses < 1) throw new RangeError(`livenessMisses must be a positive integer, got ${misses}`)
+
+  const byId = new Map<string, Entry>()
+  const byEndpoint = new Map<string, Set<Entry>>()
+  const heap = createHeap()
+
+  function observation (e: Entry): Observation {
+    const obs: Observation = { providerId: e.providerId, state: e.state, lastSeen: e.lastSeen }
+    if (e.state === 'down' && e.reason !== undefined) obs.reason = e.reason
+    return obs
+  }
+
+  /** Makes sure the heap holds a key ≤ `at` for `e`: the invariant expire() relies on. */
+  function arm (e: Entry, at: number): void {
+    if (e.armedAt !== null && e.armedAt <= at) return
+    e.armedAt = at
+    heap.push({ at, entry: e })
+  }
+
+  /** The takeover grace (design.md §3, protocol README §7): silence is counted from the later of
+   *  the last heartbeat anyone saw and the moment this worker started watching, so a provider
+   *  never goes down merely because its watcher changed (or the SUB is still joining). */
+  function rearm (e: Entry, now: number): void {
+    e.deadline = Math.max(e.lastSeen ?? now, now) + misses * e.intervalMs
+    arm(e, e.deadline)
+  }
+
+  function attach (e: Entry): void {
+    let set = byEndpoint.get(e.endpoint)
+    if (set === undefined) byEndpoint.set(e.endpoint, (set = new Set()))
+    set.add(e)
+  }
+
+  function detach (e: Entry): void {
+    const set = byEndpoint.get(e.endpoint)
+    if (set === undefined) return
+    set.delete(e)
+    if (set.size === 0) byEndpoint.delete(e.endpoint)
+  }
+
+  function goDown (e: Entry, reason: DownReason, now: number): Observation {
+    e.state = 'down'
+    e.reason = reason
+    e.downAt = now
+    return observation(e)
+  }
+
+  return {
+    assign (tasks, now) {
+      const next = new Map<string, Entry>()
+      for (const task of tasks) {
+        const kept = next.get(task.providerId) ?? byId.get(task.providerId)
+        if (kept !== undefined) {
+          // Our own view is fresher than the leader's (it may not have our last report yet), so
+          // only the registration's parameters are taken over.
+          const moved = kept.endpoint !== task.heartbeat
+          const retimed = kept.intervalMs !== task.heartbeatIntervalMs
+          if (moved) {
+            detach(kept)
+            kept.endpoint = task.heartbeat
+            attach(kept)
+          }
+          kept.intervalMs = task.heartbeatIntervalMs
+          // The provider learns its new interval or endpoint at a moment we cannot know, so its
+          // silence is counted afresh from now; at worst one detection is late by one period.
+          if ((moved || retimed) && kept.state === 'up') rearm(kept, now)
+          next.set(task.providerId, kept)
+          continue
+        }
+        const e: Entry = {
+          providerId: task.providerId,
+          endpoint: task.heartbeat,
+          intervalMs: task.heartbeatIntervalMs,
+          state: task.state,
+          lastSeen: task.lastSeen,
+          reason: undefined,
+          deadline: 0,
+          armedAt: null,
+          downAt: -Infinity,
+          removed: false
+        }
+        attach(e)
+        if (e.state === 'up') rearm(e, now)
+        next.set(task.providerId, e)
+      }
+      for (const [id, e] of byId) {
+        if (next.has(id)) continue
+        // Its heap items are dropped lazily when they come due.
+        e.removed = true
+        detach(e)
+      }
+      byId.clear()
+      for (const [id, e] of next) byId.set(id, e)
+    },
+
+    heartbeat (providerId, now) {
+      const e = byId.get(providerId)
+      if (e === undefined) return null
+      if (e.state === 'down' && e.reason === 'disconnected' && now - e.downAt < quietMs) return null
+      e.lastSeen = now
+      e.deadline = now + misses * e.intervalMs
+      if (e.state === 'up') return null
+      e.state = 'up'
+      e.reason = undefined
+      arm(e, e.deadline)
+      return observation(e)
+    },
+
+    disconnected (endpoint, now) {
+      const out: Observation[] = []
+      for (const e of byEndpoint.get(endpoint) ?? []) {
+        if (e.state === 'up') out.push(goDown(e, 'disconnected', now))
+      }
+      return out
+    },
+
+    expire (now) {
+      const out: Observation[] = []
+      for (let top = heap.peek(); top !== undefined && top.at <= now; top = heap.peek()) {
+        heap.pop()
+        const e = top.entry
+        if (e.armedAt !== top.at) continue // a later duplicate; the earlier key was handled
+        e.armedAt = null
+        if (e.removed || e.state !== 'up') continue
+        // `now >= deadline`: the silence has lasted the full misses × interval, not a ms less.
+        if (e.deadline <= now) out.push(goDown(e, 'silent', now))
+        else arm(e, e.deadline)
+      }
+      return out
+    },
+
+    observations: () => [...byId.values()].map(observation),
+    endpoints: () => new Set(byEndpoint.keys()),
+    nextDeadline: () => heap.peek()?.at ?? null,
+    has: (providerId) => byId.has(providerId),
+    get size () { return byId.size }
+  }
+}

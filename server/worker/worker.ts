@@ -1,0 +1,453 @@
+// The worker role's shell: it owns one SUB connected to every heartbeat endpoint the leader
+// assigned, the monitor of that SUB, the timer that expires silent providers, and a LeaderLink
+// (the DEALER to the active leader). The rules live in liveness.ts; this module turns socket
+// input into calls to them and their transitions into REPORTs. Nothing a provider or a leader
+// sends may stop it: bad input is counted and dropped, and it keeps watching with no leader.
+import { isUtf8 } from 'node:buffer'
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Subscriber } from 'zeromq'
+import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
+import type { Message, Observation, Task } from '../protocol/messages.js'
+import type { Log } from '../shared/log.js'
+import { createEndpointAliases } from './endpoint-aliases.js'
+import { createLiveness, DISCONNECT_QUIET_MS, LIVENESS_MISSES } from './liveness.js'
+
+/** Unacknowledged observations are resent after 1 s: a leader commits a batch in milliseconds,
+ *  so one second without an ACK means the REPORT (or its ACK) was lost with a dying leader or
+ *  link, and a resend costs the leader only a no-op. The check runs every 250 ms, so a resend
+ *  happens 1–1.25 s after the previous send. */
+export const REPORT_RESEND_MS = 1000
+const RESEND_TICK_DIVISOR = 4
+
+/** One REPORT carries at most this many observations (about 100 KB of JSON), so a mass
+ *  transition (a worker cut off from a whole rack) reaches the leader as several
+ *  commit-sized batches rather than one huge frame. */
+const REPORT_MAX_OBSERVATIONS = 1000
+
+/** The SUB reconnects a dropped provider after 100–200 ms (libzmq adds up to one interval of
+ *  jitter), doubling up to 1 s while the provider stays away: a restarted provider is seen
+ *  again within about a second, and 10,000 dead endpoints cost at most ~10,000 connect
+ *  attempts a second. The 100 ms floor is what makes DISCONNECT_QUIET_MS sound. */
+const SUB_RECONNECT_MS = DISCONNECT_QUIET_MS
+const SUB_RECONNECT_MAX_MS = 1000
+
+/** ZMTP heartbeats on the SUB: libzmq's I/O thread PINGs each provider connection every second
+ *  and drops it after 5 s without any traffic, which tears down half-open TCP (a provider host
+ *  that vanished without a FIN) so that the SUB reconnects and the provider is reported down
+ *  'disconnected'. Providers with intervals under ~1.7 s are caught by the silence rule first
+ *  (3 intervals < 5 s). The TTL asks the provider's side to drop a vanished worker likewise.
+ *  Caveat: a peer too old to answer ZMTP 3.1 PINGs (libzmq < 4.2) that also heartbeats less often
+ *  than every 5 s would be disconnected and reconnected every 5 s. */
+const ZMTP_HEARTBEAT_INTERVAL_MS = 1000
+const ZMTP_HEARTBEAT_TIMEOUT_MS = 5000
+/** The same 5 s bound the ZMTP handshake (libzmq's default is 30 s), which heartbeats do not
+ *  cover: a provider frozen while the SUB connects accepts TCP in its kernel but never greets. */
+const ZMTP_HANDSHAKE_TIMEOUT_MS = ZMTP_HEARTBEAT_TIMEOUT_MS
+
+/** A connect to a blackholed host is abandoned after 2 s and retried, instead of the kernel's
+ *  ~2 minutes of SYN retries, so a provider whose host comes back is seen within seconds. */
+const SUB_CONNECT_TIMEOUT_MS = 2000
+
+/** Bad input is logged at most once a second (with a count of what was suppressed), so a
+ *  misbehaving publisher cannot flood the log. */
+const BAD_INPUT_LOG_MS = 1000
+/** A loop that failed unexpectedly is restarted after this pause rather than spinning. */
+const LOOP_RESTART_MS = 1000
+
+/** Provider ids are 1–128 ASCII characters (protocol/model.ts); anything longer is not one. */
+const MAX_PROVIDER_ID_BYTES = 128
+const HB_TOPIC = Buffer.from('hb', 'ascii')
+
+export interface WorkerOptions {
+  /** Leader candidates (`--leader`), tried round robin by the LeaderLink. */
+  leaders: readonly string[]
+  /** Must be unique among workers; also the DEALER's routing id. Default: host, pid, random. */
+  workerId?: string
+  log: Log
+  livenessMisses?: number
+  /** Passed to the LeaderLink (default 250 ms); tests shorten it to fail over faster. */
+  pingIntervalMs?: number
+  reportResendMs?: number
+}
+
+export interface WorkerStats {
+  /** Well-formed heartbeats from providers this worker watches. */
+  heartbeats: number
+  /** Heartbeat messages that break the contract (frame 0 not exactly `hb`, no or bad id). */
+  badFrames: number
+  /** Well-formed heartbeats for providers this worker does not watch. */
+  unknownProviders: number
+  transitions: number
+  /** REPORT messages sent, first sends and resends alike. */
+  reportsSent: number
+  /** Observations sent again because no ACK covered them in time or a new leader came. */
+  observationsResent: number
+  acks: number
+  /** ZMTP handshakes completed with providers (connections and reconnections). */
+  connects: number
+  /** Monitor `disconnect` events attributed to a watched endpoint / to none. */
+  disconnects: number
+  unmatchedDisconnects: number
+  readonly watching: number
+  readonly endpoints: number
+  readonly unacked: number
+  readonly leaderBadFrames: number
+  readonly fencedMessages: number
+  readonly failovers: number
+}
+
+export interface Worker {
+  readonly workerId: string
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  readonly stats: Readonly<WorkerStats>
+}
+
+interface Pending { obs: Observation, seq: number, sentAt: number }
+
+/** Wall-clock milliseconds that never step: NTP moving the system clock must not make every
+ *  provider look silent at once (or hide a silence). lastSeen stays comparable across hosts. */
+const clock = (): number => Math.floor(performance.timeOrigin + performance.now())
+
+function defaultWorkerId (): string {
+  const host = hostname().replace(/[^A-Za-z0-9._-]/g, '').slice(0, 32)
+  return `worker-${host}-${process.pid}-${randomBytes(3).toString('hex')}`.slice(0, 64)
+}
+
+/** Calls `log` at most once per period, telling it how many calls it swallowed meanwhile. */
+function createThrottle (periodMs: number): (log: (suppressed: number) => void) => void {
+  let last = -Infinity
+  let suppressed = 0
+  return (log) => {
+    const t = Date.now()
+    if (t - last < periodMs) { suppressed++; return }
+    last = t
+    log(suppressed)
+    suppressed = 0
+  }
+}
+
+function badFrameReason (frames: Buffer[]): string | null {
+  const [topic, id] = frames
+  if (topic === undefined || id === undefined) return `expected 2 frames (hb, provider id), got ${frames.length}`
+  if (!topic.equals(HB_TOPIC)) return 'frame 0 is not exactly "hb"'
+  if (id.length === 0) return 'empty provider id'
+  if (id.length > MAX_PROVIDER_ID_BYTES) return `provider id longer than ${MAX_PROVIDER_ID_BYTES} bytes`
+  if (!isUtf8(id)) return 'provider id is not valid UTF-8'
+  return null
+}
+
+export function createWorker (opts: WorkerOptions): Worker {
+  const { log } = opts
+  const workerId = opts.workerId ?? defaultWorkerId()
+  const resendMs = opts.reportResendMs ?? REPORT_RESEND_MS
+  const liveness = createLiveness({ livenessMisses: opts.livenessMisses ?? LIVENESS_MISSES })
+  const aliases = createEndpointAliases({ log })
+  const logBadFrame = createThrottle(BAD_INPUT_LOG_MS)
+  const logUnknown = createThrottle(BAD_INPUT_LOG_MS)
+
+  let running = false
+  let stopping: Promise<void> | null = null
+  let sub: Subscriber | null = null
+  let link: LeaderLink | null = null
+  let loops: Array<Promise<void>> = []
+  /** Endpoints the SUB is connected to (libzmq keeps reconnecting them on its own). */
+  const connected = new Set<string>()
+
+  let expiryTimer: NodeJS.Timeout | null = null
+  let expiryAt: number | null = null
+  let resendTimer: NodeJS.Timeout | null = null
+  let flushHandle: NodeJS.Immediate | null = null
+
+  /** The latest unacknowledged observation per provider, with the seq of the REPORT that last
+   *  carried it (0: not sent yet). An ACK for seq s settles every entry with 0 < seq ≤ s; an
+   *  entry replaced by a newer observation is back at seq 0, so an old ACK cannot settle it. */
+  const unacked = new Map<string, Pending>()
+  let lastSeq = 0
+
+  const counters = {
+    heartbeats: 0,
+    badFrames: 0,
+    unknownProviders: 0,
+    transitions: 0,
+    reportsSent: 0,
+    observationsResent: 0,
+    acks: 0,
+    connects: 0,
+    disconnects: 0,
+    unmatchedDisconnects: 0
+  }
+  const stats: WorkerStats = Object.defineProperties(counters, {
+    watching: { get: () => liveness.size, enumerable: true },
+    endpoints: { get: () => connected.size, enumerable: true },
+    unacked: { get: () => unacked.size, enumerable: true },
+    leaderBadFrames: { get: () => link?.stats.badFrames ?? 0, enumerable: true },
+    fencedMessages: { get: () => link?.stats.fencedMessages ?? 0, enumerable: true },
+    failovers: { get: () => link?.stats.failovers ?? 0, enumerable: true }
+  }) as WorkerStats
+
+  // ---- transitions and reports -------------------------------------------------------------
+
+  function transition (obs: Observation): void {
+    counters.transitions++
+    log.debug({ providerId: obs.providerId, state: obs.state, reason: obs.reason }, 'provider transition')
+    unacked.set(obs.providerId, { obs, seq: 0, sentAt: 0 })
+    // Transitions of one I/O turn (a dropped host, one expiry pass) travel in one REPORT.
+    flushHandle ??= setImmediate(() => {
+      flushHandle = null
+      sendReports((p) => p.seq === 0)
+    })
+  }
+
+  /** Sends the selected unacknowledged observations under new seqs; with no leader they wait
+   *  for the next one (onLeader sends them all). */
+  function sendReports (select: (p: Pending) => boolean): void {
+    if (link?.leader == null) return
+    const now = clock()
+    const chosen = [...unacked.values()].filter(select)
+    for (let i = 0; i < chosen.length; i += REPORT_MAX_OBSERVATIONS) {
+      const batch = chosen.slice(i, i + REPORT_MAX_OBSERVATIONS)
+      const seq = ++lastSeq
+      for (const p of batch) {
+        if (p.seq !== 0) counters.observationsResent++
+        p.seq = seq
+        p.sentAt = now
+      }
+      link.send('REPORT', { workerId, seq, observations: batch.map((p) => p.obs) })
+      counters.reportsSent++
+    }
+  }
+
+  function onAck (seq: number): void {
+    counters.acks++
+    for (const [id, p] of unacked) if (p.seq !== 0 && p.seq <= seq) unacked.delete(id)
+  }
+
+  // ---- leader ------------------------------------------------------------------------------
+
+  function onLeader (leader: LeaderInfo): void {
+    log.info({ leader: leader.endpoint, epoch: leader.epoch, watching: liveness.size }, 'sending READY to the leader')
+    link?.send('READY', { workerId, observations: liveness.observations() })
+    // A new leader may never have seen the REPORTs its predecessor did not ACK.
+    sendReports(() => true)
+  }
+
+  function onMessage (msg: Extract<Message, { verb: 'ASSIGN' | 'ACK' }>): void {
+    if (msg.verb === 'ACK') onAck(msg.body.seq)
+    else applyAssign(msg.body.tasks)
+  }
+
+  function applyAssign (tasks: Task[]): void {
+    liveness.assign(tasks, clock())
+    // Observations of providers now watched elsewhere are not ours to report any more.
+    for (const id of unacked.keys()) if (!liveness.has(id)) unacked.delete(id)
+    syncEndpoints()
+    armExpiry()
+    log.info({ tasks: tasks.length, endpoints: connected.size }, 'applied ASSIGN')
+  }
+
+  /** Wraps a LeaderLink callback: a bug here must not end the link's read loop. */
+  function guarded<A extends unknown[]> (name: string, fn: (...args: A) => void): (...args: A) => void {
+    return (...args) => {
+      try {
+        fn(...args)
+      } catch (err) {
+        log.error({ err }, `worker ${name} handler failed`)
+      }
+    }
+  }
+
+  // ---- heartbeats --------------------------------------------------------------------------
+
+  function syncEndpoints (): void {
+    if (sub === null) return
+    const want = liveness.endpoints()
+    for (const endpoint of connected) {
+      if (want.has(endpoint)) continue
+      try {
+        sub.disconnect(endpoint)
+      } catch (err) {
+        log.debug({ endpoint, err }, 'SUB disconnect failed')
+      }
+      connected.delete(endpoint)
+      aliases.remove(endpoint)
+    }
+    for (const endpoint of want) {
+      if (connected.has(endpoint)) continue
+      try {
+        sub.connect(endpoint)
+      } catch (err) {
+        // The task stays assigned: it never comes up (or goes silent), which is the truth.
+        log.warn({ endpoint, err }, 'cannot connect to a heartbeat endpoint')
+        continue
+      }
+      connected.add(endpoint)
+      aliases.add(endpoint)
+    }
+  }
+
+  function onHeartbeat (frames: Buffer[]): void {
+    const reason = badFrameReason(frames)
+    if (reason !== null) {
+      counters.badFrames++
+      logBadFrame((suppressed) => log.warn(
+        { reason, frames: frames.length, head: frames[0]?.subarray(0, 16).toString('hex'), suppressed },
+        'dropped a bad heartbeat'
+      ))
+      return
+    }
+    const providerId = (frames[1] as Buffer).toString('utf8')
+    if (!liveness.has(providerId)) {
+      counters.unknownProviders++
+      logUnknown((suppressed) => log.debug({ providerId, suppressed }, 'heartbeat from a provider this worker does not watch'))
+      return
+    }
+    counters.heartbeats++
+    const obs = liveness.heartbeat(providerId, clock())
+    if (obs === null) return
+    transition(obs)
+    armExpiry()
+  }
+
+  function onDisconnect (address: string): void {
+    const endpoints = aliases.resolve(address)
+    if (endpoints.length === 0) {
+      counters.unmatchedDisconnects++
+      log.debug({ address }, 'disconnect from an address that maps to no watched endpoint')
+      return
+    }
+    counters.disconnects++
+    const now = clock()
+    for (const endpoint of endpoints) for (const obs of liveness.disconnected(endpoint, now)) transition(obs)
+  }
+
+  // ---- silence -----------------------------------------------------------------------------
+
+  /** Keeps one timer at the earliest possible deadline. Heartbeats only push deadlines later,
+   *  so the timer is moved only when a newly armed deadline is earlier than it. */
+  function armExpiry (): void {
+    if (!running) return
+    const next = liveness.nextDeadline()
+    if (next === null || (expiryAt !== null && expiryAt <= next)) return
+    if (expiryTimer !== null) clearTimeout(expiryTimer)
+    expiryAt = next
+    expiryTimer = setTimeout(onExpiry, Math.max(0, next - clock()))
+  }
+
+  function onExpiry (): void {
+    expiryTimer = null
+    expiryAt = null
+    try {
+      for (const obs of liveness.expire(clock())) transition(obs)
+    } catch (err) {
+      log.error({ err }, 'expiring silent providers failed')
+    }
+    armExpiry()
+  }
+
+  // ---- loops -------------------------------------------------------------------------------
+
+  /** Runs `body` until the socket closes; an unexpected failure restarts it after a pause. */
+  async function loop (name: string, socket: Subscriber, body: () => Promise<void>): Promise<void> {
+    while (running && sub === socket && !socket.closed) {
+      try {
+        await body()
+        return
+      } catch (err) {
+        log.error({ err }, `worker ${name} loop failed; restarting in ${LOOP_RESTART_MS} ms`)
+        await sleep(LOOP_RESTART_MS)
+      }
+    }
+  }
+
+  async function doStop (): Promise<void> {
+    running = false
+    if (expiryTimer !== null) clearTimeout(expiryTimer)
+    if (resendTimer !== null) clearInterval(resendTimer)
+    if (flushHandle !== null) clearImmediate(flushHandle)
+    expiryTimer = resendTimer = flushHandle = null
+    expiryAt = null
+    if (link !== null) {
+      sendReports((p) => p.seq === 0)
+      if (link.leader !== null) link.send('BYE', { workerId })
+      await link.stop() // drains the queue (READY, REPORTs, BYE) before closing the DEALER
+    }
+    sub?.close() // ends both loops
+    await Promise.all(loops)
+    for (const endpoint of connected) aliases.remove(endpoint)
+    connected.clear()
+    sub = null
+    link = null
+    loops = []
+  }
+
+  return {
+    workerId,
+    async start () {
+      if (running) return
+      if (stopping !== null) await stopping
+      stopping = null
+      running = true
+      const socket = new Subscriber({
+        linger: 0,
+        ipv6: true, // heartbeat endpoints may be IPv6 literals (protocol/model.ts)
+        reconnectInterval: SUB_RECONNECT_MS,
+        reconnectMaxInterval: SUB_RECONNECT_MAX_MS,
+        connectTimeout: SUB_CONNECT_TIMEOUT_MS,
+        heartbeatInterval: ZMTP_HEARTBEAT_INTERVAL_MS,
+        heartbeatTimeout: ZMTP_HEARTBEAT_TIMEOUT_MS,
+        heartbeatTimeToLive: ZMTP_HEARTBEAT_TIMEOUT_MS,
+        handshakeInterval: ZMTP_HANDSHAKE_TIMEOUT_MS
+      })
+      // The observer must exist before the first connect, or early events are lost; reading
+      // socket.events after close() throws, so it is taken once here.
+      const events = socket.events
+      socket.subscribe('hb')
+      sub = socket
+      loops = [
+        loop('heartbeat', socket, async () => {
+          for await (const frames of socket) onHeartbeat(frames)
+        }),
+        loop('monitor', socket, async () => {
+          for await (const ev of events) {
+            if (ev.type === 'disconnect') onDisconnect(ev.address)
+            else if (ev.type === 'handshake') counters.connects++
+          }
+        })
+      ]
+      link = createLeaderLink({
+        candidates: opts.leaders,
+        peerId: workerId,
+        role: 'worker',
+        inbound: ['ASSIGN', 'ACK'],
+        onLeader: guarded('onLeader', onLeader),
+        onLost: guarded('onLost', () => log.warn({ unacked: unacked.size }, 'leader lost; still watching')),
+        onMessage: guarded('onMessage', onMessage),
+        log,
+        ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {})
+      })
+      link.start()
+      resendTimer = setInterval(() => {
+        try {
+          const cutoff = clock() - resendMs
+          sendReports((p) => p.seq === 0 || p.sentAt <= cutoff)
+        } catch (err) {
+          log.error({ err }, 'resending reports failed; retrying at the next tick')
+        }
+      }, Math.max(1, Math.floor(resendMs / RESEND_TICK_DIVISOR)))
+      // After a stop/start the tasks are still known: watch them again at once.
+      syncEndpoints()
+      armExpiry()
+      log.info({ workerId, leaders: opts.leaders }, 'worker started')
+    },
+    async stop () {
+      if (!running) return await (stopping ?? Promise.resolve())
+      stopping = doStop()
+      await stopping
+      log.info({ workerId }, 'worker stopped')
+    },
+    stats
+  }
+}
