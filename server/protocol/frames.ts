@@ -2,12 +2,18 @@
 // body. decode() validates the body against the verb's schema with a compiled checker and
 // throws ProtocolError on anything else, so a peer's bad input can never reach the roles' logic.
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
-import type { TSchema } from '@sinclair/typebox'
+import { FormatRegistry, type TSchema } from '@sinclair/typebox'
 import { Bodies, type Body, type Message, type Verb } from './messages.js'
 
 export class ProtocolError extends Error {
   readonly code = 'ROSTER_ERR_PROTOCOL_BAD_FRAME'
   override name = 'ProtocolError'
+}
+
+// TypeBox's checkers know no string formats until told; the model uses ISO-8601 timestamps.
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/
+if (!FormatRegistry.Has('date-time')) {
+  FormatRegistry.Set('date-time', (value) => ISO_DATE_TIME.test(value) && !Number.isNaN(Date.parse(value)))
 }
 
 const checkers = Object.fromEntries(

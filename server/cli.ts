@@ -1,0 +1,140 @@
+// `roster up|leader|worker|gateway`: the only module that reads process.env and argv, installs
+// signal handlers and listens. It validates the configuration, wires the roles with plain
+// factories, prints what it serves, and shuts everything down in order on SIGINT/SIGTERM.
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { parseTcpEndpoint, pubEndpoint } from './protocol/endpoints.js'
+import { createLog } from './shared/log.js'
+import { startGateway, startLeader, startWorker, type Stopper } from './roles.js'
+
+type Role = 'up' | 'leader' | 'worker' | 'gateway'
+
+interface Flag { env: string[], help: string, roles: Role[], default?: string }
+
+const FLAGS: Record<string, Flag> = {
+  port: { env: ['ROSTER_PORT', 'PORT'], help: 'gateway HTTP port', roles: ['up', 'gateway'], default: '7070' },
+  host: { env: ['ROSTER_HOST', 'HOST'], help: 'gateway HTTP host', roles: ['up', 'gateway'], default: '127.0.0.1' },
+  'database-url': { env: ['ROSTER_DATABASE_URL', 'DATABASE_URL'], help: 'server Postgres (postgres://…); unset: embedded Postgres in --data-dir', roles: ['up', 'leader'] },
+  'data-dir': { env: ['ROSTER_DATA_DIR'], help: 'embedded database directory', roles: ['up', 'leader'], default: './.roster' },
+  bind: { env: ['ROSTER_BIND'], help: 'leader ROUTER endpoint; events are published on PORT+1', roles: ['up', 'leader'], default: 'tcp://127.0.0.1:7071' },
+  leader: { env: ['ROSTER_LEADER'], help: 'leader candidates, comma-separated tcp://HOST:PORT', roles: ['worker', 'gateway'], default: 'tcp://127.0.0.1:7071' },
+  'log-level': { env: ['ROSTER_LOG_LEVEL'], help: 'fatal, error, warn, info, debug or silent', roles: ['up', 'leader', 'worker', 'gateway'], default: 'info' }
+}
+
+const ROLES: Record<Role, string> = {
+  up: 'all three roles in one process (what `npm start` runs)',
+  leader: 'the registry\'s only writer; start several for standbys',
+  worker: 'watches providers\' heartbeats; start any number',
+  gateway: 'REST, WebSocket feed and OpenAPI; start any number'
+}
+
+function usage (role?: Role): string {
+  if (role === undefined) {
+    return [
+      'Usage: roster <command> [flags]', '',
+      'Commands:',
+      ...Object.entries(ROLES).map(([r, h]) => `  ${r.padEnd(9)} ${h}`),
+      '', 'Run `roster <command> --help` for its flags.'
+    ].join('\n')
+  }
+  const lines = [`Usage: roster ${role} [flags]`, '', ROLES[role], '', 'Flags (environment twin in brackets):']
+  for (const [name, f] of Object.entries(FLAGS)) {
+    if (!f.roles.includes(role)) continue
+    const def = f.default === undefined ? '' : ` (default ${f.default})`
+    lines.push(`  --${name.padEnd(14)} ${f.help}${def} [${f.env.join(', ')}]`)
+  }
+  lines.push('  --help          show this help')
+  return lines.join('\n')
+}
+
+type Config = Record<keyof typeof FLAGS, string | undefined>
+
+function readConfig (role: Role, argv: string[], env: NodeJS.ProcessEnv): Config {
+  const options = Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: 'string' as const }]))
+  const { values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' } }, strict: true })
+  const config: Record<string, string | undefined> = {}
+  for (const [name, f] of Object.entries(FLAGS)) {
+    const given = (values as Record<string, unknown>)[name] as string | undefined
+    if (given !== undefined && !f.roles.includes(role)) throw new Error(`--${name} does not apply to \`roster ${role}\``)
+    config[name] = given ?? f.env.map((e) => env[e]).find((v) => v !== undefined && v !== '') ?? f.default
+  }
+  const port = Number(config.port)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer 0–65535, got ${JSON.stringify(config.port)}`)
+  parseTcpEndpoint(config.bind as string, '--bind')
+  for (const c of (config.leader as string).split(',')) parseTcpEndpoint(c.trim(), '--leader')
+  return config as Config
+}
+
+async function main (): Promise<void> {
+  const [command, ...rest] = process.argv.slice(2)
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    console.log(usage())
+    return
+  }
+  if (!(command in ROLES)) {
+    console.error(`roster: unknown command ${JSON.stringify(command)}\n\n${usage()}`)
+    process.exitCode = 2
+    return
+  }
+  const role = command as Role
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(usage(role))
+    return
+  }
+  let config: Config
+  try {
+    config = readConfig(role, rest, process.env)
+  } catch (err) {
+    console.error(`roster ${role}: ${(err as Error).message}\n\n${usage(role)}`)
+    process.exitCode = 2
+    return
+  }
+  const log = createLog({ level: config['log-level'] })
+  const stoppers: Stopper[] = []
+  let stopping = false
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    log.info({ signal }, 'shutting down')
+    for (const stop of stoppers.reverse()) {
+      await stop().catch((err: unknown) => log.error({ err }, 'error while stopping'))
+    }
+    process.exit(0)
+  }
+  process.on('SIGINT', () => { void shutdown('SIGINT') })
+  process.on('SIGTERM', () => { void shutdown('SIGTERM') })
+
+  const candidates = role === 'up' ? [config.bind as string] : (config.leader as string).split(',').map((c) => c.trim())
+  const storage = config['database-url'] !== undefined
+    ? `Postgres at ${redact(config['database-url'])}`
+    : `embedded Postgres in ${resolve(config['data-dir'] as string)}`
+  if (role === 'up' || role === 'leader') {
+    stoppers.push(await startLeader({ databaseUrl: config['database-url'], dataDir: resolve(config['data-dir'] as string), bind: config.bind as string }, log))
+    log.info({ storage, bind: config.bind, events: pubEndpoint(config.bind as string) }, 'leader started (active once it holds the lock)')
+  }
+  if (role === 'up' || role === 'worker') stoppers.push(await startWorker(candidates, log))
+  if (role === 'up' || role === 'gateway') {
+    const gateway = await startGateway({ port: Number(config.port), host: config.host as string, candidates }, log)
+    stoppers.push(gateway.stop)
+    if (role === 'up') {
+      console.log([
+        `Roster is up. Storage: ${storage}.`,
+        `  REST        ${gateway.url}/v1/services`,
+        `  WebSocket   ${gateway.url.replace(/^http/, 'ws')}/v1/watch`,
+        `  OpenAPI     ${gateway.url}/openapi.json`,
+        `  leader      ${config.bind as string} (events on ${pubEndpoint(config.bind as string)})`,
+        'Press Ctrl-C to stop.'
+      ].join('\n'))
+    }
+  }
+}
+
+function redact (url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@')
+}
+
+main().catch((err: unknown) => {
+  const e = err as Error & { code?: string }
+  console.error(`roster: ${e.code === undefined ? '' : `${e.code}: `}${e.message}`)
+  process.exit(1)
+})
