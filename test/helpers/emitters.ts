@@ -6,7 +6,7 @@
 //   const e = await spawnEmitter({ id: 'p1', intervalMs: 100 })   // e.endpoint: tcp://127.0.0.1:PORT
 //   await e.silence(); await e.resume(); e.kill('SIGKILL'); await e.exited
 //   await spawnEmitter({ id: 'p1', intervalMs: 100, endpoint: e.endpoint })   // back on the same port
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
@@ -15,6 +15,9 @@ const TS_EMITTER = 'test/helpers/heartbeat-emitter.ts'
 const PY_EMITTER = 'test/helpers/heartbeat-emitter.py'
 /** The interpreter that has pyzmq here (the one first on PATH may not). */
 const PYTHON = '/usr/bin/python3'
+
+/** Whether Debian's pyzmq is there for the independent-peer tests (`apt-get install python3-zmq`). */
+export const hasPyzmq = spawnSync(PYTHON, ['-c', 'import zmq']).status === 0
 /** Starting node + tsx takes 0.3–1 s, more on a loaded machine. */
 const READY_TIMEOUT_MS = 15_000
 const COMMAND_TIMEOUT_MS = 5_000

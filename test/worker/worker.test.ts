@@ -8,7 +8,7 @@ import type { Observation } from '../../server/protocol/messages.js'
 import { createSendQueue } from '../../server/protocol/send-queue.js'
 import { silentLog } from '../../server/shared/log.js'
 import { createWorker, type Worker, type WorkerOptions } from '../../server/worker/worker.js'
-import { killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
+import { hasPyzmq, killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { now, pendingTask, startScriptedLeader, type ScriptedLeader } from './scripted-leader.js'
 
@@ -170,7 +170,8 @@ describe('worker', () => {
     expect(up.obs.lastSeen).toBeGreaterThan(lastSeen)
   })
 
-  it('watches a provider written in Python (pyzmq) the same way', async () => {
+  // CI installs python3-zmq (.ci/run); a machine with only Node.js skips this one peer.
+  it.skipIf(!hasPyzmq)('watches a provider written in Python (pyzmq) the same way', async () => {
     const intervalMs = 200
     const e = await spawnEmitter({ id: 'py-1', intervalMs, python: true })
     const l = await leader({ tasks: [pendingTask('py-1', e.endpoint, intervalMs)] })
