@@ -16,8 +16,9 @@ import type { LeaderPort } from './app.js'
 import { LeaderUnavailableError } from './errors.js'
 import type { Replica } from './replica.js'
 
-/** A request the leader has not answered in this time is retried (sync) or failed (writes, 503).
- *  2 s covers a batched commit under load; a dead leader is noticed sooner by the link itself. */
+/** A sync request the leader has not answered in this time is retried; a write gets twice as
+ *  long before it fails with 503. 2 s covers a batched commit under load; a dead leader is
+ *  noticed sooner by the link itself. */
 export const REQUEST_TIMEOUT_MS = 2000
 /** Events ahead of a gap are held while the gap is repaired; beyond this many, a snapshot is
  *  cheaper than the repair. */
@@ -242,6 +243,12 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
         }
       })
     },
-    stats
+    // The link counts what arrives on the DEALER; the feed's count is ours.
+    stats: {
+      get badFrames () { return stats.badFrames + link.stats.badFrames },
+      get snapshots () { return stats.snapshots },
+      get repairs () { return stats.repairs },
+      get fencedEvents () { return stats.fencedEvents + link.stats.fencedMessages }
+    }
   }
 }

@@ -30,6 +30,11 @@ export const MAX_BATCH = 500
 /** Change-log rows kept for `since` resumes; older ones are pruned every PRUNE_INTERVAL_MS. */
 export const DEFAULT_HISTORY_LIMIT = 100_000
 const PRUNE_INTERVAL_MS = 30_000
+/** After a takeover the leader waits this long before spreading providers, so that every
+ *  worker's READY can first claim the providers it already watches: a worker sends READY at its
+ *  first PONG (≤ 250 ms) or after noticing its old leader's silence (≤ 1.25 s). Meanwhile the
+ *  workers keep watching their old tasks, so nothing goes unwatched. */
+export const TAKEOVER_SETTLE_MS = 1500
 /** ASSIGN lists are coalesced for this long, so a burst of registrations sends one per worker. */
 const ASSIGN_FLUSH_MS = 10
 
@@ -78,6 +83,10 @@ interface Term {
   flushTimer: NodeJS.Timeout | null
   wake: (() => void) | null
   pruneDue: boolean
+  /** Workers that sent READY in this term; only they take part in the assignment. */
+  readied: Set<string>
+  /** True until TAKEOVER_SETTLE_MS after the takeover: no rebalancing yet. */
+  settling: boolean
   loop: Promise<void>
   readLoop: Promise<void>
 }
@@ -149,6 +158,8 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       flushTimer: null,
       wake: null,
       pruneDue: true,
+      readied: new Set(),
+      settling: true,
       loop: Promise.resolve(),
       readLoop: Promise.resolve()
     }
@@ -168,6 +179,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     t.timers.push(
       setInterval(() => publish(t, 'BEAT', { epoch: t.epoch, revision: t.head }), BEAT_INTERVAL_MS),
       setInterval(() => expireWorkers(t), 250),
+      setTimeout(() => { t.settling = false; rebalance(t) }, TAKEOVER_SETTLE_MS),
       setInterval(() => { t.pruneDue = true; t.wake?.() }, PRUNE_INTERVAL_MS)
     )
     log.info({ epoch, revision: t.head, providers: t.state.size, bind: config.bind, events: pubEndpoint(config.bind) }, 'active leader')
@@ -217,12 +229,13 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     const now = Date.now()
     switch (msg.verb) {
       case 'PING':
-        if (msg.body.role === 'worker') workerSeen(t, msg.body.peerId, identity, now)
+        if (msg.body.role === 'worker') workerSeen(t, msg.body.peerId, identity, now, t.readied.has(msg.body.peerId))
         reply(t, identity, 'PONG', { epoch: t.epoch, revision: t.head })
         return
       case 'READY': {
         const { workerId, observations } = msg.body
-        workerSeen(t, workerId, identity, now)
+        t.readied.add(workerId)
+        workerSeen(t, workerId, identity, now, true)
         // The worker's current view wins for providers nobody else watches: after a leader
         // change this keeps every watch where it was, so nothing restarts and nothing flaps.
         for (const obs of observations) {
@@ -237,12 +250,13 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       }
       case 'REPORT': {
         const { workerId, observations, seq } = msg.body
-        workerSeen(t, workerId, identity, now)
+        workerSeen(t, workerId, identity, now, t.readied.has(workerId))
         enqueueObservations(t, workerId, observations)
         enqueue(t, { kind: 'ack', identity, seq })
         return
       }
       case 'BYE':
+        t.readied.delete(msg.body.workerId)
         if (t.workers.remove(msg.body.workerId)) dropWorker(t, msg.body.workerId)
         return
       case 'SNAPSHOT_REQ':
@@ -263,9 +277,13 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     }
   }
 
-  function workerSeen (t: Term, workerId: string, identity: Buffer, now: number): void {
+  /** Renews a worker's liveness; `join` adds it to the assignment if it is not in it. A worker
+   *  joins only after its READY in this term, so that after a takeover a PING cannot hand it
+   *  providers that another worker is about to claim as its own. */
+  function workerSeen (t: Term, workerId: string, identity: Buffer, now: number, join: boolean): void {
     t.identities.set(workerId, identity)
-    if (t.workers.seen(workerId, now)) {
+    t.workers.seen(workerId, now)
+    if (join && !t.assignment.hasWorker(workerId)) {
       log.info({ workerId }, 'worker joined')
       t.assignment.addWorker(workerId)
       t.dirtyWorkers.add(workerId)
@@ -409,7 +427,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   }
 
   function rebalance (t: Term): void {
-    for (const w of t.assignment.balance()) t.dirtyWorkers.add(w)
+    if (!t.settling) for (const w of t.assignment.balance()) t.dirtyWorkers.add(w)
     if (t.dirtyWorkers.size === 0 || t.flushTimer !== null) return
     t.flushTimer = setTimeout(() => {
       t.flushTimer = null

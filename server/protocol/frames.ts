@@ -3,6 +3,7 @@
 // throws ProtocolError on anything else, so a peer's bad input can never reach the roles' logic.
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { FormatRegistry, type TSchema } from '@sinclair/typebox'
+import type { ValueError } from '@sinclair/typebox/errors'
 import { Bodies, type Body, type Message, type Verb } from './messages.js'
 
 export class ProtocolError extends Error {
@@ -44,8 +45,20 @@ export function decode<const A extends readonly Verb[]> (
   }
   const checker = checkers[verb as Verb]
   if (!checker.Check(body)) {
-    const first = checker.Errors(body).First()
+    const found = checker.Errors(body).First()
+    const first = found === undefined ? undefined : mostSpecific(found)
     throw new ProtocolError(`${verb}: body${first?.path ?? ''} ${first?.message ?? 'is invalid'}`)
   }
   return { verb, body } as Extract<Message, { verb: A[number] }>
+}
+
+/** TypeBox reports a failed union as a whole ("Expected union value"); descend into the one
+ *  variant that came closest (fewest errors), so the message names the field that is wrong. */
+function mostSpecific (error: ValueError): ValueError {
+  const scored = error.errors.map((variant) => [...variant])
+  if (scored.length === 0) return error
+  const fewest = Math.min(...scored.map((errs) => errs.length))
+  const closest = scored.filter((errs) => errs.length === fewest)
+  const inner = closest.length === 1 ? closest[0]?.[0] : undefined
+  return inner === undefined ? error : mostSpecific(inner)
 }
