@@ -50,10 +50,11 @@ export function decideWrite (lookup: Lookup, op: WriteOp, now: number): WriteDec
   // A new heartbeat endpoint or interval means what was known about liveness no longer
   // applies: the provider is pending again until its first heartbeat there.
   const rewatch = existing.heartbeat !== spec.heartbeat || existing.heartbeatIntervalMs !== spec.heartbeatIntervalMs
-  const provider: Draft = {
-    ...withoutRevision(existing),
-    ...spec,
-    ...(rewatch && existing.state !== 'maintenance' ? { state: 'pending', stateSince: stamp, lastSeen: null } : {})
+  const provider: Draft = { ...withoutRevision(existing), ...spec }
+  if (rewatch && existing.state !== 'maintenance') {
+    Object.assign(provider, { state: 'pending', stateSince: stamp, lastSeen: null })
+    delete provider.reason
+    delete provider.detectedAfterMs
   }
   return { ok: true, statusCode: 200, change: { event: 'updated', provider } }
 }
@@ -65,10 +66,13 @@ export function decideObservation (lookup: Lookup, obs: Observation, now: number
   if (existing === undefined || existing.state === 'maintenance') return null
   if (obs.state === 'pending' || obs.state === existing.state) return null
   const lastSeen = obs.lastSeen === null ? existing.lastSeen : new Date(obs.lastSeen).toISOString()
-  return {
-    event: obs.state,
-    provider: { ...withoutRevision(existing), state: obs.state, stateSince: new Date(now).toISOString(), lastSeen }
+  const { reason: _reason, detectedAfterMs: _detected, ...rest } = withoutRevision(existing)
+  const provider: Draft = { ...rest, state: obs.state, stateSince: new Date(now).toISOString(), lastSeen }
+  if (obs.state === 'down') {
+    if (obs.reason !== undefined) provider.reason = obs.reason
+    if (obs.detectedAfterMs !== undefined) provider.detectedAfterMs = obs.detectedAfterMs
   }
+  return { event: obs.state, provider }
 }
 
 export function withDefaults (spec: ProviderSpec): Required<ProviderSpec> {

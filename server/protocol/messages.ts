@@ -16,7 +16,9 @@ export const Observation = Type.Object(
     providerId: ProviderId,
     state: Type.Union([Type.Literal('pending'), Type.Literal('up'), Type.Literal('down')]),
     lastSeen: EpochMs,
-    reason: Type.Optional(Type.Union([Type.Literal('disconnected'), Type.Literal('silent')]))
+    reason: Type.Optional(Type.Union([Type.Literal('disconnected'), Type.Literal('silent')])),
+    /** On down: how long after the last heartbeat the worker decided. */
+    detectedAfterMs: Type.Optional(Type.Integer({ minimum: 0 }))
   },
   { additionalProperties: false }
 )

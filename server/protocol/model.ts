@@ -99,6 +99,13 @@ export const Provider = Type.Object(
     state: ProviderState,
     stateSince: Type.String({ format: 'date-time' }),
     lastSeen: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    reason: Type.Optional(Type.String({
+      description: 'why the provider is in its state: disconnected, silent or flapping when down; the operator\'s note in maintenance'
+    })),
+    detectedAfterMs: Type.Optional(Type.Integer({
+      minimum: 0,
+      description: 'on down: milliseconds from the last heartbeat to the decision, how stale the last good news was'
+    })),
     revision: Type.Integer({ description: 'the revision of the last change to this provider' })
   },
   { $id: 'Provider', additionalProperties: false }

@@ -60,6 +60,8 @@ interface ProviderRow {
   state: ProviderState
   state_since: Date
   last_seen: Date | null
+  reason: string | null
+  detected_after_ms: number | null
   revision: number
 }
 
@@ -69,7 +71,8 @@ interface ProviderRow {
 const PROVIDER_RECORD = `
   id text, service text, host text, port int, protocol text, heartbeat text,
   "heartbeatIntervalMs" int, tags jsonb, meta jsonb, state text,
-  "stateSince" timestamptz, "lastSeen" timestamptz, revision bigint`
+  "stateSince" timestamptz, "lastSeen" timestamptz, reason text, "detectedAfterMs" int,
+  revision bigint`
 
 export function createRegistryStore (db: Db): RegistryStore {
   return {
@@ -81,7 +84,7 @@ export function createRegistryStore (db: Db): RegistryStore {
         if (meta === undefined) throw missingMeta()
         const rows = await tx.query<ProviderRow>(`
           select id, service, host, port, protocol, heartbeat, heartbeat_interval_ms, tags, meta,
-                 state, state_since, last_seen, revision
+                 state, state_since, last_seen, reason, detected_after_ms, revision
             from providers
            order by id`)
         return { revision: meta.revision, epoch: meta.epoch, providers: rows.map(providerFromRow) }
@@ -131,16 +134,17 @@ export function createRegistryStore (db: Db): RegistryStore {
           await tx.query(`
             insert into providers as p (id, service, host, port, protocol, heartbeat,
                                         heartbeat_interval_ms, tags, meta, state, state_since,
-                                        last_seen, revision)
+                                        last_seen, reason, detected_after_ms, revision)
             select id, service, host, port, protocol, heartbeat, "heartbeatIntervalMs", tags, meta,
-                   state, "stateSince", "lastSeen", revision
+                   state, "stateSince", "lastSeen", reason, "detectedAfterMs", revision
               from jsonb_to_recordset($1::jsonb) as x(${PROVIDER_RECORD})
             on conflict (id) do update set
               service = excluded.service, host = excluded.host, port = excluded.port,
               protocol = excluded.protocol, heartbeat = excluded.heartbeat,
               heartbeat_interval_ms = excluded.heartbeat_interval_ms, tags = excluded.tags,
               meta = excluded.meta, state = excluded.state, state_since = excluded.state_since,
-              last_seen = excluded.last_seen, revision = excluded.revision`,
+              last_seen = excluded.last_seen, reason = excluded.reason,
+              detected_after_ms = excluded.detected_after_ms, revision = excluded.revision`,
           [JSON.stringify(kept)])
         }
         try {
@@ -238,6 +242,8 @@ function providerFromRow (row: ProviderRow): Provider {
     state: row.state,
     stateSince: row.state_since.toISOString(),
     lastSeen: row.last_seen === null ? null : row.last_seen.toISOString(),
+    ...(row.reason === null ? {} : { reason: row.reason }),
+    ...(row.detected_after_ms === null ? {} : { detectedAfterMs: row.detected_after_ms }),
     revision: row.revision
   }
 }

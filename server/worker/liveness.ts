@@ -163,7 +163,9 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
     e.state = 'down'
     e.reason = reason
     e.downAt = now
-    return observation(e)
+    const obs = observation(e)
+    if (e.lastSeen !== null) obs.detectedAfterMs = Math.max(0, Math.round(now - e.lastSeen))
+    return obs
   }
 
   return {

@@ -84,7 +84,9 @@ describe.each([
       const mark = feed.messages.length
       emitter.kill('SIGKILL')
       await emitter.exited
-      await feed.next((m) => m.event === 'down', { from: mark })
+      const crashed = await feed.next((m) => m.event === 'down', { from: mark })
+      expect(crashed.provider).toMatchObject({ state: 'down', reason: 'disconnected' })
+      expect(crashed.provider?.detectedAfterMs).toBeGreaterThanOrEqual(0)
 
       const again = await spawnEmitter({ id: 'orders-1', intervalMs: INTERVAL_MS, endpoint: emitter.endpoint })
       await feed.next((m) => m.event === 'up', { from: mark })
@@ -92,8 +94,11 @@ describe.each([
       const beforeSilence = feed.messages.length
       const silencedAt = Date.now()
       await again.silence()
-      await feed.next((m) => m.event === 'down', { from: beforeSilence })
+      const silent = await feed.next((m) => m.event === 'down', { from: beforeSilence })
       expect(Date.now() - silencedAt).toBeGreaterThanOrEqual(3 * INTERVAL_MS - 20)
+      expect(silent.provider).toMatchObject({ state: 'down', reason: 'silent' })
+      // Detected three intervals after the last heartbeat, give or take a timer tick.
+      expect(silent.provider?.detectedAfterMs).toBeGreaterThanOrEqual(3 * INTERVAL_MS)
 
       // Revisions on the feed only ever increase, with no duplicates.
       const revisions = feed.messages.filter((m) => m.type === 'event').map((m) => m.revision)

@@ -58,8 +58,18 @@ describe('decideWrite', () => {
 
 describe('decideObservation', () => {
   it('turns a differing observation into a state change carrying lastSeen', () => {
-    const c = decideObservation(lookupOf(stored()), { providerId: 'orders-1', state: 'down', lastSeen: T0 + 100, reason: 'silent' }, T0 + 3100)
-    expect(c).toMatchObject({ event: 'down', provider: { state: 'down', stateSince: new Date(T0 + 3100).toISOString(), lastSeen: new Date(T0 + 100).toISOString() } })
+    const c = decideObservation(lookupOf(stored()), { providerId: 'orders-1', state: 'down', lastSeen: T0 + 100, reason: 'silent', detectedAfterMs: 3000 }, T0 + 3100)
+    expect(c).toMatchObject({
+      event: 'down',
+      provider: { state: 'down', stateSince: new Date(T0 + 3100).toISOString(), lastSeen: new Date(T0 + 100).toISOString(), reason: 'silent', detectedAfterMs: 3000 }
+    })
+  })
+
+  it('clears the down reason when the provider comes back', () => {
+    const down = stored({ state: 'down', reason: 'disconnected', detectedAfterMs: 40 })
+    const c = decideObservation(lookupOf(down), { providerId: 'orders-1', state: 'up', lastSeen: T0 + 5000 }, T0 + 5000)
+    expect(c?.provider).not.toHaveProperty('reason')
+    expect(c?.provider).not.toHaveProperty('detectedAfterMs')
   })
 
   it('ignores repeats, pending observations, unknown providers and providers in maintenance', () => {

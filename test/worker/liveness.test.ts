@@ -40,7 +40,7 @@ describe('liveness', () => {
     l.heartbeat('p1', T0)
     expect(l.nextDeadline()).toBe(T0 + 300)
     expect(l.expire(T0 + 299)).toEqual([])
-    expect(l.expire(T0 + 300)).toEqual([{ providerId: 'p1', state: 'down', lastSeen: T0, reason: 'silent' }])
+    expect(l.expire(T0 + 300)).toEqual([{ providerId: 'p1', state: 'down', lastSeen: T0, reason: 'silent', detectedAfterMs: 300 }])
     expect(l.expire(T0 + 10_000)).toEqual([])
     expect(l.nextDeadline()).toBeNull()
   })
@@ -53,7 +53,7 @@ describe('liveness', () => {
     expect(l.nextDeadline()).toBeLessThanOrEqual(T0 + 1300)
     expect(l.expire(T0 + 1299)).toEqual([])
     expect(l.nextDeadline()).toBe(T0 + 1300)
-    expect(l.expire(T0 + 1300)).toEqual([{ providerId: 'p1', state: 'down', lastSeen: T0 + 1000, reason: 'silent' }])
+    expect(l.expire(T0 + 1300)).toEqual([{ providerId: 'p1', state: 'down', lastSeen: T0 + 1000, reason: 'silent', detectedAfterMs: 300 }])
     expect(l.heartbeat('p1', T0 + 5000)).toEqual({ providerId: 'p1', state: 'up', lastSeen: T0 + 5000 })
     expect(l.expire(T0 + 5299)).toEqual([])
     expect(l.expire(T0 + 5300)).toHaveLength(1)
@@ -75,8 +75,8 @@ describe('liveness', () => {
     l.heartbeat('other', T0)
     const down = l.disconnected(E1, T0 + 50)
     expect(down).toEqual([
-      { providerId: 'a', state: 'down', lastSeen: T0, reason: 'disconnected' },
-      { providerId: 'b', state: 'down', lastSeen: T0, reason: 'disconnected' }
+      { providerId: 'a', state: 'down', lastSeen: T0, reason: 'disconnected', detectedAfterMs: 50 },
+      { providerId: 'b', state: 'down', lastSeen: T0, reason: 'disconnected', detectedAfterMs: 50 }
     ])
     expect(l.disconnected(E1, T0 + 60)).toEqual([])
     // Already down: the silence deadline does not report it a second time.
@@ -101,7 +101,7 @@ describe('liveness', () => {
     expect(l.observations()).toEqual([{ providerId: 'p1', state: 'up', lastSeen: T0 - 10_000 }])
     expect(l.expire(T0)).toEqual([])
     expect(l.expire(T0 + 299)).toEqual([])
-    expect(l.expire(T0 + 300)).toEqual([{ providerId: 'p1', state: 'down', lastSeen: T0 - 10_000, reason: 'silent' }])
+    expect(l.expire(T0 + 300)).toEqual([{ providerId: 'p1', state: 'down', lastSeen: T0 - 10_000, reason: 'silent', detectedAfterMs: 10_300 }])
   })
 
   it('takes over from a lastSeen in its future (clock skew) without cutting the grace short', () => {
@@ -169,7 +169,7 @@ describe('liveness', () => {
     l.assign([task('p1', { heartbeat: E2 })], T0 + 10)
     expect(l.endpoints()).toEqual(new Set([E2]))
     expect(l.disconnected(E1, T0 + 20)).toEqual([])
-    expect(l.disconnected(E2, T0 + 30)).toEqual([{ providerId: 'p1', state: 'down', lastSeen: T0, reason: 'disconnected' }])
+    expect(l.disconnected(E2, T0 + 30)).toEqual([{ providerId: 'p1', state: 'down', lastSeen: T0, reason: 'disconnected', detectedAfterMs: 30 }])
   })
 
   it('lists the endpoints in use, once each', () => {

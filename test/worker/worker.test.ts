@@ -217,7 +217,8 @@ describe('worker', () => {
     const assignedAt = (await waitFor(() => l.messages('READY')[0], { what: 'READY' })).at
 
     const down = await waitForReport(l, { providerId: 'hung', state: 'down' })
-    expect(down.obs).toEqual({ providerId: 'hung', state: 'down', lastSeen: stale, reason: 'silent' })
+    expect(down.obs).toMatchObject({ providerId: 'hung', state: 'down', lastSeen: stale, reason: 'silent' })
+    expect(down.obs.detectedAfterMs).toBeGreaterThanOrEqual(down.at - stale - 50)
     expect(down.at - assignedAt).toBeGreaterThanOrEqual(3 * intervalMs)
     expect(down.at - assignedAt).toBeLessThanOrEqual(3 * intervalMs + 2 * SILENCE_MARGIN_MS)
 
