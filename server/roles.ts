@@ -8,6 +8,7 @@ import { migrate } from './store/migrate.js'
 import { createRegistryStore } from './store/registry-store.js'
 import { createLocalLeaderLock, createPgLeaderLock } from './store/leader-lock.js'
 import { createLeader, type Leader } from './leader/leader.js'
+import type { FlapDampingConfig } from './leader/flap-damping.js'
 import { createWorker } from './worker/worker.js'
 import { buildGateway } from './gateway/app.js'
 import { createReplica } from './gateway/replica.js'
@@ -20,6 +21,7 @@ export interface LeaderRoleConfig {
   databaseUrl?: string
   dataDir: string
   bind: string
+  flapDamping?: FlapDampingConfig
 }
 
 export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<Stopper & { leader: Leader }> {
@@ -36,7 +38,7 @@ export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<
   const lock = databaseUrl !== undefined
     ? createPgLeaderLock({ databaseUrl, applicationName: `roster-leader-${process.pid}` })
     : createLocalLeaderLock()
-  const leader = createLeader({ store: createRegistryStore(db), lock, log: log.child({ role: 'leader' }), config: { bind: config.bind } })
+  const leader = createLeader({ store: createRegistryStore(db), lock, log: log.child({ role: 'leader' }), config: { bind: config.bind, flapDamping: config.flapDamping } })
   await leader.start()
   const stop = async (): Promise<void> => { await leader.stop(); await db.close() }
   return Object.assign(stop, { leader })

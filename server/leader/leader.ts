@@ -14,7 +14,8 @@ import { FencedError, type RegistryStore } from '../store/registry-store.js'
 import type { LeaderLock } from '../store/leader-lock.js'
 import type { Log } from '../shared/log.js'
 import { createAssignment, type Assignment } from './assignment.js'
-import { decideObservation, decideWrite, type Lookup, type PendingChange } from './registry.js'
+import { createFlapDamper, DEFAULT_FLAP_DAMPING, type FlapDamper, type FlapDampingConfig } from './flap-damping.js'
+import { decideObservation, decideWrite, type Judgement, type Lookup, type PendingChange } from './registry.js'
 import { createWorkerRegistry, type WorkerRegistry } from './worker-registry.js'
 
 /** 5 BEATs a second: a gateway that missed the tail of the feed learns the latest revision
@@ -35,6 +36,8 @@ const PRUNE_INTERVAL_MS = 30_000
  *  first PONG (≤ 250 ms) or after noticing its old leader's silence (≤ 1.25 s). Meanwhile the
  *  workers keep watching their old tasks, so nothing goes unwatched. */
 export const TAKEOVER_SETTLE_MS = 1500
+/** How often held (flapping) providers are checked for release: well under any hold time. */
+const FLAP_RELEASE_CHECK_MS = 500
 /** ASSIGN lists are coalesced for this long, so a burst of registrations sends one per worker. */
 const ASSIGN_FLUSH_MS = 10
 
@@ -42,6 +45,7 @@ export interface LeaderConfig {
   /** ROUTER endpoint; the PUB binds the next port. */
   bind: string
   historyLimit?: number
+  flapDamping?: FlapDampingConfig
 }
 
 export interface LeaderDeps {
@@ -62,7 +66,8 @@ export interface Leader {
 
 type QueueItem =
   | { kind: 'write', op: WriteOp, identity: Buffer, requestId: string }
-  | { kind: 'observe', obs: Observation, workerId: string }
+  /** `released`: a flapping hold ended; publish the provider's last observed state as is. */
+  | { kind: 'observe', obs: Judgement, released?: boolean }
   | { kind: 'ack', identity: Buffer, seq: number }
 
 /** Everything that exists only while this process is the active leader. */
@@ -87,6 +92,7 @@ interface Term {
   readied: Set<string>
   /** True until TAKEOVER_SETTLE_MS after the takeover: no rebalancing yet. */
   settling: boolean
+  damper: FlapDamper
   loop: Promise<void>
   readLoop: Promise<void>
 }
@@ -160,6 +166,8 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       pruneDue: true,
       readied: new Set(),
       settling: true,
+      // Per term: a new leader starts counting flaps afresh (it has no window of its own yet).
+      damper: createFlapDamper(config.flapDamping ?? DEFAULT_FLAP_DAMPING),
       loop: Promise.resolve(),
       readLoop: Promise.resolve()
     }
@@ -180,7 +188,8 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       setInterval(() => publish(t, 'BEAT', { epoch: t.epoch, revision: t.head }), BEAT_INTERVAL_MS),
       setInterval(() => expireWorkers(t), 250),
       setTimeout(() => { t.settling = false; rebalance(t) }, TAKEOVER_SETTLE_MS),
-      setInterval(() => { t.pruneDue = true; t.wake?.() }, PRUNE_INTERVAL_MS)
+      setInterval(() => { t.pruneDue = true; t.wake?.() }, PRUNE_INTERVAL_MS),
+      setInterval(() => releaseFlapping(t), FLAP_RELEASE_CHECK_MS)
     )
     log.info({ epoch, revision: t.head, providers: t.state.size, bind: config.bind, events: pubEndpoint(config.bind) }, 'active leader')
     for (const resolve of activeWaiters) resolve()
@@ -309,7 +318,16 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       // A worker that lost a provider to another (it was presumed dead) must not overrule the
       // provider's current watcher.
       if (t.assignment.ownerOf(obs.providerId) !== workerId) continue
-      enqueue(t, { kind: 'observe', obs, workerId })
+      enqueue(t, { kind: 'observe', obs })
+    }
+  }
+
+  function releaseFlapping (t: Term): void {
+    for (const { providerId, state, reason } of t.damper.release(Date.now())) {
+      const provider = t.state.get(providerId)
+      if (provider === undefined) continue
+      const lastSeen = provider.lastSeen === null ? null : Date.parse(provider.lastSeen)
+      enqueue(t, { kind: 'observe', released: true, obs: { providerId, state, lastSeen, ...(state === 'down' && reason !== undefined ? { reason } : {}) } })
     }
   }
 
@@ -356,7 +374,13 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       if (item.kind === 'ack') {
         after.push(() => reply(t, item.identity, 'ACK', { epoch: t.epoch, seq: item.seq }))
       } else if (item.kind === 'observe') {
-        const change = decideObservation(lookup, item.obs, now)
+        let judged = item.obs
+        if (item.released !== true && (judged.state === 'up' || judged.state === 'down')) {
+          if (t.damper.observe(judged.providerId, judged.state, now, judged.reason)) {
+            judged = { ...judged, state: 'down', reason: 'flapping' }
+          }
+        }
+        const change = decideObservation(lookup, judged, now)
         if (change !== null) record(change)
       } else {
         const d = decideWrite(lookup, item.op, now)
@@ -412,6 +436,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     const before = t.state.get(id)
     if (c.event === 'deregistered') {
       t.state.delete(id)
+      t.damper.forget(id)
       const owner = t.assignment.ownerOf(id)
       if (owner !== undefined) t.dirtyWorkers.add(owner)
       t.assignment.removeProvider(id)

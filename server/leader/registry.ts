@@ -59,12 +59,21 @@ export function decideWrite (lookup: Lookup, op: WriteOp, now: number): WriteDec
   return { ok: true, statusCode: 200, change: { event: 'updated', provider } }
 }
 
-/** A worker's observation changes the state only when it differs from what is stored; a
- *  repeated or stale report is a no-op, which makes the worker's resends safe. */
-export function decideObservation (lookup: Lookup, obs: Observation, now: number): PendingChange | null {
+/** What the leader concludes from a worker's observation: the same, or, for a flapping
+ *  provider, `down` with reason `flapping` (flap-damping.ts). */
+export type Judgement = Omit<Observation, 'reason'> & { reason?: string }
+
+/** An observation changes the state only when it differs from what is stored (or turns a down
+ *  provider into a flapping one); a repeated or stale report is a no-op, which makes the
+ *  worker's resends safe. */
+export function decideObservation (lookup: Lookup, obs: Judgement, now: number): PendingChange | null {
   const existing = lookup(obs.providerId)
   if (existing === undefined || existing.state === 'maintenance') return null
-  if (obs.state === 'pending' || obs.state === existing.state) return null
+  if (obs.state === 'pending') return null
+  // Entering or leaving a flapping hold while down changes the reason clients see.
+  const flappingChanged = obs.state === 'down' && existing.state === 'down' &&
+    (obs.reason === 'flapping') !== (existing.reason === 'flapping')
+  if (obs.state === existing.state && !flappingChanged) return null
   const lastSeen = obs.lastSeen === null ? existing.lastSeen : new Date(obs.lastSeen).toISOString()
   const { reason: _reason, detectedAfterMs: _detected, ...rest } = withoutRevision(existing)
   const provider: Draft = { ...rest, state: obs.state, stateSince: new Date(now).toISOString(), lastSeen }

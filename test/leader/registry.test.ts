@@ -65,6 +65,16 @@ describe('decideObservation', () => {
     })
   })
 
+  it('marks a down provider as flapping, and back to its real reason when the hold ends', () => {
+    const down = stored({ state: 'down', reason: 'disconnected' })
+    const held = decideObservation(lookupOf(down), { providerId: 'orders-1', state: 'down', lastSeen: T0, reason: 'flapping' }, T0)
+    expect(held).toMatchObject({ event: 'down', provider: { reason: 'flapping' } })
+    const flapping = stored({ state: 'down', reason: 'flapping' })
+    expect(decideObservation(lookupOf(flapping), { providerId: 'orders-1', state: 'down', lastSeen: T0, reason: 'flapping' }, T0)).toBeNull()
+    expect(decideObservation(lookupOf(flapping), { providerId: 'orders-1', state: 'down', lastSeen: T0, reason: 'silent' }, T0))
+      .toMatchObject({ event: 'down', provider: { reason: 'silent' } })
+  })
+
   it('clears the down reason when the provider comes back', () => {
     const down = stored({ state: 'down', reason: 'disconnected', detectedAfterMs: 40 })
     const c = decideObservation(lookupOf(down), { providerId: 'orders-1', state: 'up', lastSeen: T0 + 5000 }, T0 + 5000)
