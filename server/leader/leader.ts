@@ -1,9 +1,9 @@
 // The leader's shell: campaigns for the leader lock, then owns the ROUTER (requests from gateways
 // and workers) and the PUB (the event feed and BEATs), and is the registry's only writer. Every
 // write and observation goes through one queue, is decided by the pure core (registry.ts),
-// committed in one transaction per batch, and published only after that commit. It must never
-// publish, acknowledge or reply OK to anything that is not committed, and it stops acting the
-// moment it loses the lock or is fenced by a newer epoch.
+// committed in one transaction per batch, and published only after that commit. It also removes
+// providers down longer than their deregisterAfterMs. It must never publish, acknowledge or reply OK to anything that is not
+// committed, and it stops acting the moment it loses the lock or is fenced by a newer epoch.
 import { Publisher, Router } from 'zeromq'
 import { decode, encode, ProtocolError } from '../protocol/frames.js'
 import { Inbound, type Body, type Message, type Observation, type Task, type Verb, type WriteOp, type WriteResult } from '../protocol/messages.js'
@@ -15,7 +15,9 @@ import type { LeaderLock } from '../store/leader-lock.js'
 import type { Log } from '../shared/log.js'
 import { createAssignment, type Assignment } from './assignment.js'
 import { createFlapDamper, DEFAULT_FLAP_DAMPING, type FlapDamper, type FlapDampingConfig } from './flap-damping.js'
-import { decideObservation, decideWrite, type Judgement, type Lookup, type PendingChange } from './registry.js'
+import {
+  decideObservation, decideReap, decideWrite, sameWatch, type Judgement, type Lookup, type PendingChange
+} from './registry.js'
 import { createWorkerRegistry, type WorkerRegistry } from './worker-registry.js'
 
 /** 5 BEATs a second: a gateway that missed the tail of the feed learns the latest revision
@@ -40,6 +42,9 @@ export const TAKEOVER_SETTLE_MS = 1500
 const FLAP_RELEASE_CHECK_MS = 500
 /** ASSIGN lists are coalesced for this long, so a burst of registrations sends one per worker. */
 const ASSIGN_FLUSH_MS = 10
+/** How often providers down longer than their deregisterAfterMs are looked for: such a provider
+ *  goes within a quarter of a second of its time (the shortest allowed is 1 s). */
+const REAP_CHECK_INTERVAL_MS = 250
 
 export interface LeaderConfig {
   /** ROUTER endpoint; the PUB binds the next port. */
@@ -69,6 +74,8 @@ type QueueItem =
   /** `released`: a flapping hold ended; publish the provider's last observed state as is. */
   | { kind: 'observe', obs: Judgement, released?: boolean }
   | { kind: 'ack', identity: Buffer, seq: number }
+  /** A provider down longer than its deregisterAfterMs, to remove if it still is. */
+  | { kind: 'reap', providerId: string }
 
 /** Everything that exists only while this process is the active leader. */
 interface Term {
@@ -93,6 +100,8 @@ interface Term {
   /** True until TAKEOVER_SETTLE_MS after the takeover: no rebalancing yet. */
   settling: boolean
   damper: FlapDamper
+  /** Providers with a deregisterAfterMs, the only ones the reaper looks at. */
+  reapable: Set<string>
   loop: Promise<void>
   readLoop: Promise<void>
 }
@@ -168,10 +177,14 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       settling: true,
       // Per term: a new leader starts counting flaps afresh (it has no window of its own yet).
       damper: createFlapDamper(config.flapDamping ?? DEFAULT_FLAP_DAMPING),
+      reapable: new Set(),
       loop: Promise.resolve(),
       readLoop: Promise.resolve()
     }
-    for (const id of t.state.keys()) assignment.addProvider(id)
+    for (const p of t.state.values()) {
+      assignment.addProvider(p.id)
+      if (p.deregisterAfterMs !== undefined) t.reapable.add(p.id)
+    }
     term = t
     await router.bind(config.bind)
     await pub.bind(pubEndpoint(config.bind))
@@ -189,7 +202,8 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       setInterval(() => expireWorkers(t), 250),
       setTimeout(() => { t.settling = false; rebalance(t) }, TAKEOVER_SETTLE_MS),
       setInterval(() => { t.pruneDue = true; t.wake?.() }, PRUNE_INTERVAL_MS),
-      setInterval(() => releaseFlapping(t), FLAP_RELEASE_CHECK_MS)
+      setInterval(() => releaseFlapping(t), FLAP_RELEASE_CHECK_MS),
+      setInterval(() => reapDown(t), REAP_CHECK_INTERVAL_MS)
     )
     log.info({ epoch, revision: t.head, providers: t.state.size, bind: config.bind, events: pubEndpoint(config.bind) }, 'active leader')
     for (const resolve of activeWaiters) resolve()
@@ -326,9 +340,28 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     for (const { providerId, state, reason } of t.damper.release(Date.now())) {
       const provider = t.state.get(providerId)
       if (provider === undefined) continue
-      const lastSeen = provider.lastSeen === null ? null : Date.parse(provider.lastSeen)
+      const lastSeen = epochMs(provider.lastSeen)
       enqueue(t, { kind: 'observe', released: true, obs: { providerId, state, lastSeen, ...(state === 'down' && reason !== undefined ? { reason } : {}) } })
     }
+  }
+
+  function reapDown (t: Term): void {
+    // After a takeover, workers' READY may still bring a `down` provider back up: wait for them.
+    if (t.settling) return
+    const now = Date.now()
+    for (const id of t.reapable) {
+      const p = t.state.get(id)
+      if (p === undefined || p.state !== 'down' || p.deregisterAfterMs === undefined) continue
+      // A repeat while the first is queued is harmless: decideReap finds nothing to remove.
+      if (now - Date.parse(p.stateSince) >= p.deregisterAfterMs) enqueue(t, { kind: 'reap', providerId: id })
+    }
+  }
+
+  /** Flap damping: a worker's up/down becomes `down`/flapping while the
+   *  provider is held. A release publishes the state that was held back, as it is. */
+  function judge (t: Term, obs: Judgement, now: number, released: boolean): Judgement {
+    if (released || (obs.state !== 'up' && obs.state !== 'down')) return obs
+    return t.damper.observe(obs.providerId, obs.state, now, obs.reason) ? { ...obs, state: 'down', reason: 'flapping' } : obs
   }
 
   function enqueue (t: Term, item: QueueItem): void {
@@ -373,14 +406,11 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     for (const item of batch) {
       if (item.kind === 'ack') {
         after.push(() => reply(t, item.identity, 'ACK', { epoch: t.epoch, seq: item.seq }))
+      } else if (item.kind === 'reap') {
+        const change = decideReap(lookup, item.providerId, now)
+        if (change !== null) record(change)
       } else if (item.kind === 'observe') {
-        let judged = item.obs
-        if (item.released !== true && (judged.state === 'up' || judged.state === 'down')) {
-          if (t.damper.observe(judged.providerId, judged.state, now, judged.reason)) {
-            judged = { ...judged, state: 'down', reason: 'flapping' }
-          }
-        }
-        const change = decideObservation(lookup, judged, now)
+        const change = decideObservation(lookup, judge(t, item.obs, now, item.released === true), now)
         if (change !== null) record(change)
       } else {
         const d = decideWrite(lookup, item.op, now)
@@ -434,20 +464,25 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   function applyCommitted (t: Term, c: Change): void {
     const id = c.provider.id
     const before = t.state.get(id)
+    const owner = t.assignment.ownerOf(id)
     if (c.event === 'deregistered') {
       t.state.delete(id)
       t.damper.forget(id)
-      const owner = t.assignment.ownerOf(id)
+      t.reapable.delete(id)
       if (owner !== undefined) t.dirtyWorkers.add(owner)
       t.assignment.removeProvider(id)
       return
     }
-    t.state.set(id, c.provider)
+    const p = c.provider
+    t.state.set(id, p)
+    if (p.deregisterAfterMs !== undefined) t.reapable.add(id)
+    else t.reapable.delete(id)
+    const rewatched = before !== undefined && !sameWatch(before, p)
     if (before === undefined) {
       t.assignment.addProvider(id)
-    } else if (before.heartbeat !== c.provider.heartbeat || before.heartbeatIntervalMs !== c.provider.heartbeatIntervalMs) {
-      const owner = t.assignment.ownerOf(id)
-      if (owner !== undefined) t.dirtyWorkers.add(owner)
+    } else if (owner !== undefined && (rewatched || (before.state === 'maintenance') !== (p.state === 'maintenance'))) {
+      // A new endpoint, or a maintenance that began or ended: its watcher needs the new task.
+      t.dirtyWorkers.add(owner)
     }
   }
 
@@ -511,13 +546,19 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   }
 }
 
+function epochMs (iso: string | null): number | null {
+  return iso === null ? null : Date.parse(iso)
+}
+
 function toTask (p: Provider): Task {
-  return {
+  const task: Task = {
     providerId: p.id,
     heartbeat: p.heartbeat,
     heartbeatIntervalMs: p.heartbeatIntervalMs,
     // A provider in maintenance is still watched, from a neutral start.
     state: p.state === 'maintenance' ? 'pending' : p.state,
-    lastSeen: p.lastSeen === null ? null : Date.parse(p.lastSeen)
+    lastSeen: epochMs(p.lastSeen)
   }
+  if (p.state === 'maintenance') task.maintenance = true
+  return task
 }

@@ -1,9 +1,10 @@
 // The leader's pure decision core: given the current registry and one request (a write from a
-// gateway or an observation from a worker), decide the change it causes, if any. It never
-// assigns revisions, touches storage or sockets: the shell batches decisions, numbers them,
-// commits them, and only then makes them visible.
+// gateway, an observation from a worker, or a reaping of a provider down too long), decide the
+// change it causes, if any. It never assigns revisions,
+// touches storage or sockets: the shell batches decisions, numbers them, commits them, and only
+// then makes them visible.
 import {
-  HEARTBEAT_INTERVAL_DEFAULT_MS, type EventKind, type Provider, type ProviderSpec
+  HEARTBEAT_INTERVAL_DEFAULT_MS, type EventKind, type Provider, type ProviderRecordSpec, type ProviderSpec
 } from '../protocol/model.js'
 import type { Observation, WriteOp } from '../protocol/messages.js'
 
@@ -17,9 +18,12 @@ export const ErrorCodes = {
   notFound: 'ROSTER_ERR_PROVIDER_NOT_FOUND'
 } as const
 
+/** The reason on the `deregistered` event of a provider removed by its deregisterAfterMs. */
+export const REAPED_REASON = 'down-too-long'
+
 export type WriteDecision =
   | { ok: false, statusCode: number, code: string, message: string }
-  /** `change` is null for an idempotent re-registration; `current` is then the stored provider. */
+  /** `change` is null for an idempotent write; `current` is then the stored provider. */
   | { ok: true, statusCode: number, change: PendingChange | null, current?: Provider }
 
 export function decideWrite (lookup: Lookup, op: WriteOp, now: number): WriteDecision {
@@ -34,14 +38,19 @@ export function decideWrite (lookup: Lookup, op: WriteOp, now: number): WriteDec
         : `provider '${op.id}' is not registered under service '${op.service}'`
     }
   }
-  if (op.type === 'deregister') {
-    if (existing === undefined) {
-      return { ok: false, statusCode: 404, code: ErrorCodes.notFound, message: `provider '${op.id}' is not registered under service '${op.service}'` }
-    }
-    return { ok: true, statusCode: 200, change: { event: 'deregistered', provider: withoutRevision(existing) } }
+  if (op.type !== 'register' && existing === undefined) {
+    return { ok: false, statusCode: 404, code: ErrorCodes.notFound, message: `provider '${op.id}' is not registered under service '${op.service}'` }
+  }
+  const stamp = new Date(now).toISOString()
+  switch (op.type) {
+    case 'deregister':
+      return { ok: true, statusCode: 200, change: { event: 'deregistered', provider: withoutRevision(existing as Provider) } }
+    case 'maintenance':
+      return decideMaintenance(existing as Provider, op.enabled, op.reason, stamp)
+    case 'register':
+      break
   }
   const spec = withDefaults(op.spec)
-  const stamp = new Date(now).toISOString()
   if (existing === undefined) {
     const provider: Draft = { id: op.id, service: op.service, ...spec, state: 'pending', stateSince: stamp, lastSeen: null }
     return { ok: true, statusCode: 201, change: { event: 'registered', provider } }
@@ -49,14 +58,43 @@ export function decideWrite (lookup: Lookup, op: WriteOp, now: number): WriteDec
   if (sameSpec(existing, spec)) return { ok: true, statusCode: 200, change: null, current: existing }
   // A new heartbeat endpoint or interval means what was known about liveness no longer
   // applies: the provider is pending again until its first heartbeat there.
-  const rewatch = existing.heartbeat !== spec.heartbeat || existing.heartbeatIntervalMs !== spec.heartbeatIntervalMs
-  const provider: Draft = { ...withoutRevision(existing), ...spec }
-  if (rewatch && existing.state !== 'maintenance') {
+  // A provider in maintenance stays there: only the operator takes it out.
+  const provider: Draft = { ...withoutSpec(existing), ...spec }
+  if (!sameWatch(existing, spec) && existing.state !== 'maintenance') {
     Object.assign(provider, { state: 'pending', stateSince: stamp, lastSeen: null })
-    delete provider.reason
-    delete provider.detectedAfterMs
+    clearPresenceDetail(provider)
   }
   return { ok: true, statusCode: 200, change: { event: 'updated', provider } }
+}
+
+/** Maintenance on: state `maintenance` (event `maintenance`) with the operator's note as reason.
+ *  Off: `pending` (event `updated`), until the provider's watcher or its next renewal says
+ *  where it really is. Either is a no-op when the provider is already in that mode. */
+function decideMaintenance (existing: Provider, enabled: boolean, reason: string | undefined, stamp: string): WriteDecision {
+  const inMaintenance = existing.state === 'maintenance'
+  if (enabled === inMaintenance) return { ok: true, statusCode: 200, change: null, current: existing }
+  const provider: Draft = withoutRevision(existing)
+  clearPresenceDetail(provider)
+  provider.stateSince = stamp
+  if (enabled) {
+    provider.state = 'maintenance'
+    if (reason !== undefined && reason !== '') provider.reason = reason
+    return { ok: true, statusCode: 200, change: { event: 'maintenance', provider } }
+  }
+  provider.state = 'pending'
+  return { ok: true, statusCode: 200, change: { event: 'updated', provider } }
+}
+
+/** A provider with a deregisterAfterMs that has been down at least that long is removed, with
+ *  reason `down-too-long` on its `deregistered` event. Time is measured from `stateSince`, which
+ *  is stored, so a leader restart neither resets nor forgets the clock. */
+export function decideReap (lookup: Lookup, id: string, now: number): PendingChange | null {
+  const p = lookup(id)
+  if (p === undefined || p.state !== 'down' || p.deregisterAfterMs === undefined) return null
+  if (now - Date.parse(p.stateSince) < p.deregisterAfterMs) return null
+  const provider = withoutRevision(p)
+  provider.reason = REAPED_REASON
+  return { event: 'deregistered', provider }
 }
 
 /** What the leader concludes from a worker's observation: the same, or, for a flapping
@@ -75,8 +113,9 @@ export function decideObservation (lookup: Lookup, obs: Judgement, now: number):
     (obs.reason === 'flapping') !== (existing.reason === 'flapping')
   if (obs.state === existing.state && !flappingChanged) return null
   const lastSeen = obs.lastSeen === null ? existing.lastSeen : new Date(obs.lastSeen).toISOString()
-  const { reason: _reason, detectedAfterMs: _detected, ...rest } = withoutRevision(existing)
-  const provider: Draft = { ...rest, state: obs.state, stateSince: new Date(now).toISOString(), lastSeen }
+  const provider: Draft = withoutRevision(existing)
+  clearPresenceDetail(provider)
+  Object.assign(provider, { state: obs.state, stateSince: new Date(now).toISOString(), lastSeen })
   if (obs.state === 'down') {
     if (obs.reason !== undefined) provider.reason = obs.reason
     if (obs.detectedAfterMs !== undefined) provider.detectedAfterMs = obs.detectedAfterMs
@@ -84,7 +123,7 @@ export function decideObservation (lookup: Lookup, obs: Judgement, now: number):
   return { event: obs.state, provider }
 }
 
-export function withDefaults (spec: ProviderSpec): Required<ProviderSpec> {
+export function withDefaults (spec: ProviderSpec): ProviderRecordSpec {
   return {
     host: spec.host,
     port: spec.port,
@@ -92,19 +131,42 @@ export function withDefaults (spec: ProviderSpec): Required<ProviderSpec> {
     heartbeat: spec.heartbeat,
     heartbeatIntervalMs: spec.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_DEFAULT_MS,
     tags: spec.tags ?? [],
-    meta: spec.meta ?? {}
+    meta: spec.meta ?? {},
+    ...(spec.deregisterAfterMs === undefined ? {} : { deregisterAfterMs: spec.deregisterAfterMs })
   }
 }
 
-function sameSpec (p: Provider, spec: Required<ProviderSpec>): boolean {
-  return p.host === spec.host && p.port === spec.port && p.protocol === spec.protocol &&
-    p.heartbeat === spec.heartbeat && p.heartbeatIntervalMs === spec.heartbeatIntervalMs &&
-    JSON.stringify(p.tags) === JSON.stringify(spec.tags) &&
-    JSON.stringify(sortKeys(p.meta)) === JSON.stringify(sortKeys(spec.meta))
+/** Whether the provider is watched the same way: same heartbeat endpoint and interval. */
+export function sameWatch (p: Provider, spec: ProviderRecordSpec): boolean {
+  return p.heartbeat === spec.heartbeat && p.heartbeatIntervalMs === spec.heartbeatIntervalMs
 }
 
-function sortKeys (o: Record<string, string>): [string, string][] {
-  return Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+function sameSpec (p: Provider, spec: ProviderRecordSpec): boolean {
+  return p.host === spec.host && p.port === spec.port && p.protocol === spec.protocol &&
+    sameWatch(p, spec) && p.deregisterAfterMs === spec.deregisterAfterMs &&
+    JSON.stringify(p.tags) === JSON.stringify(spec.tags) &&
+    canonical(p.meta) === canonical(spec.meta)
+}
+
+/** JSON with object keys sorted: equal for equal values whatever the key order. */
+function canonical (value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v) ?? 'undefined'
+}
+
+/** Drops what described the previous state (why it was down, how late that was noticed). */
+function clearPresenceDetail (p: Draft): void {
+  delete p.reason
+  delete p.detectedAfterMs
+}
+
+/** The provider without its registration's optional fields, so that an update that drops one
+ *  (no more deregisterAfterMs) really removes it. */
+function withoutSpec (p: Provider): Draft {
+  const { revision: _revision, deregisterAfterMs: _after, ...rest } = p
+  return rest
 }
 
 function withoutRevision (p: Provider): Draft {

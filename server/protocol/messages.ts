@@ -2,7 +2,7 @@
 // of its JSON body (frame 1). server/protocol/README.md is the specification; this module is
 // its executable form. Nothing here touches a socket.
 import { Type, type Static } from '@sinclair/typebox'
-import { Change, Provider, ProviderId, ProviderSpec, ServiceName } from './model.js'
+import { Change, Provider, ProviderId, ProviderSpec, REASON_MAX_LENGTH, ServiceName } from './model.js'
 
 export const Epoch = Type.Integer({ minimum: 1, description: 'the leader term that sent this message' })
 const RequestId = Type.String({ minLength: 1, maxLength: 64 })
@@ -25,14 +25,17 @@ export const Observation = Type.Object(
 export type Observation = Static<typeof Observation>
 
 /** One provider a worker must watch, with what the leader knows of it, so that a worker taking
- *  over a provider continues from its state instead of starting at pending. */
+ *  over a provider continues from its state instead of starting at pending. `maintenance`: the
+ *  provider is held out of rotation by an operator; the worker keeps watching it from a neutral
+ *  `pending`, and does not report its own view merely because it differs. */
 export const Task = Type.Object(
   {
     providerId: ProviderId,
     heartbeat: Type.String(),
     heartbeatIntervalMs: Type.Integer({ minimum: 1 }),
     state: Type.Union([Type.Literal('pending'), Type.Literal('up'), Type.Literal('down')]),
-    lastSeen: EpochMs
+    lastSeen: EpochMs,
+    maintenance: Type.Optional(Type.Literal(true))
   },
   { additionalProperties: false }
 )
@@ -45,6 +48,17 @@ export const WriteOp = Type.Union([
   ),
   Type.Object(
     { type: Type.Literal('deregister'), service: ServiceName, id: ProviderId },
+    { additionalProperties: false }
+  ),
+  /** An operator puts a provider in maintenance (`enabled`) or takes it out. */
+  Type.Object(
+    {
+      type: Type.Literal('maintenance'),
+      service: ServiceName,
+      id: ProviderId,
+      enabled: Type.Boolean(),
+      reason: Type.Optional(Type.String({ maxLength: REASON_MAX_LENGTH }))
+    },
     { additionalProperties: false }
   )
 ])

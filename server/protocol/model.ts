@@ -25,7 +25,7 @@ export type ProviderProtocol = Static<typeof ProviderProtocol>
 
 export const ProviderState = Type.Union(
   [Type.Literal('pending'), Type.Literal('up'), Type.Literal('down'), Type.Literal('maintenance')],
-  { description: 'pending until the first heartbeat, then up or down' }
+  { description: 'pending until the first heartbeat, then up or down; maintenance while an operator holds it out of rotation' }
 )
 export type ProviderState = Static<typeof ProviderState>
 
@@ -44,6 +44,14 @@ export type EventKind = Static<typeof EventKind>
 export const HEARTBEAT_INTERVAL_MIN_MS = 50
 export const HEARTBEAT_INTERVAL_MAX_MS = 60_000
 export const HEARTBEAT_INTERVAL_DEFAULT_MS = 1000
+
+/** A provider down this long is removed (Consul's deregister_critical_service_after): at least
+ *  one second, so that a restart is never mistaken for an abandoned instance by accident, at
+ *  most seven days. */
+export const DEREGISTER_AFTER_MIN_MS = 1000
+export const DEREGISTER_AFTER_MAX_MS = 7 * 24 * 3_600_000
+/** Bounds an operator's maintenance note. */
+export const REASON_MAX_LENGTH = 256
 
 /** The writable part of a provider: the body of a registration. */
 export const ProviderSpec = Type.Object(
@@ -76,14 +84,19 @@ export const ProviderSpec = Type.Object(
         maxProperties: 32,
         default: {}
       })
-    )
+    ),
+    deregisterAfterMs: Type.Optional(Type.Integer({
+      minimum: DEREGISTER_AFTER_MIN_MS,
+      maximum: DEREGISTER_AFTER_MAX_MS,
+      description: 'remove the provider once it has been down this long (1000 ms to 7 days); the event is deregistered with reason down-too-long'
+    }))
   },
   { additionalProperties: false }
 )
 export type ProviderSpec = Static<typeof ProviderSpec>
 
 /** A registration with every default filled in, as the leader stores it. */
-export type ProviderRecordSpec = Required<ProviderSpec>
+export type ProviderRecordSpec = Required<Omit<ProviderSpec, 'deregisterAfterMs'>> & Pick<ProviderSpec, 'deregisterAfterMs'>
 
 export const Provider = Type.Object(
   {
@@ -96,11 +109,13 @@ export const Provider = Type.Object(
     heartbeatIntervalMs: Type.Integer(),
     tags: Type.Array(Type.String()),
     meta: Type.Record(Type.String(), Type.String()),
+    deregisterAfterMs: Type.Optional(Type.Integer()),
     state: ProviderState,
     stateSince: Type.String({ format: 'date-time' }),
     lastSeen: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     reason: Type.Optional(Type.String({
-      description: 'why the provider is in its state: disconnected, silent or flapping when down; the operator\'s note in maintenance'
+      description: 'why the provider is in its state: disconnected, silent or flapping when down; ' +
+        'the operator\'s note in maintenance; down-too-long on the deregistered event of a provider removed by deregisterAfterMs'
     })),
     detectedAfterMs: Type.Optional(Type.Integer({
       minimum: 0,

@@ -57,6 +57,7 @@ interface ProviderRow {
   heartbeat_interval_ms: number
   tags: string[]
   meta: Record<string, string>
+  deregister_after_ms: number | null
   state: ProviderState
   state_since: Date
   last_seen: Date | null
@@ -70,7 +71,7 @@ interface ProviderRow {
 // JS arrays differently). Quoted column names match the Provider object's camelCase keys.
 const PROVIDER_RECORD = `
   id text, service text, host text, port int, protocol text, heartbeat text,
-  "heartbeatIntervalMs" int, tags jsonb, meta jsonb, state text,
+  "heartbeatIntervalMs" int, tags jsonb, meta jsonb, "deregisterAfterMs" int, state text,
   "stateSince" timestamptz, "lastSeen" timestamptz, reason text, "detectedAfterMs" int,
   revision bigint`
 
@@ -84,7 +85,8 @@ export function createRegistryStore (db: Db): RegistryStore {
         if (meta === undefined) throw missingMeta()
         const rows = await tx.query<ProviderRow>(`
           select id, service, host, port, protocol, heartbeat, heartbeat_interval_ms, tags, meta,
-                 state, state_since, last_seen, reason, detected_after_ms, revision
+                 deregister_after_ms, state, state_since, last_seen, reason, detected_after_ms,
+                 revision
             from providers
            order by id`)
         return { revision: meta.revision, epoch: meta.epoch, providers: rows.map(providerFromRow) }
@@ -133,16 +135,19 @@ export function createRegistryStore (db: Db): RegistryStore {
         if (kept.length > 0) {
           await tx.query(`
             insert into providers as p (id, service, host, port, protocol, heartbeat,
-                                        heartbeat_interval_ms, tags, meta, state, state_since,
-                                        last_seen, reason, detected_after_ms, revision)
+                                        heartbeat_interval_ms, tags, meta, deregister_after_ms,
+                                        state, state_since, last_seen, reason, detected_after_ms,
+                                        revision)
             select id, service, host, port, protocol, heartbeat, "heartbeatIntervalMs", tags, meta,
-                   state, "stateSince", "lastSeen", reason, "detectedAfterMs", revision
+                   "deregisterAfterMs", state, "stateSince", "lastSeen", reason, "detectedAfterMs",
+                   revision
               from jsonb_to_recordset($1::jsonb) as x(${PROVIDER_RECORD})
             on conflict (id) do update set
               service = excluded.service, host = excluded.host, port = excluded.port,
               protocol = excluded.protocol, heartbeat = excluded.heartbeat,
               heartbeat_interval_ms = excluded.heartbeat_interval_ms, tags = excluded.tags,
-              meta = excluded.meta, state = excluded.state, state_since = excluded.state_since,
+              meta = excluded.meta, deregister_after_ms = excluded.deregister_after_ms,
+              state = excluded.state, state_since = excluded.state_since,
               last_seen = excluded.last_seen, reason = excluded.reason,
               detected_after_ms = excluded.detected_after_ms, revision = excluded.revision`,
           [JSON.stringify(kept)])
@@ -239,6 +244,7 @@ function providerFromRow (row: ProviderRow): Provider {
     heartbeatIntervalMs: row.heartbeat_interval_ms,
     tags: row.tags,
     meta: row.meta,
+    ...(row.deregister_after_ms === null ? {} : { deregisterAfterMs: row.deregister_after_ms }),
     state: row.state,
     stateSince: row.state_since.toISOString(),
     lastSeen: row.last_seen === null ? null : row.last_seen.toISOString(),

@@ -23,10 +23,22 @@ export interface LivenessOptions {
   disconnectQuietMs?: number
 }
 
+export interface AssignOutcome {
+  /** Kept providers whose state here (up or down) differs from the task's: the leader does not
+   *  know what this worker sees (it took the provider out of maintenance, or has not yet
+   *  committed a report), so the caller reports it again. A task in maintenance is exempt. */
+  report: Observation[]
+  /** Kept providers that moved to a new endpoint and restarted from the task: an unacknowledged
+   *  observation about their previous endpoint is no longer true and must not be resent. */
+  restarted: string[]
+}
+
 export interface Liveness {
-  /** Replaces the watched set (an ASSIGN). New tasks continue from the leader's state and
-   *  lastSeen; kept ones keep their bookkeeping; missing ones are forgotten. */
-  assign: (tasks: readonly Task[], now: number) => void
+  /** Replaces the watched set (an ASSIGN) with the tasks that have a heartbeat endpoint. New
+   *  tasks continue from the leader's state and lastSeen; kept ones keep their bookkeeping,
+   *  unless their endpoint changed (then they restart from the task, as new); missing ones are
+   *  forgotten. See AssignOutcome for what the caller must report or drop. */
+  assign: (tasks: readonly Task[], now: number) => AssignOutcome
   /** A heartbeat from `providerId`: the transition to `up`, or null (already up, or unknown).
    *  Updates lastSeen either way, except for a stale heartbeat read just after a disconnect. */
   heartbeat: (providerId: string, now: number) => Observation | null
@@ -171,28 +183,42 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
   return {
     assign (tasks, now) {
       const next = new Map<string, Entry>()
+      const outcome: AssignOutcome = { report: [], restarted: [] }
       for (const task of tasks) {
+        const endpoint = task.heartbeat
+        if (endpoint === undefined) continue
         const kept = next.get(task.providerId) ?? byId.get(task.providerId)
         if (kept !== undefined) {
-          // Our own view is fresher than the leader's (it may not have our last report yet), so
-          // only the registration's parameters are taken over.
-          const moved = kept.endpoint !== task.heartbeat
+          const moved = kept.endpoint !== endpoint
           const retimed = kept.intervalMs !== task.heartbeatIntervalMs
-          if (moved) {
-            detach(kept)
-            kept.endpoint = task.heartbeat
-            attach(kept)
-          }
           kept.intervalMs = task.heartbeatIntervalMs
-          // The provider learns its new interval or endpoint at a moment we cannot know, so its
-          // silence is counted afresh from now; at worst one detection is late by one period.
-          if ((moved || retimed) && kept.state === 'up') rearm(kept, now)
+          if (moved) {
+            // The leader made the provider pending for its new endpoint, where nothing has been
+            // seen yet: start over from the task, so that the first heartbeat there is an `up`.
+            detach(kept)
+            kept.endpoint = endpoint
+            attach(kept)
+            kept.state = task.state
+            kept.lastSeen = task.lastSeen
+            kept.reason = undefined
+            if (kept.state === 'up') rearm(kept, now)
+            outcome.restarted.push(task.providerId)
+          } else {
+            // The provider learns its new interval at a moment we cannot know, so its silence is
+            // counted afresh from now; at worst one detection is late by one period.
+            if (retimed && kept.state === 'up') rearm(kept, now)
+            // Our own view is fresher than the leader's: keep it, and tell the leader when it
+            // differs (after maintenance, a new interval, or a report it has not committed yet).
+            if (task.maintenance !== true && kept.state !== 'pending' && kept.state !== task.state) {
+              outcome.report.push(observation(kept))
+            }
+          }
           next.set(task.providerId, kept)
           continue
         }
         const e: Entry = {
           providerId: task.providerId,
-          endpoint: task.heartbeat,
+          endpoint,
           intervalMs: task.heartbeatIntervalMs,
           state: task.state,
           lastSeen: task.lastSeen,
@@ -214,6 +240,7 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
       }
       byId.clear()
       for (const [id, e] of next) byId.set(id, e)
+      return outcome
     },
 
     heartbeat (providerId, now) {

@@ -193,6 +193,11 @@ export function createWorker (opts: WorkerOptions): Worker {
   function transition (obs: Observation): void {
     counters.transitions++
     log.debug({ providerId: obs.providerId, state: obs.state, reason: obs.reason }, 'provider transition')
+    report(obs)
+  }
+
+  /** Queues an observation for the next REPORT (a transition, or a view the leader lacks). */
+  function report (obs: Observation): void {
     unacked.set(obs.providerId, { obs, seq: 0, sentAt: 0 })
     // Transitions of one I/O turn (a dropped host, one expiry pass) travel in one REPORT.
     flushHandle ??= setImmediate(() => {
@@ -240,9 +245,14 @@ export function createWorker (opts: WorkerOptions): Worker {
   }
 
   function applyAssign (tasks: Task[]): void {
-    liveness.assign(tasks, clock())
-    // Observations of providers now watched elsewhere are not ours to report any more.
+    const watched = liveness.assign(tasks, clock())
+    // Observations of providers now watched elsewhere (or from a previous endpoint) are not
+    // ours to report any more.
+    for (const id of watched.restarted) unacked.delete(id)
     for (const id of unacked.keys()) if (!liveness.has(id)) unacked.delete(id)
+    // The leader's view of these differs from ours (for one, it just took them out of
+    // maintenance): tell it ours, or they would stay as it says until their next transition.
+    for (const obs of watched.report) report(obs)
     syncEndpoints()
     armExpiry()
     log.info({ tasks: tasks.length, endpoints: connected.size }, 'applied ASSIGN')

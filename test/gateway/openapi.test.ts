@@ -29,7 +29,8 @@ describe('/openapi.json', () => {
       '/v1/health': ['get'],
       '/v1/services': ['get'],
       '/v1/services/{service}/providers': ['get'],
-      '/v1/services/{service}/providers/{id}': ['delete', 'get', 'put']
+      '/v1/services/{service}/providers/{id}': ['delete', 'get', 'put'],
+      '/v1/services/{service}/providers/{id}/maintenance': ['put']
     })
     expect(Object.keys(doc.components.schemas).sort()).toEqual(['Error', 'Provider', 'ProviderSpec'])
     expect(doc.info.description).toContain('/v1/watch')

@@ -29,6 +29,8 @@ describe('bad input is a 400 that names the field', () => {
     ['port 70000', { ...spec, port: 70000 }, /^body\/port must be <= 65535$/],
     ['port as text', { ...spec, port: 'eighty' }, /^body\/port must be integer$/],
     ['a missing field', { host: 'h', port: 1, protocol: 'http' }, /^body must have required property 'heartbeat'$/],
+    ['deregisterAfterMs below 1 s', { ...spec, deregisterAfterMs: 999 }, /^body\/deregisterAfterMs must be >= 1000$/],
+    ['deregisterAfterMs above 7 days', { ...spec, deregisterAfterMs: 604_800_001 }, /^body\/deregisterAfterMs must be <= 604800000$/],
     ['an unknown protocol', { ...spec, protocol: 'grpc' }, /^body\/protocol must be one of: http, rpc, pub$/],
     ['a heartbeat that is not tcp://host:port', { ...spec, heartbeat: 'http://10.0.0.5:9100' }, /^body\/heartbeat must match pattern .*tcp:\/\/host:port/],
     ['a heartbeat without a port', { ...spec, heartbeat: 'tcp://10.0.0.5' }, /^body\/heartbeat must match pattern/],
@@ -50,6 +52,26 @@ describe('bad input is a 400 that names the field', () => {
       expect(res.body.message).toMatch(message)
     })
   }
+
+  it('a bad maintenance body, and a bad provider id on the maintenance route', async () => {
+    const url = '/v1/services/orders/providers/orders-1/maintenance'
+    const cases: [unknown, RegExp][] = [
+      [{}, /^body must have required property 'enabled'$/],
+      [{ enabled: 'yes' }, /^body\/enabled must be boolean$/],
+      [{ enabled: true, reason: 'x'.repeat(257) }, /^body\/reason must NOT have more than 256 characters$/],
+      [{ enabled: true, until: 'tomorrow' }, /^body must NOT have additional properties \(unknown field 'until'\)$/]
+    ]
+    for (const [body, message] of cases) {
+      const res = await app.inject({ method: 'PUT', url, payload: body as object })
+      expect(res.statusCode, JSON.stringify(body)).toBe(400)
+      expect(res.json().message).toMatch(message)
+    }
+    for (const path of ['maintenance']) {
+      const res = await app.inject({ method: 'PUT', url: `/v1/services/orders/providers/orders%201/${path}`, payload: { enabled: true } })
+      expect(res.statusCode).toBe(400)
+      expect(res.json().message).toMatch(/^params\/id must match pattern/)
+    }
+  })
 
   it('a service name with bad characters, or too long', async () => {
     for (const service of ['Orders', 'orders!', '-orders', 'o'.repeat(64)]) {
@@ -129,6 +151,15 @@ describe('writes without a leader', () => {
       error: 'Service Unavailable',
       message: 'no leader is available to accept writes; retry shortly'
     })
+  })
+
+  it('maintenance is 503 with Retry-After', async () => {
+    for (const [path, payload] of [['maintenance', { enabled: true }]] as const) {
+      const res = await app.inject({ method: 'PUT', url: `/v1/services/orders/providers/orders-1/${path}`, ...(payload === undefined ? {} : { payload }) })
+      expect(res.statusCode, path).toBe(503)
+      expect(res.headers['retry-after']).toBe('1')
+      expect(res.json()).toMatchObject({ code: 'ROSTER_ERR_LEADER_UNAVAILABLE' })
+    }
   })
 
   it('deregister is 503 with Retry-After', async () => {

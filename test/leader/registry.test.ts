@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { decideObservation, decideWrite, type Lookup } from '../../server/leader/registry.js'
+import { decideObservation, decideReap, decideWrite, type Lookup } from '../../server/leader/registry.js'
 import type { Provider } from '../../server/protocol/model.js'
 
 const spec = { host: '10.0.0.5', port: 8080, protocol: 'http' as const, heartbeat: 'tcp://10.0.0.5:9100' }
@@ -53,6 +53,68 @@ describe('decideWrite', () => {
       .toMatchObject({ ok: false, statusCode: 404, code: 'ROSTER_ERR_PROVIDER_NOT_FOUND' })
     expect(decideWrite(lookupOf(p), { type: 'deregister', service: 'billing', id: 'orders-1' }, T0))
       .toMatchObject({ ok: false, statusCode: 404 })
+  })
+})
+
+describe('decideWrite: deregisterAfterMs', () => {
+  it('stores it, and changes it without touching the state', () => {
+    const d = decideWrite(lookupOf(), { type: 'register', service: 'orders', id: 'orders-1', spec: { ...spec, deregisterAfterMs: 60_000 } }, T0)
+    expect(d).toMatchObject({ ok: true, statusCode: 201, change: { provider: { deregisterAfterMs: 60_000, state: 'pending' } } })
+    const p = stored()
+    const changed = decideWrite(lookupOf(p), { type: 'register', service: 'orders', id: 'orders-1', spec: { ...spec, deregisterAfterMs: 5000 } }, T0 + 5)
+    expect(changed).toMatchObject({ ok: true, change: { event: 'updated', provider: { state: 'up', deregisterAfterMs: 5000 } } })
+    // Dropping it really removes it.
+    const back = decideWrite(lookupOf({ ...p, deregisterAfterMs: 5000 }), { type: 'register', service: 'orders', id: 'orders-1', spec }, T0 + 5)
+    if (!back.ok || back.change === null) throw new Error('expected a change')
+    expect(back.change.provider).not.toHaveProperty('deregisterAfterMs')
+  })
+})
+
+describe('maintenance', () => {
+  const on = { type: 'maintenance' as const, service: 'orders', id: 'orders-1', enabled: true, reason: 'kernel upgrade' }
+  const off = { type: 'maintenance' as const, service: 'orders', id: 'orders-1', enabled: false }
+
+  it('puts a provider in maintenance with the operator\'s reason, and is a no-op when it already is', () => {
+    const d = decideWrite(lookupOf(stored({ state: 'down', reason: 'silent', detectedAfterMs: 3000 })), on, T0 + 5)
+    if (!d.ok || d.change === null) throw new Error('expected a change')
+    expect(d.change.event).toBe('maintenance')
+    expect(d.change.provider).toMatchObject({ state: 'maintenance', reason: 'kernel upgrade', stateSince: new Date(T0 + 5).toISOString(), lastSeen: new Date(T0).toISOString() })
+    expect(d.change.provider).not.toHaveProperty('detectedAfterMs')
+    const held = stored({ state: 'maintenance', reason: 'kernel upgrade' })
+    expect(decideWrite(lookupOf(held), { ...on, reason: 'another note' }, T0)).toEqual({ ok: true, statusCode: 200, change: null, current: held })
+    expect(decideWrite(lookupOf(stored()), off, T0)).toEqual({ ok: true, statusCode: 200, change: null, current: stored() })
+  })
+
+  it('takes a provider out of maintenance to pending (event updated), without the note', () => {
+    const d = decideWrite(lookupOf(stored({ state: 'maintenance', reason: 'kernel upgrade' })), off, T0 + 9)
+    if (!d.ok || d.change === null) throw new Error('expected a change')
+    expect(d.change.event).toBe('updated')
+    expect(d.change.provider).toMatchObject({ state: 'pending', stateSince: new Date(T0 + 9).toISOString() })
+    expect(d.change.provider).not.toHaveProperty('reason')
+  })
+
+  it('answers 404 for an unknown provider or another service', () => {
+    expect(decideWrite(lookupOf(), on, T0)).toMatchObject({ ok: false, statusCode: 404, code: 'ROSTER_ERR_PROVIDER_NOT_FOUND' })
+    expect(decideWrite(lookupOf(stored()), { ...on, service: 'billing' }, T0)).toMatchObject({ ok: false, statusCode: 404 })
+  })
+
+  it('keeps maintenance and its note through a re-registration that moves the heartbeat', () => {
+    const d = decideWrite(lookupOf(stored({ state: 'maintenance', reason: 'kernel upgrade' })),
+      { type: 'register', service: 'orders', id: 'orders-1', spec: { ...spec, heartbeat: 'tcp://10.0.0.5:9200' } }, T0 + 5)
+    expect(d).toMatchObject({ ok: true, change: { event: 'updated', provider: { state: 'maintenance', reason: 'kernel upgrade', heartbeat: 'tcp://10.0.0.5:9200' } } })
+  })
+})
+
+describe('decideReap', () => {
+  it('removes a provider down at least its deregisterAfterMs, with reason down-too-long, and nothing else', () => {
+    const down = stored({ state: 'down', reason: 'silent', stateSince: new Date(T0).toISOString(), deregisterAfterMs: 5000 })
+    expect(decideReap(lookupOf(down), 'orders-1', T0 + 4999)).toBeNull()
+    expect(decideReap(lookupOf(down), 'orders-1', T0 + 5000)).toMatchObject({ event: 'deregistered', provider: { id: 'orders-1', state: 'down', reason: 'down-too-long' } })
+    expect(decideReap(lookupOf({ ...down, state: 'up' }), 'orders-1', T0 + 60_000)).toBeNull()
+    expect(decideReap(lookupOf({ ...down, state: 'maintenance' }), 'orders-1', T0 + 60_000)).toBeNull()
+    const { deregisterAfterMs: _d, ...forever } = down
+    expect(decideReap(lookupOf(forever), 'orders-1', T0 + 60_000)).toBeNull()
+    expect(decideReap(lookupOf(), 'orders-1', T0 + 60_000)).toBeNull()
   })
 })
 

@@ -131,6 +131,18 @@ describeBackends('registry store', (backend) => {
     expect(await store.load()).toEqual({ revision: 4, epoch, providers: [{ ...b, revision: 2 }] })
   })
 
+  it('round-trips deregisterAfterMs and an operator\'s maintenance note', async () => {
+    const store = createRegistryStore(backend.db)
+    const epoch = await store.claimEpoch()
+    const held: Provider = { ...provider('orders-1'), deregisterAfterMs: 604_800_000, state: 'maintenance', reason: 'kernel upgrade' }
+    await store.commit(epoch, [change(1, 'maintenance', held)])
+    expect(await store.load()).toEqual({ revision: 1, epoch, providers: [{ ...held, revision: 1 }] })
+    // And back to nothing else: the optional columns are cleared.
+    const plain = provider('orders-1', { state: 'up' })
+    await store.commit(epoch, [change(2, 'updated', plain)])
+    expect((await store.load()).providers).toEqual([{ ...plain, revision: 2 }])
+  })
+
   it('applies a batch in order, several changes of one provider included', async () => {
     const store = createRegistryStore(backend.db)
     const epoch = await store.claimEpoch()

@@ -162,14 +162,42 @@ describe('liveness', () => {
     expect(l.expire(T0 + 3050).map((o) => o.providerId)).toEqual(['fast'])
   })
 
-  it('follows a kept provider to its new endpoint', () => {
+  it('follows a kept provider to its new endpoint, starting over there from the task', () => {
     const l = createLiveness()
     l.assign([task('p1')], T0)
     l.heartbeat('p1', T0)
-    l.assign([task('p1', { heartbeat: E2 })], T0 + 10)
+    // The leader made it pending for the new endpoint: nothing has been seen there yet.
+    expect(l.assign([task('p1', { heartbeat: E2 })], T0 + 10)).toEqual({ report: [], restarted: ['p1'] })
     expect(l.endpoints()).toEqual(new Set([E2]))
+    expect(l.observations()).toEqual([{ providerId: 'p1', state: 'pending', lastSeen: null }])
     expect(l.disconnected(E1, T0 + 20)).toEqual([])
-    expect(l.disconnected(E2, T0 + 30)).toEqual([{ providerId: 'p1', state: 'down', lastSeen: T0, reason: 'disconnected', detectedAfterMs: 30 }])
+    expect(l.heartbeat('p1', T0 + 25)).toEqual({ providerId: 'p1', state: 'up', lastSeen: T0 + 25 })
+    expect(l.disconnected(E2, T0 + 30)).toEqual([{ providerId: 'p1', state: 'down', lastSeen: T0 + 25, reason: 'disconnected', detectedAfterMs: 5 }])
+  })
+
+  it('reports its own view of a kept provider when the task says otherwise, except in maintenance', () => {
+    const l = createLiveness()
+    l.assign([task('up'), task('down'), task('held'), task('same')], T0)
+    l.heartbeat('up', T0)
+    l.heartbeat('down', T0)
+    l.heartbeat('held', T0)
+    l.heartbeat('same', T0)
+    l.disconnected(E1, T0 + 5) // all four go down …
+    l.heartbeat('up', T0 + 200) // … 'up' comes back (after the quiet window)
+    l.heartbeat('held', T0 + 200)
+    l.heartbeat('same', T0 + 200)
+    const outcome = l.assign([
+      // The leader took it out of maintenance: pending, though it is beating.
+      task('up', { state: 'pending' }),
+      task('down', { state: 'up', lastSeen: T0 }),
+      task('held', { state: 'pending', maintenance: true }),
+      task('same', { state: 'up', lastSeen: T0 + 200 })
+    ], T0 + 210)
+    expect(outcome.restarted).toEqual([])
+    expect(outcome.report).toEqual([
+      { providerId: 'up', state: 'up', lastSeen: T0 + 200 },
+      { providerId: 'down', state: 'down', lastSeen: T0, reason: 'disconnected' }
+    ])
   })
 
   it('lists the endpoints in use, once each', () => {

@@ -390,4 +390,30 @@ describe('worker', () => {
     expect(handed.seq).toBeGreaterThan(Math.max(...a.reports().map((r) => r.seq)))
     await waitFor(() => w.stats.unacked === 0, { what: 'B to acknowledge' })
   })
+
+  it('reports its own view again when an ASSIGN says otherwise (a provider taken out of maintenance)', async () => {
+    const intervalMs = 100
+    const e = await spawnEmitter({ id: 'held', intervalMs })
+    const l = await leader({ tasks: [pendingTask('held', e.endpoint, intervalMs)] })
+    await worker([l])
+    const up = await waitForReport(l, { providerId: 'held', state: 'up' })
+
+    // In maintenance: the task says pending, and the worker keeps quiet about the difference.
+    let from = l.reports().length
+    l.assign([{ ...pendingTask('held', e.endpoint, intervalMs), maintenance: true }])
+    // Out of maintenance: pending again at the leader; the worker says what it sees, at once.
+    l.assign([pendingTask('held', e.endpoint, intervalMs)])
+    const again = await waitForReport(l, { providerId: 'held', state: 'up' }, { from, timeoutMs: 2000 })
+    expect(again.obs.lastSeen).toBeGreaterThanOrEqual(up.obs.lastSeen as number)
+    expect(observed(l, from)).toHaveLength(1)
+
+    // A task that matches the worker's view is not reported.
+    from = l.reports().length
+    l.assign([{ ...pendingTask('held', e.endpoint, intervalMs), state: 'up', lastSeen: now() }])
+    await e.silence()
+    const down = await waitForReport(l, { providerId: 'held', state: 'down' }, { from })
+    expect(observed(l, from).map((x) => x.obs.state)).toEqual(['down'])
+    expect(down.obs.reason).toBe('silent')
+  })
 })
+

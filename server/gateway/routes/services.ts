@@ -4,7 +4,7 @@
 // Handlers never touch the leader's sockets or the database: only the two ports they are given.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { endpointPort, type Provider } from '../../protocol/model.js'
-import type { WriteResult } from '../../protocol/messages.js'
+import type { WriteOp, WriteResult } from '../../protocol/messages.js'
 import { InvalidHeartbeatError, LeaderRejectedError, ProviderNotFoundError } from '../errors.js'
 import type { ReadGate } from '../read-gate.js'
 import type { Replica } from '../replica.js'
@@ -18,6 +18,7 @@ import {
 } from '../schemas/common.js'
 import {
   Deregistered,
+  MaintenanceBody,
   OneProvider,
   ProviderList,
   ProviderListQuery,
@@ -116,6 +117,17 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
     return provider
   })
 
+  /** Sends a write that answers with the provider, and returns `{ provider, revision }`. */
+  async function writeProvider (op: WriteOp): Promise<{ statusCode: number, provider: Provider, revision: number }> {
+    const result = await leader.write(op)
+    const revision = await settled(result)
+    const provider = (result.ok ? result.provider : undefined) ?? replica.provider(op.id)
+    // The leader's answer normally carries the provider; without it and with a lagging replica
+    // there is nothing truthful to return, which is a server fault rather than the client's.
+    if (provider === undefined) throw new Error(`write ${revision} acknowledged without its provider`)
+    return { statusCode: result.statusCode, provider, revision }
+  }
+
   app.put('/v1/services/:service/providers/:id', {
     schema: {
       tags: TAGS,
@@ -137,13 +149,32 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
     const { service, id } = req.params
     const port = endpointPort(req.body.heartbeat)
     if (port < 1 || port > 65535) throw new InvalidHeartbeatError(port)
-    const result = await leader.write({ type: 'register', service, id, spec: req.body })
-    const revision = await settled(result)
-    const provider = (result.ok ? result.provider : undefined) ?? replica.provider(id)
-    // The leader's answer normally carries the provider; without it and with a lagging replica
-    // there is nothing truthful to return, which is a server fault rather than the client's.
-    if (provider === undefined) throw new Error(`write ${revision} acknowledged without its provider`)
-    reply.code(result.statusCode === 201 ? 201 : 200)
+    const { statusCode, provider, revision } = await writeProvider({ type: 'register', service, id, spec: req.body })
+    reply.code(statusCode === 201 ? 201 : 200)
+    return { provider, revision }
+  })
+
+  app.put('/v1/services/:service/providers/:id/maintenance', {
+    schema: {
+      tags: TAGS,
+      summary: 'Put a provider in maintenance, or take it out',
+      description: 'Enabled: the provider is `maintenance` (event `maintenance`, its `reason` the note given) and out of ' +
+        '`state=up` reads until an operator ends it; it survives restarts and re-registrations, and is still watched. ' +
+        'Disabled: it is `pending` (event `updated`) until its watcher reports, at once for a provider that kept beating. ' +
+        'Idempotent: asking for the mode the provider is already in changes nothing.',
+      params: ProviderParams,
+      body: MaintenanceBody,
+      response: {
+        200: registered('the provider in its new (or unchanged) mode'),
+        400: badRequestResponse,
+        404: errorResponse('no such provider under this service'),
+        503: unavailableResponse
+      }
+    }
+  }, async (req) => {
+    const { service, id } = req.params
+    const { enabled, reason } = req.body
+    const { provider, revision } = await writeProvider({ type: 'maintenance', service, id, enabled, ...(reason === undefined ? {} : { reason }) })
     return { provider, revision }
   })
 
