@@ -74,7 +74,9 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
         useDefaults: true,
         coerceTypes: 'array',
         // Puts the failing schema on each error, so a bad pattern can quote its description.
-        verbose: true
+        verbose: true,
+        // The check is a oneOf discriminated by its `type` (schemas/common.ts).
+        discriminator: true
       }
     },
     schemaErrorFormatter: formatValidationErrors

@@ -88,6 +88,17 @@ export class InvalidHeartbeatError extends RosterError {
   }
 }
 
+/** A registration that breaks a rule JSON Schema cannot express (protocol/model.ts
+ *  registrationProblem): neither a heartbeat nor a check, both, a check timing out after its
+ *  next run. The message names the field, as a schema error's does. */
+export class InvalidRegistrationError extends RosterError {
+  static readonly code = 'ROSTER_ERR_INVALID_REGISTRATION'
+  constructor (message: string) {
+    super(InvalidRegistrationError.code, 400, message)
+    this.name = 'InvalidRegistrationError'
+  }
+}
+
 /** A plain HTTP GET on the WebSocket feed. */
 export class UpgradeRequiredError extends RosterError {
   static readonly code = 'ROSTER_ERR_UPGRADE_REQUIRED'

@@ -1,7 +1,8 @@
 // Turns Ajv's validation errors into the one-line messages of Fastify's 400 body
 // ("body/port must be <= 65535"). Fastify's default formatter is kept for everything except
-// three messages that would not say what is wrong: an unknown field (Ajv does not name it), a
-// union of literals (one "must be equal to constant" per branch), and a bare regex.
+// four messages that would not say what is wrong: an unknown field (Ajv does not name it), a
+// union of literals (one "must be equal to constant" per branch), a bare regex, and a
+// discriminated union's tag (the check's `type`), which Ajv reports without the allowed values.
 import type { FastifySchemaValidationError, FastifyServerOptions } from 'fastify'
 
 type SchemaErrorDataVar = Parameters<NonNullable<FastifyServerOptions['schemaErrorFormatter']>>[1]
@@ -28,6 +29,15 @@ export function formatValidationErrors (errors: FastifySchemaValidationError[], 
     }
     if (e.keyword === 'additionalProperties') {
       parts.push(`${path} must NOT have additional properties (unknown field '${String(e.params.additionalProperty)}')`)
+      continue
+    }
+    if (e.keyword === 'discriminator') {
+      const tag = String(e.params.tag)
+      const branches = (e.parentSchema as { oneOf?: Array<{ properties?: Record<string, { const?: unknown }> }> } | undefined)?.oneOf ?? []
+      const values = branches.map((b) => b.properties?.[tag]?.const).filter((v) => v !== undefined).map(String)
+      parts.push(e.params.error === 'mapping'
+        ? `${path}/${tag} must be one of: ${values.join(', ')}`
+        : `${path} must have required property '${tag}' (one of: ${values.join(', ')})`)
       continue
     }
     if (e.keyword === 'enum' && Array.isArray(e.params.allowedValues)) {

@@ -1,14 +1,15 @@
 // The leader's shell: campaigns for the leader lock, then owns the ROUTER (requests from gateways
 // and workers) and the PUB (the event feed and BEATs), and is the registry's only writer. Every
 // write and observation goes through one queue, is decided by the pure core (registry.ts),
-// committed in one transaction per batch, and published only after that commit. It also removes
-// providers down longer than their deregisterAfterMs. It must never publish, acknowledge or reply OK to anything that is not
+// committed in one transaction per batch, and published only after that commit. It also keeps
+// the TTL checks' renewals in memory (ttl-tracker.ts) and removes providers down longer than
+// their deregisterAfterMs. It must never publish, acknowledge or reply OK to anything that is not
 // committed, and it stops acting the moment it loses the lock or is fenced by a newer epoch.
 import { Publisher, Router } from 'zeromq'
 import { decode, encode, ProtocolError } from '../protocol/frames.js'
 import { Inbound, type Body, type Message, type Observation, type Task, type Verb, type WriteOp, type WriteResult } from '../protocol/messages.js'
 import { pubEndpoint } from '../protocol/endpoints.js'
-import type { Change, Provider } from '../protocol/model.js'
+import type { Change, Provider, TtlCheck } from '../protocol/model.js'
 import { createSendQueue, type SendQueue } from '../protocol/send-queue.js'
 import { FencedError, type RegistryStore } from '../store/registry-store.js'
 import type { LeaderLock } from '../store/leader-lock.js'
@@ -16,8 +17,9 @@ import type { Log } from '../shared/log.js'
 import { createAssignment, type Assignment } from './assignment.js'
 import { createFlapDamper, DEFAULT_FLAP_DAMPING, type FlapDamper, type FlapDampingConfig } from './flap-damping.js'
 import {
-  decideObservation, decideReap, decideWrite, sameWatch, type Judgement, type Lookup, type PendingChange
+  decideObservation, decideReap, decideWrite, sameWatch, TTL_EXPIRED_REASON, type Judgement, type Lookup, type PendingChange
 } from './registry.js'
+import { createTtlTracker, TTL_CHECK_INTERVAL_MS, type TtlTracker } from './ttl-tracker.js'
 import { createWorkerRegistry, type WorkerRegistry } from './worker-registry.js'
 
 /** 5 BEATs a second: a gateway that missed the tail of the feed learns the latest revision
@@ -71,8 +73,9 @@ export interface Leader {
 
 type QueueItem =
   | { kind: 'write', op: WriteOp, identity: Buffer, requestId: string }
-  /** `released`: a flapping hold ended; publish the provider's last observed state as is. */
-  | { kind: 'observe', obs: Judgement, released?: boolean }
+  /** `released`: a flapping hold ended; publish the provider's last observed state as is.
+   *  `ttl`: the TTL tracker saw a renewal run out (void if a renewal came meanwhile). */
+  | { kind: 'observe', obs: Judgement, released?: boolean, ttl?: boolean }
   | { kind: 'ack', identity: Buffer, seq: number }
   /** A provider down longer than its deregisterAfterMs, to remove if it still is. */
   | { kind: 'reap', providerId: string }
@@ -100,6 +103,8 @@ interface Term {
   /** True until TAKEOVER_SETTLE_MS after the takeover: no rebalancing yet. */
   settling: boolean
   damper: FlapDamper
+  /** Renewals of ttl checks, in memory only; a new term grants every up provider a full TTL. */
+  ttl: TtlTracker
   /** Providers with a deregisterAfterMs, the only ones the reaper looks at. */
   reapable: Set<string>
   loop: Promise<void>
@@ -177,13 +182,18 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       settling: true,
       // Per term: a new leader starts counting flaps afresh (it has no window of its own yet).
       damper: createFlapDamper(config.flapDamping ?? DEFAULT_FLAP_DAMPING),
+      ttl: createTtlTracker(),
       reapable: new Set(),
       loop: Promise.resolve(),
       readLoop: Promise.resolve()
     }
+    const now = Date.now()
     for (const p of t.state.values()) {
-      assignment.addProvider(p.id)
+      if (needsWorker(p)) assignment.addProvider(p.id)
       if (p.deregisterAfterMs !== undefined) t.reapable.add(p.id)
+      // The last renewal reached the previous leader, not us: a full TTL from the takeover, so
+      // that a failover never turns a renewing provider down.
+      if (p.check?.type === 'ttl' && p.state === 'up') t.ttl.grant(p.id, p.check.ttlMs, epochMs(p.lastSeen) ?? now, now)
     }
     term = t
     await router.bind(config.bind)
@@ -203,6 +213,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       setTimeout(() => { t.settling = false; rebalance(t) }, TAKEOVER_SETTLE_MS),
       setInterval(() => { t.pruneDue = true; t.wake?.() }, PRUNE_INTERVAL_MS),
       setInterval(() => releaseFlapping(t), FLAP_RELEASE_CHECK_MS),
+      setInterval(() => expireTtls(t), TTL_CHECK_INTERVAL_MS),
       setInterval(() => reapDown(t), REAP_CHECK_INTERVAL_MS)
     )
     log.info({ epoch, revision: t.head, providers: t.state.size, bind: config.bind, events: pubEndpoint(config.bind) }, 'active leader')
@@ -262,7 +273,8 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
         // The worker's current view wins for providers nobody else watches: after a leader
         // change this keeps every watch where it was, so nothing restarts and nothing flaps.
         for (const obs of observations) {
-          if (t.state.has(obs.providerId) && t.assignment.ownerOf(obs.providerId) === undefined) {
+          const p = t.state.get(obs.providerId)
+          if (p !== undefined && needsWorker(p) && t.assignment.ownerOf(obs.providerId) === undefined) {
             t.assignment.addProvider(obs.providerId, workerId)
           }
         }
@@ -345,6 +357,18 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     }
   }
 
+  function expireTtls (t: Term): void {
+    if (t.ttl.size === 0) return
+    const now = Date.now()
+    for (const { providerId, lastRenewal } of t.ttl.expire(now)) {
+      enqueue(t, {
+        kind: 'observe',
+        ttl: true,
+        obs: { providerId, state: 'down', lastSeen: lastRenewal, reason: TTL_EXPIRED_REASON, detectedAfterMs: Math.max(0, now - lastRenewal) }
+      })
+    }
+  }
+
   function reapDown (t: Term): void {
     // After a takeover, workers' READY may still bring a `down` provider back up: wait for them.
     if (t.settling) return
@@ -357,7 +381,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     }
   }
 
-  /** Flap damping: a worker's up/down becomes `down`/flapping while the
+  /** Flap damping: a worker's (or the TTL tracker's) up/down becomes `down`/flapping while the
    *  provider is held. A release publishes the state that was held back, as it is. */
   function judge (t: Term, obs: Judgement, now: number, released: boolean): Judgement {
     if (released || (obs.state !== 'up' && obs.state !== 'down')) return obs
@@ -410,6 +434,11 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
         const change = decideReap(lookup, item.providerId, now)
         if (change !== null) record(change)
       } else if (item.kind === 'observe') {
+        if (item.ttl === true) {
+          // A renewal processed since the expiry (earlier in this batch, or in one before it)
+          // voids it; so does a registration that no longer has a ttl check.
+          if (t.ttl.alive(item.obs.providerId, now) !== null || lookup(item.obs.providerId)?.check?.type !== 'ttl') continue
+        }
         const change = decideObservation(lookup, judge(t, item.obs, now, item.released === true), now)
         if (change !== null) record(change)
       } else {
@@ -417,6 +446,17 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
         let result: WriteResult
         if (!d.ok) {
           result = { ok: false, statusCode: d.statusCode, code: d.code, message: d.message }
+        } else if (item.op.type === 'renew') {
+          // Kept in memory only; a renewal changes the registry only when the provider was not up.
+          const current = d.current as Provider
+          t.ttl.renew(current.id, (current.check as TtlCheck).ttlMs, now)
+          const change = current.state === 'up'
+            ? null
+            : decideObservation(lookup, judge(t, { providerId: current.id, state: 'up', lastSeen: now }, now, false), now)
+          const c = change === null ? null : record(change)
+          result = c === null
+            ? { ok: true, statusCode: 200, revision: current.revision, provider: current }
+            : { ok: true, statusCode: 200, revision: c.revision, provider: c.provider }
         } else if (d.change === null) {
           const current = d.current as Provider
           result = { ok: true, statusCode: d.statusCode, revision: current.revision, provider: current }
@@ -468,6 +508,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     if (c.event === 'deregistered') {
       t.state.delete(id)
       t.damper.forget(id)
+      t.ttl.forget(id)
       t.reapable.delete(id)
       if (owner !== undefined) t.dirtyWorkers.add(owner)
       t.assignment.removeProvider(id)
@@ -478,11 +519,21 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     if (p.deregisterAfterMs !== undefined) t.reapable.add(id)
     else t.reapable.delete(id)
     const rewatched = before !== undefined && !sameWatch(before, p)
-    if (before === undefined) {
+    // Workers watch heartbeats and http/tcp checks; ttl checks stay here.
+    if (!needsWorker(p)) {
+      if (owner !== undefined) t.dirtyWorkers.add(owner)
+      t.assignment.removeProvider(id)
+    } else if (owner === undefined) {
       t.assignment.addProvider(id)
-    } else if (owner !== undefined && (rewatched || (before.state === 'maintenance') !== (p.state === 'maintenance'))) {
-      // A new endpoint, or a maintenance that began or ended: its watcher needs the new task.
+    } else if (rewatched || (before?.state === 'maintenance') !== (p.state === 'maintenance')) {
+      // A new endpoint or check, or a maintenance that began or ended: its watcher needs the new task.
       t.dirtyWorkers.add(owner)
+    }
+    if (p.check?.type !== 'ttl' || rewatched) t.ttl.forget(id)
+    if (before?.state === 'maintenance' && p.state === 'pending' && p.check?.type === 'ttl') {
+      // Out of maintenance: a provider that kept renewing is up again at once.
+      const lastRenewal = t.ttl.alive(id, Date.now())
+      if (lastRenewal !== null) enqueue(t, { kind: 'observe', obs: { providerId: id, state: 'up', lastSeen: lastRenewal } })
     }
   }
 
@@ -546,6 +597,11 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   }
 }
 
+/** Whether a worker watches the provider: it has a heartbeat endpoint or an http/tcp check. */
+function needsWorker (p: Provider): boolean {
+  return p.heartbeat !== undefined || (p.check !== undefined && p.check.type !== 'ttl')
+}
+
 function epochMs (iso: string | null): number | null {
   return iso === null ? null : Date.parse(iso)
 }
@@ -553,12 +609,14 @@ function epochMs (iso: string | null): number | null {
 function toTask (p: Provider): Task {
   const task: Task = {
     providerId: p.id,
-    heartbeat: p.heartbeat,
     heartbeatIntervalMs: p.heartbeatIntervalMs,
     // A provider in maintenance is still watched, from a neutral start.
     state: p.state === 'maintenance' ? 'pending' : p.state,
     lastSeen: epochMs(p.lastSeen)
   }
+  if (p.heartbeat !== undefined) task.heartbeat = p.heartbeat
+  else if (p.check?.type === 'http') task.check = { type: 'http', host: p.host, port: p.port, path: p.check.path, intervalMs: p.check.intervalMs, timeoutMs: p.check.timeoutMs }
+  else if (p.check?.type === 'tcp') task.check = { type: 'tcp', host: p.host, port: p.port, intervalMs: p.check.intervalMs, timeoutMs: p.check.timeoutMs }
   if (p.state === 'maintenance') task.maintenance = true
   return task
 }

@@ -1,10 +1,10 @@
 // The leader's pure decision core: given the current registry and one request (a write from a
-// gateway, an observation from a worker, or a reaping of a provider down too long), decide the
-// change it causes, if any. It never assigns revisions,
+// gateway, an observation from a worker or the leader's own TTL tracker, or a reaping of a
+// provider down too long), decide the change it causes, if any. It never assigns revisions,
 // touches storage or sockets: the shell batches decisions, numbers them, commits them, and only
 // then makes them visible.
 import {
-  HEARTBEAT_INTERVAL_DEFAULT_MS, type EventKind, type Provider, type ProviderRecordSpec, type ProviderSpec
+  HEARTBEAT_INTERVAL_DEFAULT_MS, registrationProblem, type EventKind, type Provider, type ProviderRecordSpec, type ProviderSpec
 } from '../protocol/model.js'
 import type { Observation, WriteOp } from '../protocol/messages.js'
 
@@ -15,11 +15,15 @@ export type Lookup = (id: string) => Provider | undefined
 
 export const ErrorCodes = {
   conflict: 'ROSTER_ERR_PROVIDER_CONFLICT',
-  notFound: 'ROSTER_ERR_PROVIDER_NOT_FOUND'
+  notFound: 'ROSTER_ERR_PROVIDER_NOT_FOUND',
+  invalid: 'ROSTER_ERR_INVALID_REGISTRATION',
+  noTtlCheck: 'ROSTER_ERR_NO_TTL_CHECK'
 } as const
 
 /** The reason on the `deregistered` event of a provider removed by its deregisterAfterMs. */
 export const REAPED_REASON = 'down-too-long'
+/** The reason on the `down` event of a ttl-checked provider whose renewal did not come in time. */
+export const TTL_EXPIRED_REASON = 'ttl-expired'
 
 export type WriteDecision =
   | { ok: false, statusCode: number, code: string, message: string }
@@ -47,17 +51,31 @@ export function decideWrite (lookup: Lookup, op: WriteOp, now: number): WriteDec
       return { ok: true, statusCode: 200, change: { event: 'deregistered', provider: withoutRevision(existing as Provider) } }
     case 'maintenance':
       return decideMaintenance(existing as Provider, op.enabled, op.reason, stamp)
+    case 'renew':
+      if ((existing as Provider).check?.type !== 'ttl') {
+        return {
+          ok: false,
+          statusCode: 409,
+          code: ErrorCodes.noTtlCheck,
+          message: `provider '${op.id}' has no ttl check to renew (register it with "check": { "type": "ttl", "ttlMs": … })`
+        }
+      }
+      // Validation only: the shell renews the TTL in memory and, if the provider was not up,
+      // decides the `up` through decideObservation like any other observation.
+      return { ok: true, statusCode: 200, change: null, current: existing as Provider }
     case 'register':
       break
   }
+  const problem = registrationProblem(op.spec)
+  if (problem !== null) return { ok: false, statusCode: 400, code: ErrorCodes.invalid, message: problem }
   const spec = withDefaults(op.spec)
   if (existing === undefined) {
     const provider: Draft = { id: op.id, service: op.service, ...spec, state: 'pending', stateSince: stamp, lastSeen: null }
     return { ok: true, statusCode: 201, change: { event: 'registered', provider } }
   }
   if (sameSpec(existing, spec)) return { ok: true, statusCode: 200, change: null, current: existing }
-  // A new heartbeat endpoint or interval means what was known about liveness no longer
-  // applies: the provider is pending again until its first heartbeat there.
+  // A new presence source (heartbeat endpoint or interval, or check) means what was known about
+  // liveness no longer applies: the provider is pending again until its first sign of life there.
   // A provider in maintenance stays there: only the operator takes it out.
   const provider: Draft = { ...withoutSpec(existing), ...spec }
   if (!sameWatch(existing, spec) && existing.state !== 'maintenance') {
@@ -94,11 +112,12 @@ export function decideReap (lookup: Lookup, id: string, now: number): PendingCha
   if (now - Date.parse(p.stateSince) < p.deregisterAfterMs) return null
   const provider = withoutRevision(p)
   provider.reason = REAPED_REASON
+  delete provider.detail
   return { event: 'deregistered', provider }
 }
 
-/** What the leader concludes from a worker's observation: the same, or, for a flapping
- *  provider, `down` with reason `flapping` (flap-damping.ts). */
+/** What the leader concludes from an observation: the worker's, or for a flapping provider
+ *  `down` with reason `flapping` (flap-damping.ts), or its TTL tracker's (`ttl-expired`). */
 export type Judgement = Omit<Observation, 'reason'> & { reason?: string }
 
 /** An observation changes the state only when it differs from what is stored (or turns a down
@@ -118,6 +137,7 @@ export function decideObservation (lookup: Lookup, obs: Judgement, now: number):
   Object.assign(provider, { state: obs.state, stateSince: new Date(now).toISOString(), lastSeen })
   if (obs.state === 'down') {
     if (obs.reason !== undefined) provider.reason = obs.reason
+    if (obs.detail !== undefined) provider.detail = obs.detail
     if (obs.detectedAfterMs !== undefined) provider.detectedAfterMs = obs.detectedAfterMs
   }
   return { event: obs.state, provider }
@@ -128,17 +148,21 @@ export function withDefaults (spec: ProviderSpec): ProviderRecordSpec {
     host: spec.host,
     port: spec.port,
     protocol: spec.protocol,
-    heartbeat: spec.heartbeat,
+    ...(spec.heartbeat === undefined ? {} : { heartbeat: spec.heartbeat }),
     heartbeatIntervalMs: spec.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_DEFAULT_MS,
     tags: spec.tags ?? [],
     meta: spec.meta ?? {},
+    ...(spec.check === undefined ? {} : { check: spec.check }),
     ...(spec.deregisterAfterMs === undefined ? {} : { deregisterAfterMs: spec.deregisterAfterMs })
   }
 }
 
-/** Whether the provider is watched the same way: same heartbeat endpoint and interval. */
+/** Whether the provider is watched the same way: same heartbeat endpoint and interval, same
+ *  check, and for an http or tcp check (which probes host:port) the same host and port. */
 export function sameWatch (p: Provider, spec: ProviderRecordSpec): boolean {
-  return p.heartbeat === spec.heartbeat && p.heartbeatIntervalMs === spec.heartbeatIntervalMs
+  const probed = spec.check !== undefined && spec.check.type !== 'ttl'
+  return p.heartbeat === spec.heartbeat && p.heartbeatIntervalMs === spec.heartbeatIntervalMs &&
+    canonical(p.check) === canonical(spec.check) && (!probed || (p.host === spec.host && p.port === spec.port))
 }
 
 function sameSpec (p: Provider, spec: ProviderRecordSpec): boolean {
@@ -159,13 +183,14 @@ function canonical (value: unknown): string {
 /** Drops what described the previous state (why it was down, how late that was noticed). */
 function clearPresenceDetail (p: Draft): void {
   delete p.reason
+  delete p.detail
   delete p.detectedAfterMs
 }
 
 /** The provider without its registration's optional fields, so that an update that drops one
- *  (no more deregisterAfterMs) really removes it. */
+ *  (no more check, no more deregisterAfterMs) really removes it. */
 function withoutSpec (p: Provider): Draft {
-  const { revision: _revision, deregisterAfterMs: _after, ...rest } = p
+  const { revision: _revision, heartbeat: _heartbeat, check: _check, deregisterAfterMs: _after, ...rest } = p
   return rest
 }
 

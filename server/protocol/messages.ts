@@ -2,7 +2,9 @@
 // of its JSON body (frame 1). server/protocol/README.md is the specification; this module is
 // its executable form. Nothing here touches a socket.
 import { Type, type Static } from '@sinclair/typebox'
-import { Change, Provider, ProviderId, ProviderSpec, REASON_MAX_LENGTH, ServiceName } from './model.js'
+import {
+  Change, CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS, Provider, ProviderId, ProviderSpec, REASON_MAX_LENGTH, ServiceName
+} from './model.js'
 
 export const Epoch = Type.Integer({ minimum: 1, description: 'the leader term that sent this message' })
 const RequestId = Type.String({ minLength: 1, maxLength: 64 })
@@ -10,29 +12,51 @@ const WorkerId = Type.String({ minLength: 1, maxLength: 64 })
 const EpochMs = Type.Union([Type.Integer({ minimum: 0 }), Type.Null()])
 
 /** What a worker believes about one provider. `lastSeen` is the wall-clock time (ms since the
- *  epoch) of the provider's last heartbeat, null if it never sent one. */
+ *  epoch) of the provider's last heartbeat (or successful check), null if there was none. */
 export const Observation = Type.Object(
   {
     providerId: ProviderId,
     state: Type.Union([Type.Literal('pending'), Type.Literal('up'), Type.Literal('down')]),
     lastSeen: EpochMs,
-    reason: Type.Optional(Type.Union([Type.Literal('disconnected'), Type.Literal('silent')])),
-    /** On down: how long after the last heartbeat the worker decided. */
+    reason: Type.Optional(Type.Union([Type.Literal('disconnected'), Type.Literal('silent'), Type.Literal('check-failed')])),
+    /** On down with reason check-failed: what failed ('HTTP 503', 'ECONNREFUSED', …). */
+    detail: Type.Optional(Type.String({ maxLength: REASON_MAX_LENGTH })),
+    /** On down: how long after the last heartbeat (or successful check) the worker decided. */
     detectedAfterMs: Type.Optional(Type.Integer({ minimum: 0 }))
   },
   { additionalProperties: false }
 )
 export type Observation = Static<typeof Observation>
 
+const ProbeIntervalMs = Type.Integer({ minimum: CHECK_INTERVAL_MIN_MS, maximum: CHECK_INTERVAL_MAX_MS })
+const ProbeTimeoutMs = Type.Integer({ minimum: 1, maximum: CHECK_INTERVAL_MAX_MS })
+const ProbeHost = Type.String({ minLength: 1, maxLength: 253 })
+const ProbePort = Type.Integer({ minimum: 1, maximum: 65535 })
+
+/** An http or tcp check as a worker runs it: the registration's check plus where to run it. */
+export const Probe = Type.Union([
+  Type.Object(
+    { type: Type.Literal('http'), host: ProbeHost, port: ProbePort, path: Type.String({ minLength: 1, maxLength: 1024 }), intervalMs: ProbeIntervalMs, timeoutMs: ProbeTimeoutMs },
+    { additionalProperties: false }
+  ),
+  Type.Object(
+    { type: Type.Literal('tcp'), host: ProbeHost, port: ProbePort, intervalMs: ProbeIntervalMs, timeoutMs: ProbeTimeoutMs },
+    { additionalProperties: false }
+  )
+])
+export type Probe = Static<typeof Probe>
+
 /** One provider a worker must watch, with what the leader knows of it, so that a worker taking
- *  over a provider continues from its state instead of starting at pending. `maintenance`: the
- *  provider is held out of rotation by an operator; the worker keeps watching it from a neutral
- *  `pending`, and does not report its own view merely because it differs. */
+ *  over a provider continues from its state instead of starting at pending. A task has either a
+ *  `heartbeat` endpoint to subscribe to or a `check` to run (ttl checks stay with the leader).
+ *  `maintenance`: the provider is held out of rotation by an operator; the worker keeps watching
+ *  it from a neutral `pending`, and does not report its own view merely because it differs. */
 export const Task = Type.Object(
   {
     providerId: ProviderId,
-    heartbeat: Type.String(),
+    heartbeat: Type.Optional(Type.String()),
     heartbeatIntervalMs: Type.Integer({ minimum: 1 }),
+    check: Type.Optional(Probe),
     state: Type.Union([Type.Literal('pending'), Type.Literal('up'), Type.Literal('down')]),
     lastSeen: EpochMs,
     maintenance: Type.Optional(Type.Literal(true))
@@ -59,6 +83,11 @@ export const WriteOp = Type.Union([
       enabled: Type.Boolean(),
       reason: Type.Optional(Type.String({ maxLength: REASON_MAX_LENGTH }))
     },
+    { additionalProperties: false }
+  ),
+  /** A provider with a ttl check renews it. Kept in the leader's memory, never stored. */
+  Type.Object(
+    { type: Type.Literal('renew'), service: ServiceName, id: ProviderId },
     { additionalProperties: false }
   )
 ])

@@ -25,7 +25,7 @@ export type ProviderProtocol = Static<typeof ProviderProtocol>
 
 export const ProviderState = Type.Union(
   [Type.Literal('pending'), Type.Literal('up'), Type.Literal('down'), Type.Literal('maintenance')],
-  { description: 'pending until the first heartbeat, then up or down; maintenance while an operator holds it out of rotation' }
+  { description: 'pending until the first heartbeat (or check result, or TTL renewal), then up or down; maintenance while an operator holds it out of rotation' }
 )
 export type ProviderState = Static<typeof ProviderState>
 
@@ -45,13 +45,64 @@ export const HEARTBEAT_INTERVAL_MIN_MS = 50
 export const HEARTBEAT_INTERVAL_MAX_MS = 60_000
 export const HEARTBEAT_INTERVAL_DEFAULT_MS = 1000
 
+/** Checks probe at most every 50 ms (the fastest heartbeat) and at least every minute. */
+export const CHECK_INTERVAL_MIN_MS = 50
+export const CHECK_INTERVAL_MAX_MS = 60_000
+/** TTLs from 100 ms (renewals then come ten times a second through a gateway, still cheap:
+ *  they are kept in the leader's memory, never written to Postgres) to one day. */
+export const TTL_MIN_MS = 100
+export const TTL_MAX_MS = 86_400_000
 /** A provider down this long is removed (Consul's deregister_critical_service_after): at least
  *  one second, so that a restart is never mistaken for an abandoned instance by accident, at
  *  most seven days. */
 export const DEREGISTER_AFTER_MIN_MS = 1000
 export const DEREGISTER_AFTER_MAX_MS = 7 * 24 * 3_600_000
-/** Bounds an operator's maintenance note. */
+/** Bounds an operator's maintenance note and a failed check's detail. */
 export const REASON_MAX_LENGTH = 256
+
+const CheckIntervalMs = Type.Integer({
+  minimum: CHECK_INTERVAL_MIN_MS,
+  maximum: CHECK_INTERVAL_MAX_MS,
+  description: 'how often a worker runs the check, 50–60000 ms'
+})
+const CheckTimeoutMs = Type.Integer({
+  minimum: 1,
+  maximum: CHECK_INTERVAL_MAX_MS - 1,
+  description: 'a check that has not succeeded within this many ms has failed; must be less than intervalMs'
+})
+
+export const HttpCheck = Type.Object(
+  {
+    type: Type.Literal('http'),
+    path: Type.String({
+      minLength: 1,
+      maxLength: 1024,
+      pattern: '^/[\\x21-\\x7e]*$',
+      description: "the path a worker GETs on http://host:port, starting with '/' (printable ASCII, no spaces)"
+    }),
+    intervalMs: CheckIntervalMs,
+    timeoutMs: CheckTimeoutMs
+  },
+  { additionalProperties: false, description: 'a worker GETs http://host:port/path every intervalMs; a 2xx answer within timeoutMs is healthy' }
+)
+export const TcpCheck = Type.Object(
+  { type: Type.Literal('tcp'), intervalMs: CheckIntervalMs, timeoutMs: CheckTimeoutMs },
+  { additionalProperties: false, description: 'a worker connects to host:port every intervalMs; a connection within timeoutMs is healthy' }
+)
+export const TtlCheck = Type.Object(
+  {
+    type: Type.Literal('ttl'),
+    ttlMs: Type.Integer({ minimum: TTL_MIN_MS, maximum: TTL_MAX_MS, description: 'the provider is down when no renewal came for this long, 100–86400000 ms' })
+  },
+  { additionalProperties: false, description: 'the provider renews itself with PUT /v1/services/{service}/providers/{id}/heartbeat at least every ttlMs' }
+)
+
+/** How Roster learns a provider's presence when it has no ZeroMQ heartbeat endpoint. */
+export const Check = Type.Union([HttpCheck, TcpCheck, TtlCheck], {
+  description: 'instead of a ZeroMQ heartbeat: an http or tcp check run by a worker, or a ttl the provider renews over REST'
+})
+export type Check = Static<typeof Check>
+export type TtlCheck = Static<typeof TtlCheck>
 
 /** The writable part of a provider: the body of a registration. */
 export const ProviderSpec = Type.Object(
@@ -64,11 +115,11 @@ export const ProviderSpec = Type.Object(
     }),
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
     protocol: ProviderProtocol,
-    heartbeat: Type.String({
+    heartbeat: Type.Optional(Type.String({
       maxLength: 300,
       pattern: '^tcp://(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9._-]+):[0-9]{1,5}$',
-      description: "the provider's ZeroMQ PUB endpoint, tcp://host:port"
-    }),
+      description: "the provider's ZeroMQ PUB endpoint, tcp://host:port; required unless a check is given"
+    })),
     heartbeatIntervalMs: Type.Optional(
       Type.Integer({
         minimum: HEARTBEAT_INTERVAL_MIN_MS,
@@ -85,18 +136,46 @@ export const ProviderSpec = Type.Object(
         default: {}
       })
     ),
+    check: Type.Optional(Check),
     deregisterAfterMs: Type.Optional(Type.Integer({
       minimum: DEREGISTER_AFTER_MIN_MS,
       maximum: DEREGISTER_AFTER_MAX_MS,
       description: 'remove the provider once it has been down this long (1000 ms to 7 days); the event is deregistered with reason down-too-long'
     }))
   },
-  { additionalProperties: false }
+  {
+    additionalProperties: false,
+    description: 'a provider has either a heartbeat endpoint or a check, not both'
+  }
 )
 export type ProviderSpec = Static<typeof ProviderSpec>
 
 /** A registration with every default filled in, as the leader stores it. */
-export type ProviderRecordSpec = Required<Omit<ProviderSpec, 'deregisterAfterMs'>> & Pick<ProviderSpec, 'deregisterAfterMs'>
+export type ProviderRecordSpec = Required<Omit<ProviderSpec, 'heartbeat' | 'check' | 'deregisterAfterMs'>> &
+  Pick<ProviderSpec, 'heartbeat' | 'check' | 'deregisterAfterMs'>
+
+/**
+ * The rules JSON Schema cannot say: a provider's presence comes from exactly one source (its
+ * heartbeat endpoint or its check), a heartbeat port is 1–65535, and a check times out before its
+ * next run. Returns the message of a 400 that names the field, or null. The gateway answers with
+ * it before writing; the leader applies it again to every WRITE, whoever sent it.
+ */
+export function registrationProblem (spec: ProviderSpec): string | null {
+  if (spec.heartbeat === undefined && spec.check === undefined) {
+    return "body must have required property 'heartbeat' or 'check' (a provider needs a heartbeat endpoint or a check)"
+  }
+  if (spec.heartbeat !== undefined && spec.check !== undefined) {
+    return 'body/check must not be given with body/heartbeat (a provider\'s presence comes from one source: its heartbeat or its check)'
+  }
+  if (spec.heartbeat !== undefined) {
+    const port = endpointPort(spec.heartbeat)
+    if (port < 1 || port > 65535) return `body/heartbeat port must be between 1 and 65535, got ${port}`
+  }
+  if (spec.check !== undefined && spec.check.type !== 'ttl' && spec.check.timeoutMs >= spec.check.intervalMs) {
+    return `body/check/timeoutMs must be less than body/check/intervalMs (${spec.check.intervalMs}), got ${spec.check.timeoutMs}`
+  }
+  return null
+}
 
 export const Provider = Type.Object(
   {
@@ -105,21 +184,27 @@ export const Provider = Type.Object(
     host: Type.String(),
     port: Type.Integer(),
     protocol: ProviderProtocol,
-    heartbeat: Type.String(),
+    heartbeat: Type.Optional(Type.String()),
     heartbeatIntervalMs: Type.Integer(),
     tags: Type.Array(Type.String()),
     meta: Type.Record(Type.String(), Type.String()),
+    check: Type.Optional(Check),
     deregisterAfterMs: Type.Optional(Type.Integer()),
     state: ProviderState,
     stateSince: Type.String({ format: 'date-time' }),
-    lastSeen: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    lastSeen: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+      description: 'the last heartbeat, successful check or TTL renewal known to the registry (it moves with state changes, not with every heartbeat)'
+    }),
     reason: Type.Optional(Type.String({
-      description: 'why the provider is in its state: disconnected, silent or flapping when down; ' +
+      description: 'why the provider is in its state: disconnected, silent, check-failed, ttl-expired or flapping when down; ' +
         'the operator\'s note in maintenance; down-too-long on the deregistered event of a provider removed by deregisterAfterMs'
+    })),
+    detail: Type.Optional(Type.String({
+      description: "on down with reason check-failed: what failed, e.g. 'HTTP 503', 'ECONNREFUSED' or 'timeout after 500 ms'"
     })),
     detectedAfterMs: Type.Optional(Type.Integer({
       minimum: 0,
-      description: 'on down: milliseconds from the last heartbeat to the decision, how stale the last good news was'
+      description: 'on down: milliseconds from the last heartbeat (or check success, or renewal) to the decision, how stale the last good news was'
     })),
     revision: Type.Integer({ description: 'the revision of the last change to this provider' })
   },

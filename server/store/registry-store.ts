@@ -3,7 +3,7 @@
 // is fenced by the writer's epoch, so a deposed leader can never commit. This module assigns no
 // revisions (the leader does) and must never write outside a transaction or acknowledge a batch
 // before COMMIT returns.
-import type { Change, Provider, ProviderProtocol, ProviderState } from '../protocol/model.js'
+import type { Change, Check, Provider, ProviderProtocol, ProviderState } from '../protocol/model.js'
 import type { Db } from './db.js'
 
 /** The writer's epoch is no longer current: another leader has claimed a newer term. */
@@ -53,15 +53,17 @@ interface ProviderRow {
   host: string
   port: number
   protocol: ProviderProtocol
-  heartbeat: string
+  heartbeat: string | null
   heartbeat_interval_ms: number
   tags: string[]
   meta: Record<string, string>
+  health_check: Check | null
   deregister_after_ms: number | null
   state: ProviderState
   state_since: Date
   last_seen: Date | null
   reason: string | null
+  detail: string | null
   detected_after_ms: number | null
   revision: number
 }
@@ -71,9 +73,9 @@ interface ProviderRow {
 // JS arrays differently). Quoted column names match the Provider object's camelCase keys.
 const PROVIDER_RECORD = `
   id text, service text, host text, port int, protocol text, heartbeat text,
-  "heartbeatIntervalMs" int, tags jsonb, meta jsonb, "deregisterAfterMs" int, state text,
-  "stateSince" timestamptz, "lastSeen" timestamptz, reason text, "detectedAfterMs" int,
-  revision bigint`
+  "heartbeatIntervalMs" int, tags jsonb, meta jsonb, "check" jsonb, "deregisterAfterMs" int,
+  state text, "stateSince" timestamptz, "lastSeen" timestamptz, reason text, detail text,
+  "detectedAfterMs" int, revision bigint`
 
 export function createRegistryStore (db: Db): RegistryStore {
   return {
@@ -85,8 +87,8 @@ export function createRegistryStore (db: Db): RegistryStore {
         if (meta === undefined) throw missingMeta()
         const rows = await tx.query<ProviderRow>(`
           select id, service, host, port, protocol, heartbeat, heartbeat_interval_ms, tags, meta,
-                 deregister_after_ms, state, state_since, last_seen, reason, detected_after_ms,
-                 revision
+                 health_check, deregister_after_ms, state, state_since, last_seen, reason, detail,
+                 detected_after_ms, revision
             from providers
            order by id`)
         return { revision: meta.revision, epoch: meta.epoch, providers: rows.map(providerFromRow) }
@@ -135,20 +137,21 @@ export function createRegistryStore (db: Db): RegistryStore {
         if (kept.length > 0) {
           await tx.query(`
             insert into providers as p (id, service, host, port, protocol, heartbeat,
-                                        heartbeat_interval_ms, tags, meta, deregister_after_ms,
-                                        state, state_since, last_seen, reason, detected_after_ms,
-                                        revision)
+                                        heartbeat_interval_ms, tags, meta, health_check,
+                                        deregister_after_ms, state, state_since, last_seen, reason,
+                                        detail, detected_after_ms, revision)
             select id, service, host, port, protocol, heartbeat, "heartbeatIntervalMs", tags, meta,
-                   "deregisterAfterMs", state, "stateSince", "lastSeen", reason, "detectedAfterMs",
-                   revision
+                   "check", "deregisterAfterMs", state, "stateSince", "lastSeen", reason, detail,
+                   "detectedAfterMs", revision
               from jsonb_to_recordset($1::jsonb) as x(${PROVIDER_RECORD})
             on conflict (id) do update set
               service = excluded.service, host = excluded.host, port = excluded.port,
               protocol = excluded.protocol, heartbeat = excluded.heartbeat,
               heartbeat_interval_ms = excluded.heartbeat_interval_ms, tags = excluded.tags,
-              meta = excluded.meta, deregister_after_ms = excluded.deregister_after_ms,
-              state = excluded.state, state_since = excluded.state_since,
-              last_seen = excluded.last_seen, reason = excluded.reason,
+              meta = excluded.meta, health_check = excluded.health_check,
+              deregister_after_ms = excluded.deregister_after_ms, state = excluded.state,
+              state_since = excluded.state_since, last_seen = excluded.last_seen,
+              reason = excluded.reason, detail = excluded.detail,
               detected_after_ms = excluded.detected_after_ms, revision = excluded.revision`,
           [JSON.stringify(kept)])
         }
@@ -240,15 +243,17 @@ function providerFromRow (row: ProviderRow): Provider {
     host: row.host,
     port: row.port,
     protocol: row.protocol,
-    heartbeat: row.heartbeat,
+    ...(row.heartbeat === null ? {} : { heartbeat: row.heartbeat }),
     heartbeatIntervalMs: row.heartbeat_interval_ms,
     tags: row.tags,
     meta: row.meta,
+    ...(row.health_check === null ? {} : { check: row.health_check }),
     ...(row.deregister_after_ms === null ? {} : { deregisterAfterMs: row.deregister_after_ms }),
     state: row.state,
     stateSince: row.state_since.toISOString(),
     lastSeen: row.last_seen === null ? null : row.last_seen.toISOString(),
     ...(row.reason === null ? {} : { reason: row.reason }),
+    ...(row.detail === null ? {} : { detail: row.detail }),
     ...(row.detected_after_ms === null ? {} : { detectedAfterMs: row.detected_after_ms }),
     revision: row.revision
   }

@@ -1,8 +1,9 @@
 // The worker role's shell: it owns one SUB connected to every heartbeat endpoint the leader
-// assigned, the monitor of that SUB, the timer that expires silent providers, and a LeaderLink
-// (the DEALER to the active leader). The rules live in liveness.ts; this module turns socket
-// input into calls to them and their transitions into REPORTs. Nothing a provider or a leader
-// sends may stop it: bad input is counted and dropped, and it keeps watching with no leader.
+// assigned, the monitor of that SUB, the timer that expires silent providers, the timers and
+// in-flight runs of http/tcp checks, and a LeaderLink (the DEALER to the active leader). The rules
+// live in liveness.ts and checks.ts; this module turns socket input and probe outcomes into calls
+// to them and their transitions into REPORTs. Nothing a provider or a leader sends may stop it:
+// bad input is counted and dropped, and it keeps watching with no leader.
 import { isUtf8 } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
@@ -11,8 +12,10 @@ import { Subscriber } from 'zeromq'
 import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
 import type { Message, Observation, Task } from '../protocol/messages.js'
 import type { Log } from '../shared/log.js'
+import { createCheckBook, type ProbeJob } from './checks.js'
 import { createEndpointAliases } from './endpoint-aliases.js'
 import { createLiveness, DISCONNECT_QUIET_MS, LIVENESS_MISSES } from './liveness.js'
+import { runProbe } from './probes.js'
 
 /** Unacknowledged observations are resent after 1 s: a leader commits a batch in milliseconds,
  *  so one second without an ACK means the REPORT (or its ACK) was lost with a dying leader or
@@ -90,6 +93,9 @@ export interface WorkerStats {
   /** Monitor `disconnect` events attributed to a watched endpoint / to none. */
   disconnects: number
   unmatchedDisconnects: number
+  /** http/tcp check runs finished, and how many of them failed. */
+  probes: number
+  probeFailures: number
   readonly watching: number
   readonly endpoints: number
   readonly unacked: number
@@ -144,6 +150,11 @@ export function createWorker (opts: WorkerOptions): Worker {
   const workerId = opts.workerId ?? defaultWorkerId()
   const resendMs = opts.reportResendMs ?? REPORT_RESEND_MS
   const liveness = createLiveness({ livenessMisses: opts.livenessMisses ?? LIVENESS_MISSES })
+  const checks = createCheckBook()
+  /** The pending timer of each checked provider's next probe run (absent while one runs). */
+  const probeTimers = new Map<string, NodeJS.Timeout>()
+  /** Ends the probe runs in flight when the worker stops. */
+  let probeAbort = new AbortController()
   const aliases = createEndpointAliases({ log })
   const logBadFrame = createThrottle(BAD_INPUT_LOG_MS)
   const logUnknown = createThrottle(BAD_INPUT_LOG_MS)
@@ -177,10 +188,12 @@ export function createWorker (opts: WorkerOptions): Worker {
     acks: 0,
     connects: 0,
     disconnects: 0,
-    unmatchedDisconnects: 0
+    unmatchedDisconnects: 0,
+    probes: 0,
+    probeFailures: 0
   }
   const stats: WorkerStats = Object.defineProperties(counters, {
-    watching: { get: () => liveness.size, enumerable: true },
+    watching: { get: () => liveness.size + checks.size, enumerable: true },
     endpoints: { get: () => connected.size, enumerable: true },
     unacked: { get: () => unacked.size, enumerable: true },
     leaderBadFrames: { get: () => link?.stats.badFrames ?? 0, enumerable: true },
@@ -192,7 +205,7 @@ export function createWorker (opts: WorkerOptions): Worker {
 
   function transition (obs: Observation): void {
     counters.transitions++
-    log.debug({ providerId: obs.providerId, state: obs.state, reason: obs.reason }, 'provider transition')
+    log.debug({ providerId: obs.providerId, state: obs.state, reason: obs.reason, detail: obs.detail }, 'provider transition')
     report(obs)
   }
 
@@ -234,7 +247,7 @@ export function createWorker (opts: WorkerOptions): Worker {
 
   function onLeader (leader: LeaderInfo): void {
     log.info({ leader: leader.endpoint, epoch: leader.epoch, watching: liveness.size }, 'sending READY to the leader')
-    link?.send('READY', { workerId, observations: liveness.observations() })
+    link?.send('READY', { workerId, observations: [...liveness.observations(), ...checks.observations()] })
     // A new leader may never have seen the REPORTs its predecessor did not ACK.
     sendReports(() => true)
   }
@@ -246,16 +259,19 @@ export function createWorker (opts: WorkerOptions): Worker {
 
   function applyAssign (tasks: Task[]): void {
     const watched = liveness.assign(tasks, clock())
+    const checked = checks.assign(tasks)
     // Observations of providers now watched elsewhere (or from a previous endpoint) are not
     // ours to report any more.
     for (const id of watched.restarted) unacked.delete(id)
-    for (const id of unacked.keys()) if (!liveness.has(id)) unacked.delete(id)
+    for (const id of unacked.keys()) if (!liveness.has(id) && !checks.has(id)) unacked.delete(id)
+    for (const id of checked.stop) stopProbing(id)
+    for (const job of checked.start) scheduleProbe(job, 0)
     // The leader's view of these differs from ours (for one, it just took them out of
     // maintenance): tell it ours, or they would stay as it says until their next transition.
-    for (const obs of watched.report) report(obs)
+    for (const obs of [...watched.report, ...checked.report]) report(obs)
     syncEndpoints()
     armExpiry()
-    log.info({ tasks: tasks.length, endpoints: connected.size }, 'applied ASSIGN')
+    log.info({ tasks: tasks.length, endpoints: connected.size, checks: checks.size }, 'applied ASSIGN')
   }
 
   /** Wraps a LeaderLink callback: a bug here must not end the link's read loop. */
@@ -333,6 +349,44 @@ export function createWorker (opts: WorkerOptions): Worker {
     for (const endpoint of endpoints) for (const obs of liveness.disconnected(endpoint, now)) transition(obs)
   }
 
+  // ---- checks ------------------------------------------------------------------------------
+
+  /** Runs a provider's probe after `delayMs`, then again every interval (counted from each run's
+   *  start; a run always ends within its timeout, which is below the interval) for as long as its
+   *  generation is current. */
+  function scheduleProbe (job: ProbeJob, delayMs: number): void {
+    if (!running) return
+    stopProbing(job.providerId)
+    probeTimers.set(job.providerId, setTimeout(() => {
+      probeTimers.delete(job.providerId)
+      probeOnce(job).catch((err: unknown) => {
+        log.error({ err, providerId: job.providerId }, 'check run failed; retrying at its next interval')
+        if (running && checks.current(job.providerId, job.generation)) scheduleProbe(job, job.probe.intervalMs)
+      })
+    }, delayMs))
+  }
+
+  function stopProbing (providerId: string): void {
+    const timer = probeTimers.get(providerId)
+    if (timer !== undefined) clearTimeout(timer)
+    probeTimers.delete(providerId)
+  }
+
+  async function probeOnce (job: ProbeJob): Promise<void> {
+    if (!running || !checks.current(job.providerId, job.generation)) return
+    const startedAt = clock()
+    const { signal } = probeAbort
+    const outcome = await runProbe(job.probe, signal)
+    // Race: the task may have been removed or changed, or the worker stopped (even restarted),
+    // while the probe ran; such a result decides nothing, and nothing is rescheduled.
+    if (!running || signal.aborted || !checks.current(job.providerId, job.generation)) return
+    counters.probes++
+    if (!outcome.ok) counters.probeFailures++
+    const obs = checks.result(job.providerId, job.generation, outcome, clock())
+    if (obs !== null) transition(obs)
+    scheduleProbe(job, Math.max(0, startedAt + job.probe.intervalMs - clock()))
+  }
+
   // ---- silence -----------------------------------------------------------------------------
 
   /** Keeps one timer at the earliest possible deadline. Heartbeats only push deadlines later,
@@ -379,6 +433,9 @@ export function createWorker (opts: WorkerOptions): Worker {
     if (flushHandle !== null) clearImmediate(flushHandle)
     expiryTimer = resendTimer = flushHandle = null
     expiryAt = null
+    for (const timer of probeTimers.values()) clearTimeout(timer)
+    probeTimers.clear()
+    probeAbort.abort()
     if (link !== null) {
       sendReports((p) => p.seq === 0)
       if (link.leader !== null) link.send('BYE', { workerId })
@@ -448,6 +505,8 @@ export function createWorker (opts: WorkerOptions): Worker {
         }
       }, Math.max(1, Math.floor(resendMs / RESEND_TICK_DIVISOR)))
       // After a stop/start the tasks are still known: watch them again at once.
+      probeAbort = new AbortController()
+      for (const job of checks.jobs()) scheduleProbe(job, 0)
       syncEndpoints()
       armExpiry()
       log.info({ workerId, leaders: opts.leaders }, 'worker started')

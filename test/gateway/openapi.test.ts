@@ -30,9 +30,12 @@ describe('/openapi.json', () => {
       '/v1/services': ['get'],
       '/v1/services/{service}/providers': ['get'],
       '/v1/services/{service}/providers/{id}': ['delete', 'get', 'put'],
+      '/v1/services/{service}/providers/{id}/heartbeat': ['put'],
       '/v1/services/{service}/providers/{id}/maintenance': ['put']
     })
-    expect(Object.keys(doc.components.schemas).sort()).toEqual(['Error', 'Provider', 'ProviderSpec'])
+    expect(Object.keys(doc.components.schemas).sort()).toEqual(['Check', 'Error', 'Provider', 'ProviderSpec'])
+    // The check is a oneOf discriminated by its type, so that generated clients can tell them apart.
+    expect(doc.components.schemas.Check).toMatchObject({ discriminator: { propertyName: 'type' }, oneOf: [{}, {}, {}] })
     expect(doc.info.description).toContain('/v1/watch')
   })
 })

@@ -72,6 +72,25 @@ describe('reads', () => {
     expect(res.json()).toEqual(provider({ id: 'orders-2', service: 'orders', protocol: 'rpc', state: 'down', tags: ['blue'], revision: 7 }))
   })
 
+  it('returns a provider watched by a check, with its check, deregisterAfterMs and failure detail', async () => {
+    const checked = provider({ id: 'orders-7', state: 'down', reason: 'check-failed', detail: 'HTTP 503', detectedAfterMs: 12, deregisterAfterMs: 60_000 })
+    delete checked.heartbeat
+    const ttl = provider({ id: 'orders-8', check: { type: 'ttl', ttlMs: 1000 } })
+    delete ttl.heartbeat
+    replica.loadSnapshot(3, [
+      { ...checked, check: { type: 'http', path: '/health', intervalMs: 1000, timeoutMs: 200 } },
+      { ...provider({ id: 'orders-9' }), check: { type: 'tcp', intervalMs: 500, timeoutMs: 100 } },
+      ttl
+    ])
+    const res = await app.inject({ url: '/v1/services/orders/providers' })
+    expect(res.statusCode).toBe(200)
+    const [http, renewed, tcp] = res.json().providers
+    expect(http).toEqual({ ...checked, check: { type: 'http', path: '/health', intervalMs: 1000, timeoutMs: 200 } })
+    expect(http).not.toHaveProperty('heartbeat')
+    expect(tcp.check).toEqual({ type: 'tcp', intervalMs: 500, timeoutMs: 100 })
+    expect(renewed.check).toEqual({ type: 'ttl', ttlMs: 1000 })
+  })
+
   it('answers 404 for an unknown provider, and for one under another service', async () => {
     seed()
     const unknown = await app.inject({ url: '/v1/services/orders/providers/orders-9' })

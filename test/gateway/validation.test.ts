@@ -17,6 +17,7 @@ afterAll(async () => {
 })
 
 const spec = { host: '10.0.0.5', port: 8080, protocol: 'http', heartbeat: 'tcp://10.0.0.5:9100' }
+const noHeartbeat = { host: '10.0.0.5', port: 8080, protocol: 'http' }
 
 async function put (body: unknown, path = '/v1/services/orders/providers/orders-1') {
   const res = await app.inject({ method: 'PUT', url: path, payload: body as object })
@@ -28,7 +29,20 @@ describe('bad input is a 400 that names the field', () => {
     ['port 0', { ...spec, port: 0 }, /^body\/port must be >= 1$/],
     ['port 70000', { ...spec, port: 70000 }, /^body\/port must be <= 65535$/],
     ['port as text', { ...spec, port: 'eighty' }, /^body\/port must be integer$/],
-    ['a missing field', { host: 'h', port: 1, protocol: 'http' }, /^body must have required property 'heartbeat'$/],
+    ['a missing field', { host: 'h', port: 1, heartbeat: 'tcp://h:1' }, /^body must have required property 'protocol'$/],
+    ['neither a heartbeat nor a check', { host: 'h', port: 1, protocol: 'http' }, /^body must have required property 'heartbeat' or 'check' \(a provider needs a heartbeat endpoint or a check\)$/],
+    ['both a heartbeat and a check', { ...spec, check: { type: 'ttl', ttlMs: 1000 } }, /^body\/check must not be given with body\/heartbeat/],
+    ['an unknown check type', { ...noHeartbeat, check: { type: 'grpc' } }, /^body\/check\/type must be one of: http, tcp, ttl$/],
+    ['a check without a type', { ...noHeartbeat, check: { ttlMs: 1000 } }, /^body\/check must have required property 'type' \(one of: http, tcp, ttl\)$/],
+    ['a check interval below 50 ms', { ...noHeartbeat, check: { type: 'tcp', intervalMs: 10, timeoutMs: 5 } }, /^body\/check\/intervalMs must be >= 50$/],
+    ['a check interval above 60 s', { ...noHeartbeat, check: { type: 'http', path: '/', intervalMs: 60_001, timeoutMs: 5 } }, /^body\/check\/intervalMs must be <= 60000$/],
+    ['a check timeout not below its interval', { ...noHeartbeat, check: { type: 'http', path: '/', intervalMs: 100, timeoutMs: 100 } }, /^body\/check\/timeoutMs must be less than body\/check\/intervalMs \(100\), got 100$/],
+    ['an http check without a path', { ...noHeartbeat, check: { type: 'http', intervalMs: 100, timeoutMs: 50 } }, /^body\/check must have required property 'path'$/],
+    ['an http check path not starting with /', { ...noHeartbeat, check: { type: 'http', path: 'health', intervalMs: 100, timeoutMs: 50 } }, /^body\/check\/path must match pattern .*starting with '\/'/],
+    ['a tcp check with a path', { ...noHeartbeat, check: { type: 'tcp', path: '/', intervalMs: 100, timeoutMs: 50 } }, /^body\/check must NOT have additional properties \(unknown field 'path'\)$/],
+    ['a ttl below 100 ms', { ...noHeartbeat, check: { type: 'ttl', ttlMs: 99 } }, /^body\/check\/ttlMs must be >= 100$/],
+    ['a ttl above one day', { ...noHeartbeat, check: { type: 'ttl', ttlMs: 86_400_001 } }, /^body\/check\/ttlMs must be <= 86400000$/],
+    ['a ttl check without ttlMs', { ...noHeartbeat, check: { type: 'ttl' } }, /^body\/check must have required property 'ttlMs'$/],
     ['deregisterAfterMs below 1 s', { ...spec, deregisterAfterMs: 999 }, /^body\/deregisterAfterMs must be >= 1000$/],
     ['deregisterAfterMs above 7 days', { ...spec, deregisterAfterMs: 604_800_001 }, /^body\/deregisterAfterMs must be <= 604800000$/],
     ['an unknown protocol', { ...spec, protocol: 'grpc' }, /^body\/protocol must be one of: http, rpc, pub$/],
@@ -53,7 +67,18 @@ describe('bad input is a 400 that names the field', () => {
     })
   }
 
-  it('a bad maintenance body, and a bad provider id on the maintenance route', async () => {
+  it('valid checks reach the leader', async () => {
+    for (const check of [
+      { type: 'http', path: '/health?full=1', intervalMs: 50, timeoutMs: 49 },
+      { type: 'tcp', intervalMs: 60_000, timeoutMs: 1 },
+      { type: 'ttl', ttlMs: 100 }
+    ]) {
+      const res = await put({ ...noHeartbeat, check, deregisterAfterMs: 1000 })
+      expect(res.statusCode, JSON.stringify(check)).toBe(503)
+    }
+  })
+
+  it('a bad maintenance body, and a bad provider id on the maintenance and heartbeat routes', async () => {
     const url = '/v1/services/orders/providers/orders-1/maintenance'
     const cases: [unknown, RegExp][] = [
       [{}, /^body must have required property 'enabled'$/],
@@ -66,7 +91,7 @@ describe('bad input is a 400 that names the field', () => {
       expect(res.statusCode, JSON.stringify(body)).toBe(400)
       expect(res.json().message).toMatch(message)
     }
-    for (const path of ['maintenance']) {
+    for (const path of ['maintenance', 'heartbeat']) {
       const res = await app.inject({ method: 'PUT', url: `/v1/services/orders/providers/orders%201/${path}`, payload: { enabled: true } })
       expect(res.statusCode).toBe(400)
       expect(res.json().message).toMatch(/^params\/id must match pattern/)
@@ -153,8 +178,8 @@ describe('writes without a leader', () => {
     })
   })
 
-  it('maintenance is 503 with Retry-After', async () => {
-    for (const [path, payload] of [['maintenance', { enabled: true }]] as const) {
+  it('maintenance and TTL renewals are 503 with Retry-After', async () => {
+    for (const [path, payload] of [['maintenance', { enabled: true }], ['heartbeat', undefined]] as const) {
       const res = await app.inject({ method: 'PUT', url: `/v1/services/orders/providers/orders-1/${path}`, ...(payload === undefined ? {} : { payload }) })
       expect(res.statusCode, path).toBe(503)
       expect(res.headers['retry-after']).toBe('1')

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { decideObservation, decideReap, decideWrite, type Lookup } from '../../server/leader/registry.js'
-import type { Provider } from '../../server/protocol/model.js'
+import { registrationProblem, type Provider } from '../../server/protocol/model.js'
 
 const spec = { host: '10.0.0.5', port: 8080, protocol: 'http' as const, heartbeat: 'tcp://10.0.0.5:9100' }
 const T0 = Date.parse('2026-11-27T10:00:00.000Z')
@@ -56,17 +56,70 @@ describe('decideWrite', () => {
   })
 })
 
-describe('decideWrite: deregisterAfterMs', () => {
-  it('stores it, and changes it without touching the state', () => {
-    const d = decideWrite(lookupOf(), { type: 'register', service: 'orders', id: 'orders-1', spec: { ...spec, deregisterAfterMs: 60_000 } }, T0)
-    expect(d).toMatchObject({ ok: true, statusCode: 201, change: { provider: { deregisterAfterMs: 60_000, state: 'pending' } } })
-    const p = stored()
-    const changed = decideWrite(lookupOf(p), { type: 'register', service: 'orders', id: 'orders-1', spec: { ...spec, deregisterAfterMs: 5000 } }, T0 + 5)
-    expect(changed).toMatchObject({ ok: true, change: { event: 'updated', provider: { state: 'up', deregisterAfterMs: 5000 } } })
-    // Dropping it really removes it.
-    const back = decideWrite(lookupOf({ ...p, deregisterAfterMs: 5000 }), { type: 'register', service: 'orders', id: 'orders-1', spec }, T0 + 5)
+describe('decideWrite: checks and deregisterAfterMs', () => {
+  const { heartbeat: _heartbeat, ...noHeartbeat } = spec
+  const http = { type: 'http' as const, path: '/health', intervalMs: 1000, timeoutMs: 200 }
+
+  it('registers a provider watched by a check instead of a heartbeat, with its deregisterAfterMs', () => {
+    const d = decideWrite(lookupOf(), { type: 'register', service: 'orders', id: 'orders-1', spec: { ...noHeartbeat, check: http, deregisterAfterMs: 60_000 } }, T0)
+    if (!d.ok || d.change === null) throw new Error('expected a change')
+    expect(d.change.provider).toEqual({
+      id: 'orders-1', service: 'orders', ...noHeartbeat, heartbeatIntervalMs: 1000, tags: [], meta: {}, check: http,
+      deregisterAfterMs: 60_000, state: 'pending', stateSince: '2026-11-27T10:00:00.000Z', lastSeen: null
+    })
+  })
+
+  it('refuses a registration with neither a heartbeat nor a check, or with both, naming the field', () => {
+    expect(decideWrite(lookupOf(), { type: 'register', service: 'orders', id: 'orders-1', spec: noHeartbeat }, T0))
+      .toMatchObject({ ok: false, statusCode: 400, code: 'ROSTER_ERR_INVALID_REGISTRATION', message: expect.stringContaining("'heartbeat'") })
+    expect(decideWrite(lookupOf(), { type: 'register', service: 'orders', id: 'orders-1', spec: { ...spec, check: http } }, T0))
+      .toMatchObject({ ok: false, statusCode: 400, message: expect.stringMatching(/^body\/check /) })
+  })
+
+  it('treats a re-registration with the same check in another key order as a no-op', () => {
+    const p = stored({ heartbeat: undefined, check: http })
+    delete p.heartbeat
+    const reordered = { timeoutMs: 200, intervalMs: 1000, path: '/health', type: 'http' as const }
+    expect(decideWrite(lookupOf(p), { type: 'register', service: 'orders', id: 'orders-1', spec: { ...noHeartbeat, check: reordered } }, T0))
+      .toEqual({ ok: true, statusCode: 200, change: null, current: p })
+  })
+
+  it('makes the provider pending again when its check changes, but not when only deregisterAfterMs does', () => {
+    const p = stored({ check: http })
+    delete p.heartbeat
+    const changed = decideWrite(lookupOf(p), { type: 'register', service: 'orders', id: 'orders-1', spec: { ...noHeartbeat, check: { ...http, path: '/ready' } } }, T0 + 5)
+    expect(changed).toMatchObject({ ok: true, change: { event: 'updated', provider: { state: 'pending', lastSeen: null, check: { path: '/ready' } } } })
+    // An http or tcp check probes host:port: moving the provider is a new check too.
+    const moved = decideWrite(lookupOf(p), { type: 'register', service: 'orders', id: 'orders-1', spec: { ...noHeartbeat, port: 9090, check: http } }, T0 + 5)
+    expect(moved).toMatchObject({ ok: true, change: { event: 'updated', provider: { state: 'pending', port: 9090 } } })
+    const reaped = decideWrite(lookupOf(p), { type: 'register', service: 'orders', id: 'orders-1', spec: { ...noHeartbeat, check: http, deregisterAfterMs: 5000 } }, T0 + 5)
+    expect(reaped).toMatchObject({ ok: true, change: { event: 'updated', provider: { state: 'up', deregisterAfterMs: 5000 } } })
+    // Dropping an optional field really removes it.
+    const back = decideWrite(lookupOf({ ...p, deregisterAfterMs: 5000 }), { type: 'register', service: 'orders', id: 'orders-1', spec: { ...noHeartbeat, check: http } }, T0 + 5)
     if (!back.ok || back.change === null) throw new Error('expected a change')
     expect(back.change.provider).not.toHaveProperty('deregisterAfterMs')
+  })
+
+  it('renews only a provider with a ttl check: 404 unknown, 409 without a ttl check', () => {
+    const ttl = stored({ check: { type: 'ttl', ttlMs: 1000 }, state: 'pending' })
+    delete ttl.heartbeat
+    expect(decideWrite(lookupOf(ttl), { type: 'renew', service: 'orders', id: 'orders-1' }, T0)).toEqual({ ok: true, statusCode: 200, change: null, current: ttl })
+    expect(decideWrite(lookupOf(stored()), { type: 'renew', service: 'orders', id: 'orders-1' }, T0))
+      .toMatchObject({ ok: false, statusCode: 409, code: 'ROSTER_ERR_NO_TTL_CHECK' })
+    expect(decideWrite(lookupOf(), { type: 'renew', service: 'orders', id: 'orders-1' }, T0)).toMatchObject({ ok: false, statusCode: 404 })
+    expect(decideWrite(lookupOf(ttl), { type: 'renew', service: 'billing', id: 'orders-1' }, T0)).toMatchObject({ ok: false, statusCode: 404 })
+  })
+})
+
+describe('registrationProblem', () => {
+  const base = { host: 'h', port: 1, protocol: 'http' as const }
+  it('names the field that breaks a cross-field rule', () => {
+    expect(registrationProblem({ ...base, heartbeat: 'tcp://h:1' })).toBeNull()
+    expect(registrationProblem({ ...base, check: { type: 'ttl', ttlMs: 1000 } })).toBeNull()
+    expect(registrationProblem(base)).toMatch(/^body must have required property 'heartbeat' or 'check'/)
+    expect(registrationProblem({ ...base, heartbeat: 'tcp://h:70000' })).toBe('body/heartbeat port must be between 1 and 65535, got 70000')
+    expect(registrationProblem({ ...base, check: { type: 'tcp', intervalMs: 100, timeoutMs: 100 } }))
+      .toBe('body/check/timeoutMs must be less than body/check/intervalMs (100), got 100')
   })
 })
 
@@ -135,6 +188,13 @@ describe('decideObservation', () => {
     expect(decideObservation(lookupOf(flapping), { providerId: 'orders-1', state: 'down', lastSeen: T0, reason: 'flapping' }, T0)).toBeNull()
     expect(decideObservation(lookupOf(flapping), { providerId: 'orders-1', state: 'down', lastSeen: T0, reason: 'silent' }, T0))
       .toMatchObject({ event: 'down', provider: { reason: 'silent' } })
+  })
+
+  it('carries a failed check\'s detail on down, and drops it when the provider comes back', () => {
+    const c = decideObservation(lookupOf(stored()), { providerId: 'orders-1', state: 'down', lastSeen: T0, reason: 'check-failed', detail: 'HTTP 503', detectedAfterMs: 10 }, T0 + 10)
+    expect(c?.provider).toMatchObject({ state: 'down', reason: 'check-failed', detail: 'HTTP 503', detectedAfterMs: 10 })
+    const back = decideObservation(lookupOf(stored({ state: 'down', reason: 'check-failed', detail: 'HTTP 503' })), { providerId: 'orders-1', state: 'up', lastSeen: T0 + 20 }, T0 + 20)
+    expect(back?.provider).not.toHaveProperty('detail')
   })
 
   it('clears the down reason when the provider comes back', () => {

@@ -131,16 +131,28 @@ describeBackends('registry store', (backend) => {
     expect(await store.load()).toEqual({ revision: 4, epoch, providers: [{ ...b, revision: 2 }] })
   })
 
-  it('round-trips deregisterAfterMs and an operator\'s maintenance note', async () => {
+  it('round-trips a provider watched by a check (no heartbeat), its deregisterAfterMs, a failed check\'s detail and an operator\'s note', async () => {
     const store = createRegistryStore(backend.db)
     const epoch = await store.claimEpoch()
-    const held: Provider = { ...provider('orders-1'), deregisterAfterMs: 604_800_000, state: 'maintenance', reason: 'kernel upgrade' }
-    await store.commit(epoch, [change(1, 'maintenance', held)])
-    expect(await store.load()).toEqual({ revision: 1, epoch, providers: [{ ...held, revision: 1 }] })
-    // And back to nothing else: the optional columns are cleared.
+    const { heartbeat: _heartbeat, ...base } = provider('orders-1')
+    const checked: Provider = {
+      ...base,
+      check: { type: 'http', path: '/health?deep=1', intervalMs: 500, timeoutMs: 200 },
+      deregisterAfterMs: 604_800_000,
+      state: 'down',
+      reason: 'check-failed',
+      detail: 'HTTP 503',
+      detectedAfterMs: 7
+    }
+    const ttl: Provider = { ...provider('orders-2'), check: { type: 'ttl', ttlMs: 1000 }, state: 'maintenance', reason: 'kernel upgrade' }
+    delete ttl.heartbeat
+    await store.commit(epoch, [change(1, 'registered', checked), change(2, 'maintenance', ttl)])
+    expect(await store.load()).toEqual({ revision: 2, epoch, providers: [{ ...checked, revision: 1 }, { ...ttl, revision: 2 }] })
+    // And back to a heartbeat with nothing else: the optional columns are cleared.
     const plain = provider('orders-1', { state: 'up' })
-    await store.commit(epoch, [change(2, 'updated', plain)])
-    expect((await store.load()).providers).toEqual([{ ...plain, revision: 2 }])
+    await store.commit(epoch, [change(3, 'updated', plain)])
+    const [loaded] = (await store.load()).providers
+    expect(loaded).toEqual({ ...plain, revision: 3 })
   })
 
   it('applies a batch in order, several changes of one provider included', async () => {

@@ -2,6 +2,8 @@
 // processes publishing heartbeats (Node and Python), killed with SIGKILL to make their TCP
 // connections drop. Timed assertions are the protocol's bounds (three intervals, "quickly" for a
 // dropped connection) with margins for a loaded two-core machine, never fixed sleeps.
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { context, Publisher } from 'zeromq'
 import type { Observation } from '../../server/protocol/messages.js'
@@ -417,3 +419,76 @@ describe('worker', () => {
   })
 })
 
+describe('worker checks', () => {
+  async function listen<S extends HttpServer | TcpServer> (server: S, port = 0): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, '127.0.0.1', () => resolve())
+    })
+    cleanups.push(() => {
+      (server as HttpServer).closeAllConnections?.()
+      server.close()
+    })
+    return (server.address() as AddressInfo).port
+  }
+
+  it('runs an http check: up at a 2xx, down (check-failed, HTTP 503) at the first failure, up again', async () => {
+    const intervalMs = 100
+    let status = 200
+    let requests = 0
+    const port = await listen(createHttpServer((req, res) => {
+      requests++
+      res.writeHead(req.url === '/health' ? status : 404).end()
+    }))
+    const check = { type: 'http' as const, host: '127.0.0.1', port, path: '/health', intervalMs, timeoutMs: 50 }
+    const l = await leader({ tasks: [{ providerId: 'web', heartbeatIntervalMs: 1000, check, state: 'pending', lastSeen: null }] })
+    const w = await worker([l])
+    const up = await waitForReport(l, { providerId: 'web', state: 'up' })
+    expect(up.obs.reason).toBeUndefined()
+
+    let from = l.reports().length
+    const failingFrom = now()
+    status = 503
+    const down = await waitForReport(l, { providerId: 'web', state: 'down' }, { from })
+    expect(down.obs).toMatchObject({ reason: 'check-failed', detail: 'HTTP 503' })
+    // Within one interval (the next run) plus the report's trip.
+    expect(down.at - failingFrom).toBeLessThan(intervalMs + SILENCE_MARGIN_MS)
+    expect(down.obs.detectedAfterMs).toBeGreaterThanOrEqual(0)
+    expect(down.obs.detectedAfterMs).toBeLessThan(2 * intervalMs + SILENCE_MARGIN_MS)
+
+    from = l.reports().length
+    status = 200
+    const back = await waitForReport(l, { providerId: 'web', state: 'up' }, { from })
+    expect(back.obs.lastSeen).toBeGreaterThan(down.at - 10)
+    expect(w.stats.probes).toBeGreaterThanOrEqual(3)
+    expect(w.stats.probeFailures).toBeGreaterThanOrEqual(1)
+
+    // Taken away from this worker: its probing stops.
+    l.assign([])
+    await waitFor(() => w.stats.watching === 0, { what: 'the empty task list applied' })
+    const after = requests
+    await new Promise((resolve) => setTimeout(resolve, 3 * intervalMs))
+    expect(requests - after).toBeLessThanOrEqual(1) // a run already in flight may still land
+  })
+
+  it('runs a tcp check: down (check-failed, ECONNREFUSED) when the server closes, up when it listens again', async () => {
+    const intervalMs = 100
+    const first = createTcpServer((socket) => socket.end())
+    const port = await listen(first)
+    const check = { type: 'tcp' as const, host: '127.0.0.1', port, intervalMs, timeoutMs: 50 }
+    const l = await leader({ tasks: [{ providerId: 'db', heartbeatIntervalMs: 1000, check, state: 'pending', lastSeen: null }] })
+    await worker([l])
+    await waitForReport(l, { providerId: 'db', state: 'up' })
+
+    let from = l.reports().length
+    const closedAt = now()
+    await new Promise<void>((resolve) => first.close(() => resolve()))
+    const down = await waitForReport(l, { providerId: 'db', state: 'down' }, { from })
+    expect(down.obs).toMatchObject({ reason: 'check-failed', detail: 'ECONNREFUSED' })
+    expect(down.at - closedAt).toBeLessThan(intervalMs + SILENCE_MARGIN_MS)
+
+    from = l.reports().length
+    await listen(createTcpServer((socket) => socket.end()), port)
+    await waitForReport(l, { providerId: 'db', state: 'up' }, { from })
+  })
+})

@@ -3,9 +3,9 @@
 // waiting (bounded) for this gateway's replica to catch up so that its next read sees them.
 // Handlers never touch the leader's sockets or the database: only the two ports they are given.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { endpointPort, type Provider } from '../../protocol/model.js'
+import { endpointPort, registrationProblem, type Provider } from '../../protocol/model.js'
 import type { WriteOp, WriteResult } from '../../protocol/messages.js'
-import { InvalidHeartbeatError, LeaderRejectedError, ProviderNotFoundError } from '../errors.js'
+import { InvalidHeartbeatError, InvalidRegistrationError, LeaderRejectedError, ProviderNotFoundError } from '../errors.js'
 import type { ReadGate } from '../read-gate.js'
 import type { Replica } from '../replica.js'
 import type { LeaderPort } from '../app.js'
@@ -133,6 +133,7 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
       tags: TAGS,
       summary: 'Register or update a provider',
       description: 'Idempotent. The id is unique across the registry: the same id under another service is a 409. ' +
+        'A provider has either a `heartbeat` endpoint or a `check` (http, tcp or ttl). ' +
         'The answer comes after the leader committed the write and this gateway can read it.',
       params: ProviderParams,
       body: ProviderSpecRef,
@@ -147,8 +148,12 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
     }
   }, async (req, reply) => {
     const { service, id } = req.params
-    const port = endpointPort(req.body.heartbeat)
-    if (port < 1 || port > 65535) throw new InvalidHeartbeatError(port)
+    if (req.body.heartbeat !== undefined) {
+      const port = endpointPort(req.body.heartbeat)
+      if (port < 1 || port > 65535) throw new InvalidHeartbeatError(port)
+    }
+    const problem = registrationProblem(req.body)
+    if (problem !== null) throw new InvalidRegistrationError(problem)
     const { statusCode, provider, revision } = await writeProvider({ type: 'register', service, id, spec: req.body })
     reply.code(statusCode === 201 ? 201 : 200)
     return { provider, revision }
@@ -175,6 +180,28 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
     const { service, id } = req.params
     const { enabled, reason } = req.body
     const { provider, revision } = await writeProvider({ type: 'maintenance', service, id, enabled, ...(reason === undefined ? {} : { reason }) })
+    return { provider, revision }
+  })
+
+  app.put('/v1/services/:service/providers/:id/heartbeat', {
+    schema: {
+      tags: TAGS,
+      summary: 'Renew a ttl check',
+      description: 'For a provider registered with `"check": { "type": "ttl", "ttlMs": N }`: it is `up` from its first ' +
+        'renewal and `down` (reason `ttl-expired`) when none came for ttlMs. No body is needed. Renewals are held in ' +
+        "the leader's memory, not stored: only the state changes they cause are.",
+      params: ProviderParams,
+      response: {
+        200: registered('renewed; the provider as it is now (up, unless held in maintenance or as flapping)'),
+        400: badRequestResponse,
+        404: errorResponse('no such provider under this service'),
+        409: errorResponse('the provider has no ttl check'),
+        503: unavailableResponse
+      }
+    }
+  }, async (req) => {
+    const { service, id } = req.params
+    const { provider, revision } = await writeProvider({ type: 'renew', service, id })
     return { provider, revision }
   })
 

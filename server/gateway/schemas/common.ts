@@ -1,17 +1,36 @@
 // Schemas shared by the gateway's routes: references to the registry's named components, the
 // error body, the revision every read reports, and `minRevision`. Shapes of the registry itself
 // come from server/protocol/model.ts and are referenced here, never redefined.
-import { Type, type Static } from '@sinclair/typebox'
-import { Provider, ProviderSpec } from '../../protocol/model.js'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Check, Provider, ProviderSpec } from '../../protocol/model.js'
 
 export const REVISION_HEADER = 'X-Roster-Revision'
+
+/** The check as the gateway validates and documents it: the protocol's union of the three kinds
+ *  (`anyOf`, which TypeBox's frame checker understands) as a `oneOf` discriminated by `type`.
+ *  Ajv then validates only the branch that `type` names, so a bad field is reported as that
+ *  field ("body/check/intervalMs must be <= 60000") instead of one complaint per kind, and the
+ *  OpenAPI document gives generators the discriminator. */
+const DiscriminatedCheck = {
+  $id: 'Check',
+  type: 'object',
+  description: Check.description,
+  oneOf: Check.anyOf,
+  discriminator: { propertyName: 'type' }
+} as const
+
+/** `schema` with its `check` property replaced by a reference to the discriminated Check. */
+function withCheckRef<T extends { properties: Record<string, TSchema> }> (schema: T): T {
+  return { ...schema, properties: { ...schema.properties, check: { $ref: 'Check' } } }
+}
 
 /** The registry's shared schemas, registered once with `addSchema` so that Ajv, the serializer
  *  and the OpenAPI document all see one named component. ProviderSpec has no `$id` in the
  *  protocol module, so the gateway names it here. */
 export const sharedSchemas = [
-  Provider,
-  { ...ProviderSpec, $id: 'ProviderSpec' }
+  DiscriminatedCheck,
+  withCheckRef(Provider),
+  { ...withCheckRef(ProviderSpec), $id: 'ProviderSpec' }
 ] as const
 
 // Type.Unsafe over a Ref keeps both the `$ref` in the document and the static type (stack-notes

@@ -1,0 +1,86 @@
+// Runs one http or tcp check against a provider: the I/O half of checks.ts. An http check GETs
+// http://host:port/path on a fresh connection and is healthy on a 2xx status line within the
+// timeout (the body is not awaited); a tcp check is healthy when a connection is established
+// within the timeout. A probe never throws and never outlives its timeout: every failure,
+// including a bug in the provider's answer, is an outcome with a short detail.
+import { request } from 'node:http'
+import { connect } from 'node:net'
+import type { Probe } from '../protocol/messages.js'
+import type { ProbeOutcome } from './checks.js'
+
+const USER_AGENT = 'roster-check/1'
+const DETAIL_MAX_LENGTH = 200
+
+/** Runs `probe` once. `signal` ends it early (the worker is stopping) with a failed outcome that
+ *  the caller is expected to drop. */
+export async function runProbe (probe: Probe, signal?: AbortSignal): Promise<ProbeOutcome> {
+  if (signal?.aborted === true) return { ok: false, detail: 'aborted' }
+  return await (probe.type === 'http' ? httpProbe(probe, signal) : tcpProbe(probe, signal))
+}
+
+/** Registrations may bracket IPv6 literals ([::1]); sockets want them bare. */
+function bareHost (host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
+}
+
+function failure (err: unknown): ProbeOutcome {
+  const e = err as { code?: unknown, message?: unknown }
+  const detail = typeof e.code === 'string' ? e.code : typeof e.message === 'string' ? e.message : String(err)
+  return { ok: false, detail: detail.slice(0, DETAIL_MAX_LENGTH) }
+}
+
+function httpProbe (probe: Extract<Probe, { type: 'http' }>, signal: AbortSignal | undefined): Promise<ProbeOutcome> {
+  return new Promise((resolve) => {
+    let settled = false
+    const onAbort = (): void => settle({ ok: false, detail: 'aborted' })
+    const settle = (outcome: ProbeOutcome): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      req.destroy()
+      resolve(outcome)
+    }
+    // agent: false, so each check opens its own connection: a provider that stopped accepting
+    // connections must fail its check, not pass it over an old keep-alive socket.
+    const req = request({
+      host: bareHost(probe.host),
+      port: probe.port,
+      path: probe.path,
+      method: 'GET',
+      agent: false,
+      headers: { 'user-agent': USER_AGENT, accept: '*/*', connection: 'close' }
+    }, (res) => {
+      const status = res.statusCode ?? 0
+      // Destroying the request below aborts the response, which then emits an error of its own.
+      res.on('error', () => {})
+      res.resume()
+      settle(status >= 200 && status < 300 ? { ok: true } : { ok: false, detail: `HTTP ${status}` })
+    })
+    const timer = setTimeout(() => settle({ ok: false, detail: `timeout after ${probe.timeoutMs} ms` }), probe.timeoutMs)
+    req.on('error', (err) => settle(failure(err)))
+    signal?.addEventListener('abort', onAbort)
+    req.end()
+  })
+}
+
+function tcpProbe (probe: Extract<Probe, { type: 'tcp' }>, signal: AbortSignal | undefined): Promise<ProbeOutcome> {
+  return new Promise((resolve) => {
+    let settled = false
+    const socket = connect({ host: bareHost(probe.host), port: probe.port })
+    const onAbort = (): void => settle({ ok: false, detail: 'aborted' })
+    const settle = (outcome: ProbeOutcome): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      socket.destroy()
+      resolve(outcome)
+    }
+    const timer = setTimeout(() => settle({ ok: false, detail: `timeout after ${probe.timeoutMs} ms` }), probe.timeoutMs)
+    socket.once('connect', () => settle({ ok: true }))
+    // After a settle, the destroyed socket may still report an error: nothing listens for it then.
+    socket.on('error', (err) => settle(failure(err)))
+    signal?.addEventListener('abort', onAbort)
+  })
+}
