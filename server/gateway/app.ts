@@ -4,6 +4,7 @@
 // environment or installs signal handlers; the entry point does.
 import swagger from '@fastify/swagger'
 import websocket from '@fastify/websocket'
+import AjvCompiler from '@fastify/ajv-compiler'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Change } from '../protocol/model.js'
 import type { WriteOp, WriteResult } from '../protocol/messages.js'
@@ -58,6 +59,8 @@ const API_DESCRIPTION = [
   'describe: its messages (`snapshot`, `event`, resume and close codes) are documented in the README.'
 ].join('\n')
 
+const buildAjv = AjvCompiler()
+
 export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}): Promise<FastifyInstance> {
   const { replica, leader } = deps
   const app = Fastify({
@@ -77,6 +80,18 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
         verbose: true,
         // The check is a oneOf discriminated by its `type` (schemas/common.ts).
         discriminator: true
+      }
+    },
+    // Query strings and paths are text, so they are coerced; a JSON body already has types, and
+    // coercing it would turn `"port": true` into port 1. Bodies get a non-coercing validator.
+    schemaController: {
+      compilersFactory: {
+        buildValidator (externalSchemas, ajvOptions) {
+          const options = ajvOptions as { customOptions?: object }
+          const coercing = buildAjv(externalSchemas, options)
+          const strict = buildAjv(externalSchemas, { ...options, customOptions: { ...options.customOptions, coerceTypes: false } })
+          return (route) => (route.httpPart === 'body' ? strict(route) : coercing(route))
+        }
       }
     },
     schemaErrorFormatter: formatValidationErrors
