@@ -99,14 +99,14 @@ async function main (): Promise<void> {
   const log = createLog({ level: config['log-level'] })
   const stoppers: Stopper[] = []
   let stopping = false
-  const shutdown = async (signal: string): Promise<void> => {
+  const shutdown = async (signal: string, exitCode = 0): Promise<void> => {
     if (stopping) return
     stopping = true
     log.info({ signal }, 'shutting down')
     for (const stop of stoppers.reverse()) {
       await stop().catch((err: unknown) => log.error({ err }, 'error while stopping'))
     }
-    process.exit(0)
+    process.exit(exitCode)
   }
   process.on('SIGINT', () => { void shutdown('SIGINT') })
   process.on('SIGTERM', () => { void shutdown('SIGTERM') })
@@ -116,7 +116,7 @@ async function main (): Promise<void> {
     ? `Postgres at ${redact(config['database-url'])}`
     : `embedded Postgres in ${resolve(config['data-dir'] as string)}`
   if (role === 'up' || role === 'leader') {
-    stoppers.push(await startLeader({
+    const leader = await startLeader({
       databaseUrl: config['database-url'],
       dataDir: resolve(config['data-dir'] as string),
       bind: config.bind as string,
@@ -125,7 +125,20 @@ async function main (): Promise<void> {
         windowMs: Number(config['flap-window-ms']),
         holdMs: Number(config['flap-hold-ms'])
       }
-    }, log))
+    }, log)
+    stoppers.push(leader)
+    const fatal = new Promise<void>((resolve) => leader.leader.onFatal((err) => {
+      console.error(`roster ${role}: ${err.message}`)
+      void shutdown('fatal', 1)
+      resolve()
+    }))
+    // With the embedded database this process is the only possible leader, so it takes over at
+    // once; wait for that before starting the followers, which would otherwise connect to
+    // whatever answers on --bind (another Roster, if the bind is taken).
+    if (role === 'up' && config['database-url'] === undefined) {
+      await Promise.race([leader.leader.whenActive(), fatal])
+      if (stopping) return
+    }
     log.info({ storage, bind: config.bind, events: pubEndpoint(config.bind as string) }, 'leader started (active once it holds the lock)')
   }
   if (role === 'up' || role === 'worker') stoppers.push(await startWorker(candidates, log))
@@ -133,6 +146,7 @@ async function main (): Promise<void> {
     const gateway = await startGateway({ port: Number(config.port), host: config.host as string, candidates }, log)
     stoppers.push(gateway.stop)
     if (role === 'up') {
+      await gateway.whenReady()
       console.log([
         `Roster is up. Storage: ${storage}.`,
         `  REST        ${gateway.url}/v1/services`,

@@ -52,11 +52,15 @@ export async function startWorker (candidates: string[], log: Log): Promise<Stop
 
 export interface GatewayRoleConfig { port: number, host: string, candidates: string[] }
 
-export async function startGateway (config: GatewayRoleConfig, log: Log): Promise<{ stop: Stopper, url: string }> {
+export async function startGateway (config: GatewayRoleConfig, log: Log): Promise<{ stop: Stopper, url: string, whenReady: () => Promise<void> }> {
   const replica = createReplica()
   const leader = createLeaderClient({ candidates: config.candidates, replica, log: log.child({ role: 'gateway' }) })
   leader.start()
   const app = await buildGateway({ replica, leader }, { loggerInstance: log.child({ role: 'gateway' }) })
   const url = await app.listen({ port: config.port, host: config.host })
-  return { url, stop: async () => { await app.close(); await leader.stop() } }
+  // Reads are served once the replica holds its first snapshot from the leader.
+  const whenReady = async (): Promise<void> => {
+    while (!replica.ready) await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return { url, whenReady, stop: async () => { await app.close(); await leader.stop() } }
 }

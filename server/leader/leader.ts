@@ -68,6 +68,8 @@ export interface Leader {
   /** Resolves when this process is the active leader with its sockets bound. */
   whenActive: () => Promise<void>
   readonly status: 'stopped' | 'standby' | 'active'
+  /** Called when the leader cannot work as configured (its --bind is taken): it has stopped. */
+  onFatal: (cb: (err: Error) => void) => void
   readonly stats: { badFrames: number, commits: number, changes: number }
 }
 
@@ -120,6 +122,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   let campaignTimer: NodeJS.Timeout | null = null
   let wakeCampaign: (() => void) | null = null
   let activeWaiters: Array<() => void> = []
+  const fatalListeners: Array<(err: Error) => void> = []
 
   lock.onLost((err) => {
     log.error({ err }, 'lost the leader lock; stepping down')
@@ -143,9 +146,17 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
           await becomeActive()
           return
         } catch (err) {
-          log.error({ err }, 'could not take over as leader; releasing the lock and retrying')
           await closeTerm()
           await lock.release()
+          if ((err as { code?: string }).code === 'EADDRINUSE') {
+            // Someone else (often another Roster) owns this endpoint: retrying would let our
+            // followers talk to that process instead. A configuration error, so stop.
+            status = 'stopped'
+            const fatal = new Error(`--bind ${config.bind} (or its event port) is already in use`, { cause: err })
+            for (const cb of fatalListeners) cb(fatal)
+            return
+          }
+          log.error({ err }, 'could not take over as leader; releasing the lock and retrying')
         }
       }
       await new Promise<void>((resolve) => {
@@ -593,6 +604,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       return new Promise((resolve) => activeWaiters.push(resolve))
     },
     get status () { return status },
+    onFatal (cb) { fatalListeners.push(cb) },
     stats
   }
 }
