@@ -9,7 +9,8 @@ import {
 export const Epoch = Type.Integer({ minimum: 1, description: 'the leader term that sent this message' })
 const RequestId = Type.String({ minLength: 1, maxLength: 64 })
 const WorkerId = Type.String({ minLength: 1, maxLength: 64 })
-const EpochMs = Type.Union([Type.Integer({ minimum: 0 }), Type.Null()])
+/** Wall-clock ms; the maximum is the last instant a JavaScript Date can hold. */
+const EpochMs = Type.Union([Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 }), Type.Null()])
 
 /** What a worker believes about one provider. `lastSeen` is the wall-clock time (ms since the
  *  epoch) of the provider's last heartbeat (or successful check), null if there was none. */
