@@ -2,6 +2,7 @@
 // or as real `roster` child processes that a test can SIGKILL. Also a WebSocket feed reader that
 // records every message, so tests assert on what a user of the feed sees.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
@@ -19,13 +20,44 @@ async function portIsFree (port: number): Promise<boolean> {
   })
 }
 
-/** A leader endpoint whose port and port + 1 (the event PUB) are both free right now. */
-export async function freeLeaderEndpoint (): Promise<string> {
+/** The first port of the kernel's ephemeral range: outgoing connections take ports from there
+ *  at any moment, so a port chosen inside it can be gone by the time a child process binds it. */
+function ephemeralLow (): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
+    return Number.isInteger(low) && low > 21_000 ? low : 32_768
+  } catch {
+    return 32_768
+  }
+}
+
+/** A TCP port on 127.0.0.1 that is free right now (for a gateway's --port), below the
+ *  ephemeral range. Another process may still take it before it is bound: callers that start
+ *  a child on it should retry on EADDRINUSE. */
+export async function freePort (): Promise<number> {
+  const span = ephemeralLow() - 20_000
   for (let i = 0; i < 200; i++) {
-    const port = 20_000 + Math.floor(Math.random() * 30_000)
+    const port = 20_000 + Math.floor(Math.random() * span)
+    if (await portIsFree(port)) return port
+  }
+  throw new Error('no free port found')
+}
+
+/** Like freeLeaderEndpoint, but below the ephemeral port range (see freePort), so that an
+ *  outgoing connection cannot take the port before the leader binds it. */
+export async function freeLeaderBind (): Promise<string> {
+  const span = ephemeralLow() - 1 - 20_000
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + Math.floor(Math.random() * span)
     if (await portIsFree(port) && await portIsFree(port + 1)) return `tcp://127.0.0.1:${port}`
   }
   throw new Error('no free port pair found')
+}
+
+/** A leader endpoint whose port and port + 1 (the event PUB) are both free right now; below the
+ *  ephemeral range, like freeLeaderBind. */
+export async function freeLeaderEndpoint (): Promise<string> {
+  return await freeLeaderBind()
 }
 
 export interface Storage { databaseUrl?: string, dataDir: string }
@@ -57,6 +89,20 @@ export async function waitForLeader (url: string, timeoutMs = 15_000): Promise<v
   }, { timeoutMs, message: `gateway ${url} never reported a connected leader` })
 }
 
+/**
+ * Waits until the gateway at `url` answers reads (GET /v1/services is 200): its replica holds a
+ * snapshot. A gateway reports `leader: connected` a moment before that, and reads or a
+ * `/v1/watch` upgrade in that moment get 503 ROSTER_ERR_NOT_READY.
+ */
+export async function waitForReady (url: string, timeoutMs = 15_000): Promise<void> {
+  await waitFor(async () => {
+    const res = await fetch(`${url}/v1/services`).catch(() => null)
+    if (res === null) return false
+    await res.arrayBuffer()
+    return res.ok
+  }, { timeoutMs, message: `gateway ${url} never answered GET /v1/services with 200` })
+}
+
 export interface RosterProcess {
   child: ChildProcess
   output: () => string
@@ -86,6 +132,47 @@ export function spawnRoster (args: string[], env: NodeJS.ProcessEnv = {}): Roste
   }
 }
 
+export interface RosterCommand extends RosterProcess {
+  readonly pid: number
+  stdout: () => string
+  stderr: () => string
+  /** Resolves when the process has exited and its output is complete. */
+  readonly exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+}
+
+/**
+ * Runs `roster <args>` exactly as given (no `--log-level` added), with stdout and stderr kept
+ * apart: for tests of the command line itself. Tracked like spawnRoster: killAllRoster kills it.
+ */
+export function runRoster (args: string[], env: NodeJS.ProcessEnv = {}): RosterCommand {
+  const child = spawn(process.execPath, [ROSTER_BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  running.add(child)
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+  child.once('exit', () => { running.delete(child) })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', (code, signal) => resolve({ code, signal }))
+  })
+  return {
+    child,
+    pid: child.pid as number,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    output: () => stdout + stderr,
+    exited,
+    kill: async (signal = 'SIGKILL') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      await exited
+    }
+  }
+}
+
 /** Kills every child process spawnRoster started that is still running. */
 export async function killAllRoster (): Promise<void> {
   await Promise.all([...running].map(async (child) => {
@@ -101,7 +188,7 @@ export interface FeedMessage {
   event?: string
   reset?: boolean
   providers?: Array<{ id: string, state: string }>
-  provider?: { id: string, state: string, lastSeen: string | null }
+  provider?: { id: string, state: string, lastSeen: string | null, reason?: string, detectedAfterMs?: number }
 }
 
 export interface FeedReader {
