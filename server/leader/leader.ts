@@ -123,6 +123,8 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   let wakeCampaign: (() => void) | null = null
   let activeWaiters: Array<() => void> = []
   const fatalListeners: Array<(err: Error) => void> = []
+  /** Whether this process ever bound --bind: an EADDRINUSE before that is fatal (see below). */
+  let everBound = false
 
   lock.onLost((err) => {
     log.error({ err }, 'lost the leader lock; stepping down')
@@ -148,9 +150,10 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
         } catch (err) {
           await closeTerm()
           await lock.release()
-          if ((err as { code?: string }).code === 'EADDRINUSE') {
+          if ((err as { code?: string }).code === 'EADDRINUSE' && !everBound) {
             // Someone else (often another Roster) owns this endpoint: retrying would let our
-            // followers talk to that process instead. A configuration error, so stop.
+            // followers talk to that process instead. A configuration error, so stop. After a
+            // demotion the port may still be held by our own just-closed sockets: retry then.
             status = 'stopped'
             const fatal = new Error(`--bind ${config.bind} (or its event port) is already in use`, { cause: err })
             for (const cb of fatalListeners) cb(fatal)
@@ -209,6 +212,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     term = t
     await router.bind(config.bind)
     await pub.bind(pubEndpoint(config.bind))
+    everBound = true
     status = 'active'
     t.readLoop = readLoop(t).catch((err) => {
       log.error({ err }, 'leader read loop failed; stepping down')
