@@ -19,7 +19,7 @@ import { createFlapDamper, DEFAULT_FLAP_DAMPING, type FlapDamper, type FlapDampi
 import {
   decideObservation, decideReap, decideWrite, sameWatch, TTL_EXPIRED_REASON, type Judgement, type Lookup, type PendingChange
 } from './registry.js'
-import { createTtlTracker, TTL_CHECK_INTERVAL_MS, type TtlTracker } from './ttl-tracker.js'
+import { createTtlTracker, TTL_CHECK_INTERVAL_MS, TTL_STALL_MS, type TtlTracker } from './ttl-tracker.js'
 import { createWorkerRegistry, type WorkerRegistry } from './worker-registry.js'
 
 /** 5 BEATs a second: a gateway that missed the tail of the feed learns the latest revision
@@ -107,6 +107,10 @@ interface Term {
   damper: FlapDamper
   /** Renewals of ttl checks, in memory only; a new term grants every up provider a full TTL. */
   ttl: TtlTracker
+  /** When the TTL check last ran, to notice a stalled event loop (TTL_STALL_MS), and whether
+   *  that run was deferred because of one (only one run in a row is). */
+  ttlCheckedAt: number
+  ttlDeferred: boolean
   /** Providers with a deregisterAfterMs, the only ones the reaper looks at. */
   reapable: Set<string>
   loop: Promise<void>
@@ -197,6 +201,8 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       // Per term: a new leader starts counting flaps afresh (it has no window of its own yet).
       damper: createFlapDamper(config.flapDamping ?? DEFAULT_FLAP_DAMPING),
       ttl: createTtlTracker(),
+      ttlCheckedAt: Date.now(),
+      ttlDeferred: false,
       reapable: new Set(),
       loop: Promise.resolve(),
       readLoop: Promise.resolve()
@@ -373,8 +379,18 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   }
 
   function expireTtls (t: Term): void {
-    if (t.ttl.size === 0) return
     const now = Date.now()
+    const late = now - t.ttlCheckedAt - TTL_CHECK_INTERVAL_MS
+    t.ttlCheckedAt = now
+    // Timers run before socket reads in an event-loop turn: after a stall, a renewal that came
+    // in time may still be unread. One tick later it is queued ahead of any expiry, which it
+    // voids. Never two deferrals in a row, so that a leader under constant load still expires.
+    if (late > TTL_STALL_MS && !t.ttlDeferred) {
+      t.ttlDeferred = true
+      return
+    }
+    t.ttlDeferred = false
+    if (t.ttl.size === 0) return
     for (const { providerId, lastRenewal } of t.ttl.expire(now)) {
       enqueue(t, {
         kind: 'observe',

@@ -8,11 +8,18 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { http, readFeed, startInProcess, type FeedMessage, type FeedReader, type Storage } from '../helpers/cluster.js'
 import { killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
 import { freshDatabaseUrl } from '../helpers/postgres.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const INTERVAL_MS = 100
 
 interface FeedProvider { id: string, state: string, reason?: string, lastSeen: string | null, stateSince: string }
 const providerOf = (m: FeedMessage): FeedProvider => m.provider as unknown as FeedProvider
+
+/** A gateway says `leader: connected` a moment before its replica holds a snapshot; reads and
+ *  feed upgrades in that moment are 503. Wait until it answers reads. */
+async function readable (url: string): Promise<void> {
+  await waitFor(async () => (await fetch(`${url}/v1/services`)).ok, { timeoutMs: 15_000, what: `${url} to answer reads` })
+}
 
 const tempDirs: string[] = []
 async function storage (): Promise<Storage> {
@@ -35,6 +42,7 @@ afterAll(async () => {
 
 async function start (s: Storage): Promise<{ url: string, stop: () => Promise<void> }> {
   const system = await startInProcess(s)
+  await readable(system.url)
   let stopped = false
   const stop = async (): Promise<void> => {
     if (stopped) return
