@@ -73,6 +73,7 @@ export async function startInProcess (storage: Storage, bind?: string): Promise<
   const gateway = await startGateway({ port: 0, host: '127.0.0.1', candidates: [endpoint] }, silentLog)
   stoppers.push(gateway.stop)
   await waitForLeader(gateway.url)
+  await waitForReady(gateway.url)
   return {
     url: gateway.url,
     bind: endpoint,
