@@ -4,36 +4,26 @@
 // heartbeats to a worker). Roster runs in this process with the `roster up` wiring; every check
 // goes through HTTP, the WebSocket feed or a socket a stranger could open.
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { Dealer, Subscriber, XPublisher } from 'zeromq'
 import { pubEndpoint } from '../../server/protocol/endpoints.js'
-import { freeLeaderBind, http, readFeed, startInProcess, waitForReady, type FeedMessage, type FeedReader, type InProcessRoster, type Storage } from '../helpers/cluster.js'
+import {
+  type FeedMessage, type FeedReader, freeLeaderBind, http, type InProcessRoster, readFeed, removeTestStorage, startInProcess, testStorage, waitForReady
+} from '../helpers/cluster.js'
 import { killAllEmitters } from '../helpers/emitters.js'
-import { freshDatabaseUrl } from '../helpers/postgres.js'
 
 /** Nobody listens on the discard port, so these providers stay `pending` and change nothing
  *  after their registration: every revision in a test comes from the test's own writes. */
 const NOBODY = 'tcp://127.0.0.1:9'
 const SPEC = { host: '10.0.0.5', port: 8080, protocol: 'http', heartbeat: NOBODY, heartbeatIntervalMs: 1000 }
 
-const tempDirs: string[] = []
-async function storage (): Promise<Storage> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'roster-bad-'))
-  tempDirs.push(dataDir)
-  const databaseUrl = process.env.ROSTER_TEST_DATABASE_URL === undefined ? undefined : await freshDatabaseUrl()
-  return { databaseUrl, dataDir }
-}
-
 let system: InProcessRoster | null = null
 const feeds: FeedReader[] = []
 const zmqSockets: Array<{ close: () => void }> = []
 
 async function start (): Promise<InProcessRoster> {
-  system = await startInProcess(await storage(), await freeLeaderBind())
+  system = await startInProcess(await testStorage('roster-bad-'), await freeLeaderBind())
   await waitForReady(system.url)
   return system
 }
@@ -46,7 +36,7 @@ afterEach(async () => {
   await killAllEmitters()
 })
 afterAll(async () => {
-  for (const d of tempDirs) await rm(d, { recursive: true, force: true })
+  await removeTestStorage()
 })
 
 async function feed (url: string, query = ''): Promise<FeedReader> {

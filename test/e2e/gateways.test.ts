@@ -2,16 +2,12 @@
 // serve the same registry at the same revision, a feed client that loses its gateway (closed,
 // or the process SIGKILLed) resumes on another with `since` and misses nothing, and a worker
 // SIGKILLed under load costs no provider a false `down` while its providers move to a survivor.
-import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readdir, readFile, readlink } from 'node:fs/promises'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
-  freeLeaderBind, freePort, http, killAllRoster, readFeed, spawnRoster, waitForLeader, waitForReady,
-  type FeedMessage, type FeedReader, type RosterProcess, type Storage
+  type FeedMessage, type FeedReader, freeLeaderBind, freePort, http, killAllRoster, readFeed, removeTestStorage, type RosterProcess, spawnRoster, testStorage, waitForLeader, waitForReady
 } from '../helpers/cluster.js'
 import { killAllEmitters, spawnEmitter, type Emitter } from '../helpers/emitters.js'
-import { freshDatabaseUrl } from '../helpers/postgres.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 /** Child processes start through tsx: 1–3 s each here, several times that on a loaded 2-core box. */
@@ -21,20 +17,12 @@ const STARTUP_TIMEOUT_MS = 60_000
  *  a provider registered with it stays `pending` and causes no change after its registration. */
 const NOBODY = 'tcp://127.0.0.1:9'
 
-const tempDirs: string[] = []
-async function storage (): Promise<Storage> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'roster-gw-'))
-  tempDirs.push(dataDir)
-  const databaseUrl = process.env.ROSTER_TEST_DATABASE_URL === undefined ? undefined : await freshDatabaseUrl()
-  return { databaseUrl, dataDir }
-}
-
 interface Gateway { proc: RosterProcess, url: string }
 interface Cluster { bind: string, leader: RosterProcess, workers: RosterProcess[], gateways: Gateway[] }
 
 /** One leader, `workers` workers and `gateways` gateways, each its own `roster` process. */
 async function startCluster (opts: { workers: number, gateways: number }): Promise<Cluster> {
-  const s = await storage()
+  const s = await testStorage('roster-gw-')
   const bind = await freeLeaderBind()
   const dbFlags = s.databaseUrl === undefined ? ['--data-dir', s.dataDir] : ['--database-url', s.databaseUrl]
   const leader = spawnRoster(['leader', '--bind', bind, ...dbFlags])
@@ -157,7 +145,7 @@ afterEach(async () => {
   await killAllRoster()
 })
 afterAll(async () => {
-  for (const d of tempDirs) await rm(d, { recursive: true, force: true })
+  await removeTestStorage()
 })
 
 describe('two gateways, separate processes', () => {

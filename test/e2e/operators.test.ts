@@ -1,13 +1,11 @@
 // Operators' tools as a user sees them, through real HTTP, a real WebSocket feed and a real
 // heartbeat emitter process, with Roster in this process (`roster up` wiring), restarted on the
 // same storage: maintenance on and off, and deregisterAfterMs removing a provider down too long.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { http, readFeed, startInProcess, type FeedMessage, type FeedReader, type Storage } from '../helpers/cluster.js'
+import {
+  type FeedMessage, type FeedReader, http, readFeed, removeTestStorage, startInProcess, type Storage, testStorage
+} from '../helpers/cluster.js'
 import { killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
-import { freshDatabaseUrl } from '../helpers/postgres.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const INTERVAL_MS = 100
@@ -21,14 +19,6 @@ async function readable (url: string): Promise<void> {
   await waitFor(async () => (await fetch(`${url}/v1/services`)).ok, { timeoutMs: 15_000, what: `${url} to answer reads` })
 }
 
-const tempDirs: string[] = []
-async function storage (): Promise<Storage> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'roster-e2e-ops-'))
-  tempDirs.push(dataDir)
-  const databaseUrl = process.env.ROSTER_TEST_DATABASE_URL === undefined ? undefined : await freshDatabaseUrl()
-  return { databaseUrl, dataDir }
-}
-
 const stops: Array<() => Promise<void>> = []
 const feeds: FeedReader[] = []
 afterEach(async () => {
@@ -37,7 +27,7 @@ afterEach(async () => {
   await killAllEmitters()
 })
 afterAll(async () => {
-  for (const d of tempDirs) await rm(d, { recursive: true, force: true })
+  await removeTestStorage()
 })
 
 async function start (s: Storage): Promise<{ url: string, stop: () => Promise<void> }> {
@@ -61,7 +51,7 @@ async function feed (url: string, query = '?service=orders'): Promise<FeedReader
 
 describe('maintenance', () => {
   it('holds a provider out of state=up with the operator\'s note, across a restart and a re-registration, and lets it come back up at once', async () => {
-    const s = await storage()
+    const s = await testStorage('roster-e2e-ops-')
     let system = await start(s)
     const emitter = await spawnEmitter({ id: 'orders-1', intervalMs: INTERVAL_MS })
     const spec = { host: '127.0.0.1', port: 8080, protocol: 'http', heartbeat: emitter.endpoint, heartbeatIntervalMs: INTERVAL_MS }
@@ -111,7 +101,7 @@ describe('maintenance', () => {
 
 describe('deregisterAfterMs', () => {
   it('removes a provider that stayed down that long, with a deregistered event whose reason is down-too-long', async () => {
-    const s = await storage()
+    const s = await testStorage('roster-e2e-ops-')
     const system = await start(s)
     const events = await feed(system.url)
     const emitter = await spawnEmitter({ id: 'orders-2', intervalMs: INTERVAL_MS })

@@ -1,29 +1,16 @@
 // The whole life of a provider as a user sees it, through real HTTP, a real WebSocket client,
 // a real heartbeat emitter process, and Roster run twice: in this process (`roster up` wiring)
 // and as separate `roster leader|worker|gateway` child processes.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
-  freeLeaderEndpoint, freePort, http, killAllRoster, readFeed, spawnRoster, startInProcess, waitForLeader, waitForReady,
-  type FeedReader, type Storage
+  type FeedReader, freeLeaderEndpoint, freePort, http, killAllRoster, readFeed, removeTestStorage, spawnRoster, startInProcess, type Storage, testStorage, waitForLeader, waitForReady
 } from '../helpers/cluster.js'
 import { killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
-import { freshDatabaseUrl } from '../helpers/postgres.js'
 
 const INTERVAL_MS = 100
 
 interface System { url: string, stop: () => Promise<void> }
 type Launch = (storage: Storage) => Promise<System>
-
-const tempDirs: string[] = []
-async function storage (): Promise<Storage> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'roster-e2e-'))
-  tempDirs.push(dataDir)
-  const databaseUrl = process.env.ROSTER_TEST_DATABASE_URL === undefined ? undefined : await freshDatabaseUrl()
-  return { databaseUrl, dataDir }
-}
 
 const inProcess: Launch = async (s) => await startInProcess(s)
 
@@ -53,7 +40,7 @@ afterEach(async () => {
   await killAllRoster()
 })
 afterAll(async () => {
-  for (const d of tempDirs) await rm(d, { recursive: true, force: true })
+  await removeTestStorage()
 })
 
 describe.each([
@@ -61,7 +48,7 @@ describe.each([
   ['as separate processes', childProcesses]
 ])('a provider\'s life, %s', (_name, launch) => {
   it('goes pending → up → down (killed) → up → down (silent) → deregistered, and survives a restart', async () => {
-    const s = await storage()
+    const s = await testStorage('roster-e2e-')
     let system = await launch(s)
     let feed: FeedReader | null = null
     try {

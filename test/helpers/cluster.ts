@@ -3,11 +3,15 @@
 // records every message, so tests assert on what a user of the feed sees.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { silentLog } from '../../server/shared/log.js'
 import { startGateway, startLeader, startWorker, type Stopper } from '../../server/roles.js'
+import { freshDatabaseUrl } from './postgres.js'
 import { waitFor } from './wait-for.js'
 
 const ROSTER_BIN = fileURLToPath(new URL('../../bin/roster.js', import.meta.url))
@@ -61,6 +65,22 @@ export async function freeLeaderEndpoint (): Promise<string> {
 }
 
 export interface Storage { databaseUrl?: string, dataDir: string }
+
+const storageDirs: string[] = []
+
+/** A fresh registry for one system under test: a new server-Postgres database when
+ *  ROSTER_TEST_DATABASE_URL is set, and always a new data directory (the embedded database's
+ *  otherwise). removeTestStorage() deletes the directories in the file's afterAll. */
+export async function testStorage (prefix = 'roster-e2e-'): Promise<Storage> {
+  const dataDir = await mkdtemp(join(tmpdir(), prefix))
+  storageDirs.push(dataDir)
+  const databaseUrl = process.env.ROSTER_TEST_DATABASE_URL === undefined ? undefined : await freshDatabaseUrl()
+  return { databaseUrl, dataDir }
+}
+
+export async function removeTestStorage (): Promise<void> {
+  for (const d of storageDirs.splice(0)) await rm(d, { recursive: true, force: true })
+}
 
 export interface InProcessRoster { url: string, bind: string, stop: Stopper }
 
