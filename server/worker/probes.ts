@@ -29,18 +29,33 @@ function failure (err: unknown): ProbeOutcome {
   return { ok: false, detail: detail.slice(0, DETAIL_MAX_LENGTH) }
 }
 
-function httpProbe (probe: Extract<Probe, { type: 'http' }>, signal: AbortSignal | undefined): Promise<ProbeOutcome> {
+/** Settles with the first of: what `open` reports, the timeout, or `signal`'s abort. The
+ *  connection `open` returns is destroyed exactly once, whichever came first. */
+function bounded (
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  open: (settle: (outcome: ProbeOutcome) => void) => { destroy: () => void }
+): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
     let settled = false
+    let connection: { destroy: () => void } | undefined
     const onAbort = (): void => settle({ ok: false, detail: 'aborted' })
-    const settle = (outcome: ProbeOutcome): void => {
+    const timer = setTimeout(() => settle({ ok: false, detail: `timeout after ${timeoutMs} ms` }), timeoutMs)
+    function settle (outcome: ProbeOutcome): void {
       if (settled) return
       settled = true
       clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
-      req.destroy()
+      connection?.destroy()
       resolve(outcome)
     }
+    signal?.addEventListener('abort', onAbort)
+    connection = open(settle)
+  })
+}
+
+function httpProbe (probe: Extract<Probe, { type: 'http' }>, signal: AbortSignal | undefined): Promise<ProbeOutcome> {
+  return bounded(probe.timeoutMs, signal, (settle) => {
     // agent: false, so each check opens its own connection: a provider that stopped accepting
     // connections must fail its check, not pass it over an old keep-alive socket.
     const req = request({
@@ -52,35 +67,23 @@ function httpProbe (probe: Extract<Probe, { type: 'http' }>, signal: AbortSignal
       headers: { 'user-agent': USER_AGENT, accept: '*/*', connection: 'close' }
     }, (res) => {
       const status = res.statusCode ?? 0
-      // Destroying the request below aborts the response, which then emits an error of its own.
+      // Destroying the request aborts the response, which then emits an error of its own.
       res.on('error', () => {})
       res.resume()
       settle(status >= 200 && status < 300 ? { ok: true } : { ok: false, detail: `HTTP ${status}` })
     })
-    const timer = setTimeout(() => settle({ ok: false, detail: `timeout after ${probe.timeoutMs} ms` }), probe.timeoutMs)
     req.on('error', (err) => settle(failure(err)))
-    signal?.addEventListener('abort', onAbort)
     req.end()
+    return req
   })
 }
 
 function tcpProbe (probe: Extract<Probe, { type: 'tcp' }>, signal: AbortSignal | undefined): Promise<ProbeOutcome> {
-  return new Promise((resolve) => {
-    let settled = false
+  return bounded(probe.timeoutMs, signal, (settle) => {
     const socket = connect({ host: bareHost(probe.host), port: probe.port })
-    const onAbort = (): void => settle({ ok: false, detail: 'aborted' })
-    const settle = (outcome: ProbeOutcome): void => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-      socket.destroy()
-      resolve(outcome)
-    }
-    const timer = setTimeout(() => settle({ ok: false, detail: `timeout after ${probe.timeoutMs} ms` }), probe.timeoutMs)
     socket.once('connect', () => settle({ ok: true }))
     // After a settle, the destroyed socket may still report an error: nothing listens for it then.
     socket.on('error', (err) => settle(failure(err)))
-    signal?.addEventListener('abort', onAbort)
+    return socket
   })
 }
