@@ -6,7 +6,7 @@
 // from a fenced (older) epoch.
 import { randomUUID } from 'node:crypto'
 import { Subscriber } from 'zeromq'
-import { decode, ProtocolError } from '../protocol/frames.js'
+import { decodeOrDrop } from '../protocol/frames.js'
 import { pubEndpoint } from '../protocol/endpoints.js'
 import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
 import { Inbound, type Body, type Message, type WriteOp, type WriteResult } from '../protocol/messages.js'
@@ -87,15 +87,11 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
   async function feedLoop (s: Subscriber): Promise<void> {
     for await (const frames of s) {
       if (s !== sub) return
-      let msg: Message
-      try {
-        msg = decode(frames, Inbound.gatewaySub)
-      } catch (err) {
-        if (!(err instanceof ProtocolError)) throw err
+      const msg = decodeOrDrop(frames, Inbound.gatewaySub, (reason) => {
         stats.badFrames++
-        log.warn({ err: err.message }, 'dropped a bad frame from the feed')
-        continue
-      }
+        log.warn({ err: reason }, 'dropped a bad frame from the feed')
+      })
+      if (msg === null) continue
       if (msg.body.epoch < epoch) { stats.fencedEvents++; continue }
       if (msg.verb === 'EVENT') {
         offer(msg.body.change)

@@ -6,7 +6,7 @@
 // their deregisterAfterMs. It must never publish, acknowledge or reply OK to anything that is not
 // committed, and it stops acting the moment it loses the lock or is fenced by a newer epoch.
 import { Publisher, Router } from 'zeromq'
-import { decode, encode, ProtocolError } from '../protocol/frames.js'
+import { decodeOrDrop, encode } from '../protocol/frames.js'
 import { Inbound, type Body, type Message, type Observation, type Task, type Verb, type WriteOp, type WriteResult } from '../protocol/messages.js'
 import { pubEndpoint } from '../protocol/endpoints.js'
 import type { Change, Provider, TtlCheck } from '../protocol/model.js'
@@ -267,15 +267,11 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   async function readLoop (t: Term): Promise<void> {
     for await (const [identity, ...frames] of t.router) {
       if (term !== t || identity === undefined) return
-      let msg: Message
-      try {
-        msg = decode(frames, Inbound.leaderRouter)
-      } catch (err) {
-        if (!(err instanceof ProtocolError)) throw err
+      const msg = decodeOrDrop(frames, Inbound.leaderRouter, (reason) => {
         stats.badFrames++
-        log.warn({ peer: identity.toString('hex'), err: err.message }, 'dropped a bad frame')
-        continue
-      }
+        log.warn({ peer: identity.toString('hex'), err: reason }, 'dropped a bad frame')
+      })
+      if (msg === null) continue
       handle(t, identity, msg)
     }
   }

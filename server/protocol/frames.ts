@@ -52,6 +52,22 @@ export function decode<const A extends readonly Verb[]> (
   return { verb, body } as Extract<Message, { verb: A[number] }>
 }
 
+/** The protocol's rule for a bad frame (README §2): the message is dropped and `onBad` (which
+ *  logs and counts it) is told why; null is returned instead of a message. */
+export function decodeOrDrop<const A extends readonly Verb[]> (
+  frames: Buffer[],
+  allowed: A,
+  onBad: (reason: string) => void
+): Extract<Message, { verb: A[number] }> | null {
+  try {
+    return decode(frames, allowed)
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err
+    onBad(err.message)
+    return null
+  }
+}
+
 /** TypeBox reports a failed union as a whole ("Expected union value"); descend into the one
  *  variant that came closest (fewest errors), so the message names the field that is wrong. */
 function mostSpecific (error: ValueError): ValueError {

@@ -4,7 +4,7 @@
 // owns what the messages mean. It must never deliver a message from an epoch older than the
 // highest one it has seen: that is how a deposed leader is made harmless.
 import { Dealer } from 'zeromq'
-import { decode, encode, ProtocolError } from './frames.js'
+import { decodeOrDrop, encode } from './frames.js'
 import { type Body, type Message, type Verb } from './messages.js'
 import { createSendQueue, type SendQueue } from './send-queue.js'
 import type { Log } from '../shared/log.js'
@@ -78,15 +78,11 @@ export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): L
   async function readLoop (dealer: Dealer, endpoint: string): Promise<void> {
     for await (const frames of dealer) {
       if (dealer !== socket) return
-      let msg: Message
-      try {
-        msg = decode(frames, inbound)
-      } catch (err) {
-        if (!(err instanceof ProtocolError)) throw err
+      const msg = decodeOrDrop(frames, inbound, (reason) => {
         stats.badFrames++
-        log.warn({ endpoint, err: err.message }, 'dropped a bad frame from the leader')
-        continue
-      }
+        log.warn({ endpoint, err: reason }, 'dropped a bad frame from the leader')
+      })
+      if (msg === null) continue
       // A failing callback must not deafen the link: log it and keep reading.
       try {
         handle(msg, endpoint)
