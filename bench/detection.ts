@@ -16,13 +16,10 @@
 //              the provider's last heartbeat; the contract says 3 intervals.
 // No process is started while a sample is being measured (spares are topped up between them).
 // A SUB on the leader's event PUB (lib/event-tap.ts) splits the leader's commit from the fan-out.
-import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freeLeaderEndpoint, http, spawnRoster, waitForLeader, type RosterProcess } from '../test/helpers/cluster.js'
-import { adminQuery, databaseUrl, quoteIdent } from '../test/helpers/postgres-admin.js'
+import { http } from '../test/helpers/cluster.js'
 import { pubEndpoint } from '../server/protocol/endpoints.js'
 import {
   compileScripts, createSparePool, now, spawnEmitterProc, spawnReferenceSub,
@@ -30,7 +27,8 @@ import {
 } from './lib/children.js'
 import { openEventTap } from './lib/event-tap.js'
 import { openFeed, type Feed, type FeedMessage } from './lib/feed.js'
-import { stopProcess, track, withTimeout } from './lib/processes.js'
+import { withTimeout } from './lib/processes.js'
+import { startRoster } from './lib/roster.js'
 import { ratio, rounded, summarize, type Summary, type Table } from './lib/stats.js'
 import type { Benchmark, BenchContext, BenchOutput } from './lib/types.js'
 
@@ -112,18 +110,6 @@ function intFlag (ctx: BenchContext, name: keyof typeof FLAGS, min: number, max:
   return v
 }
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-      srv.close(() => resolve(port))
-    })
-  })
-}
-
 const portOf = (endpoint: string): string => endpoint.slice(endpoint.lastIndexOf(':') + 1)
 const ms = (iso: string | null | undefined): number => (iso == null ? NaN : Date.parse(iso))
 
@@ -150,45 +136,13 @@ export const detection: Benchmark = {
     scope.defer('remove the temp directory', async () => { await rm(tmp, { recursive: true, force: true }) })
     const scripts = await compileScripts(tmp)
 
-    const env = process.env
-    const serverUrl = [env.ROSTER_BENCH_DATABASE_URL, env.DATABASE_URL, env.ROSTER_DATABASE_URL].find((u) => u !== undefined && u !== '')
-    let dbFlags: string[]
-    let storage: string
-    if (serverUrl !== undefined) {
-      const name = `roster_bench_${process.pid}_${randomBytes(3).toString('hex')}`
-      await adminQuery(serverUrl, `create database ${quoteIdent(name)}`)
-      scope.defer(`drop database ${name}`, async () => { await adminQuery(serverUrl, `drop database if exists ${quoteIdent(name)} with (force)`) })
-      dbFlags = ['--database-url', databaseUrl(serverUrl, name)]
-      storage = `server Postgres (fresh database ${name} on ${new URL(serverUrl).host})`
-    } else {
-      dbFlags = ['--data-dir', join(tmp, 'data')]
-      storage = 'PGlite (embedded, temp data dir)'
-    }
-    log(`storage: ${storage}`)
-
     // ---- Roster, emitters and the reference SUB, started together ------------------------------
-    const bind = await freeLeaderEndpoint()
-    const port = await freePort()
-    const url = `http://127.0.0.1:${port}`
-    // The flags below say everything; no inherited variable may point a role elsewhere.
-    const childEnv = { DATABASE_URL: '', ROSTER_DATABASE_URL: '', ROSTER_DATA_DIR: '', ROSTER_BIND: '', ROSTER_LEADER: '', ROSTER_PORT: '', PORT: '', ROSTER_HOST: '', HOST: '' }
-    const roster: Array<[string, RosterProcess]> = []
+    // Every victim goes down and up again many times a minute on purpose: flap damping (default
+    // 5 changes a minute) would hold it down and end the run, so its threshold is set out of reach.
+    const rosterReady = startRoster(scope, tmp, ['leader', 'worker', 'gateway'], ['--flap-max-changes', '1000000'])
+    rosterReady.catch(() => {}) // awaited below, after the emitters
     let feed: Feed | null = null
-    scope.defer('stop Roster', async () => {
-      feed?.close()
-      // SIGTERM: the graceful path (the leader closes its database); SIGKILL after 3 s.
-      for (const [, r] of [...roster].reverse()) await stopProcess(r.child, 'SIGTERM', 3000)
-    })
-    for (const [role, args] of [
-      ['leader', ['leader', '--bind', bind, ...dbFlags]],
-      ['worker', ['worker', '--leader', bind]],
-      ['gateway', ['gateway', '--leader', bind, '--port', String(port), '--host', '127.0.0.1']]
-    ] as const) {
-      const r = spawnRoster([...args], childEnv)
-      track(r.child)
-      roster.push([role, r])
-    }
-    const rosterOutput = (): string => roster.map(([role, r]) => `--- ${role} (pid ${String(r.child.pid)}):\n${r.output().trim() || '(no output)'}`).join('\n')
+    scope.defer('close the feed', () => { feed?.close() })
 
     const ids = Array.from({ length: p.providers }, (_v, i) => `p${String(i).padStart(String(p.providers - 1).length, '0')}`)
     const pool = createSparePool(scripts, p.intervalMs, p.spares)
@@ -199,11 +153,9 @@ export const detection: Benchmark = {
       spawnReferenceSub(scripts),
       pool.settled()
     ])
-    try {
-      await waitForLeader(url, SETUP_TIMEOUT_MS)
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\n${rosterOutput()}`)
-    }
+    const roster = await rosterReady
+    const { url, bind, storage } = roster
+    log(`storage: ${storage}`)
     // The leader's published EVENTs, to split the decision → client time (see lib/event-tap.ts).
     const tap = openEventTap(pubEndpoint(bind))
     scope.defer('close the event tap', () => { tap.close() })
@@ -429,7 +381,7 @@ export const detection: Benchmark = {
         ratios: { crashOverReference: crashRatio, silenceOverContract: silenceRatio },
         unexpectedTransitions: unexpected,
         pids: {
-          roster: Object.fromEntries(roster.map(([role, r]) => [role, r.child.pid])),
+          roster: Object.fromEntries([...roster.processes].map(([role, r]) => [role, r.child.pid])),
           referenceSub: refSub.pid
         }
       }

@@ -20,21 +20,24 @@ const REPLY_TIMEOUT_MS = 5_000
 
 export interface Scripts { emitter: string, referenceSub: string }
 
-/** Transpiles the self-contained child scripts into `outDir`, pointing `zeromq` at this repo's. */
+/** Transpiles one self-contained child script (`name`: its path under bench/, without `.ts`) into
+ *  `outDir`, pointing its package imports (`zeromq`, `ws`, …) at this repo's node_modules, which
+ *  a file in a temp directory would not find; returns the `.mjs` file to run with `node`. */
+export async function compileScript (outDir: string, name: string): Promise<string> {
+  const source = await readFile(join(BENCH_DIR, `${name}.ts`), 'utf8')
+  const { outputText } = ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    fileName: `${name}.ts`
+  })
+  const file = join(outDir, `${name.replace(/\//g, '-')}.mjs`)
+  const resolved = outputText.replace(/from\s+['"]([a-z@][^'":]*)['"]/g, (_m, pkg: string) => `from ${JSON.stringify(import.meta.resolve(pkg))}`)
+  await writeFile(file, resolved)
+  return file
+}
+
+/** Transpiles the emitter and the reference SUB (see compileScript). */
 export async function compileScripts (outDir: string): Promise<Scripts> {
-  const zeromq = import.meta.resolve('zeromq')
-  const out: Record<string, string> = {}
-  for (const name of ['emitter', 'reference-sub']) {
-    const source = await readFile(join(BENCH_DIR, `${name}.ts`), 'utf8')
-    const { outputText } = ts.transpileModule(source, {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-      fileName: `${name}.ts`
-    })
-    const file = join(outDir, `${name}.mjs`)
-    await writeFile(file, outputText.replace(/from\s+['"]zeromq['"]/g, `from ${JSON.stringify(zeromq)}`))
-    out[name] = file
-  }
-  return { emitter: out.emitter as string, referenceSub: out['reference-sub'] as string }
+  return { emitter: await compileScript(outDir, 'emitter'), referenceSub: await compileScript(outDir, 'reference-sub') }
 }
 
 export type Line = Record<string, unknown>

@@ -59,8 +59,15 @@ export async function dropDatabase (url: string): Promise<void> {
   created.delete(name)
 }
 
+/** afterAll on the importing test file's root suite, only under vitest: the benchmarks import
+ *  test/helpers/cluster.ts (and so this module) in a plain process, where afterAll throws and
+ *  nothing here is ever created. */
+function afterFile (fn: () => Promise<void>): void {
+  if (process.env.VITEST !== undefined) afterAll(fn)
+}
+
 // Registered on the importing test file's root suite: whatever a file created goes with it.
-afterAll(async () => {
+afterFile(async () => {
   for (const name of [...created]) await dropDatabase(databaseUrl(requirePostgres(), name))
 })
 
@@ -106,7 +113,7 @@ function postgresBackend (): Backend {
 // One in-memory PGlite per test file, booted on first use and shared by its suites: a boot costs
 // about 4 s, a schema reset a few milliseconds.
 let sharedPglite: Promise<Db> | undefined
-afterAll(async () => {
+afterFile(async () => {
   if (sharedPglite !== undefined) await (await sharedPglite).close()
 })
 
