@@ -61,12 +61,31 @@ export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): L
     const endpoint = candidates[candidateIndex % candidates.length] as string
     // A fresh socket per attempt (as ppworker.py does): nothing queued for a dead leader survives.
     const dealer = new Dealer({ linger: 0, routingId: opts.peerId, sendHighWaterMark: 10_000, sendTimeout: 0 })
+    // Taken before connect, or early events are lost; reading `events` after close() throws.
+    const events = dealer.events
     dealer.connect(endpoint)
     socket = dealer
     queue = createSendQueue(dealer, (err) => log.debug({ err, endpoint }, 'send to leader failed'))
     lastHeardAt = Date.now()
     readLoop(dealer, endpoint).catch((err) => log.error({ err }, 'leader link read loop failed'))
+    watchConnection(dealer, events, endpoint).catch((err) => log.error({ err }, 'leader link monitor failed'))
     ping()
+  }
+
+  /**
+   * A leader that dies (SIGKILL, a crash) or stops closes its TCP connection: the kernel tells us
+   * at once, so we fail over now instead of after `silenceMs` of silence. That leaves the standby's
+   * takeover as the only wait. Silence stays the rule for what closes nothing (a frozen process, a
+   * partition). A connection that merely blipped costs one look at the next candidate, which the
+   * silence rule turns back within `silenceMs` if that one is not the leader.
+   */
+  async function watchConnection (dealer: Dealer, events: Dealer['events'], endpoint: string): Promise<void> {
+    for await (const ev of events) {
+      if (dealer !== socket) return
+      if (ev.type !== 'disconnect' || leader === null || leader.endpoint !== endpoint) continue
+      failover('leader closed the connection, failing over')
+      return
+    }
   }
 
   function closeSocket (): void {
@@ -121,18 +140,23 @@ export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): L
   function tick (): void {
     if (!running) return
     if (Date.now() - lastHeardAt > silenceMs) {
-      if (leader !== null) {
-        log.warn({ endpoint: leader.endpoint, silenceMs }, 'leader is silent, failing over')
-        leader = null
-        opts.onLost()
-      }
-      stats.failovers++
-      closeSocket()
-      candidateIndex++
-      openSocket()
+      failover('leader is silent, failing over')
       return
     }
     ping()
+  }
+
+  /** Gives up on the current candidate and tries the next one on a fresh socket. */
+  function failover (why: string): void {
+    if (leader !== null) {
+      log.warn({ endpoint: leader.endpoint, silenceMs }, why)
+      leader = null
+      opts.onLost()
+    }
+    stats.failovers++
+    closeSocket()
+    candidateIndex++
+    openSocket()
   }
 
   return {

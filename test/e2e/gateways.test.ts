@@ -5,7 +5,7 @@
 import { readdir, readFile, readlink } from 'node:fs/promises'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
-  type FeedMessage, type FeedReader, freeLeaderBind, freePort, http, killAllRoster, readFeed, removeTestStorage, type RosterProcess, spawnRoster, testStorage, waitForLeader, waitForReady
+  type FeedMessage, type FeedReader, freeLeaderBind, type GatewayProcess, http, killAllRoster, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, testStorage
 } from '../helpers/cluster.js'
 import { killAllEmitters, spawnEmitter, type Emitter } from '../helpers/emitters.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -17,7 +17,7 @@ const STARTUP_TIMEOUT_MS = 60_000
  *  a provider registered with it stays `pending` and causes no change after its registration. */
 const NOBODY = 'tcp://127.0.0.1:9'
 
-interface Gateway { proc: RosterProcess, url: string }
+type Gateway = GatewayProcess
 interface Cluster { bind: string, leader: RosterProcess, workers: RosterProcess[], gateways: Gateway[] }
 
 /** One leader, `workers` workers and `gateways` gateways, each its own `roster` process. */
@@ -36,27 +36,9 @@ async function startCluster (opts: { workers: number, gateways: number }): Promi
   return cluster
 }
 
-/** A `roster gateway` process on a free port, once it serves reads; on another port if the
- *  chosen one was taken before the gateway could bind it. */
+/** A `roster gateway` process following the one leader, once it serves reads. */
 async function startGateway (bind: string): Promise<Gateway> {
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort()
-    const g = { proc: spawnRoster(['gateway', '--leader', bind, '--port', String(port)]), url: `http://127.0.0.1:${port}` }
-    await waitFor(async () => g.proc.child.exitCode !== null || (await fetch(`${g.url}/v1/health`).catch(() => null))?.ok === true, {
-      timeoutMs: STARTUP_TIMEOUT_MS, what: `gateway ${g.url} to listen`
-    }).catch((err: Error) => { throw new Error(`${err.message}\ngateway: ${g.proc.output()}`) })
-    if (g.proc.child.exitCode !== null) {
-      if (g.proc.output().includes('EADDRINUSE') && attempt < 5) continue
-      throw new Error(`gateway ${g.url} exited: ${g.proc.output()}`)
-    }
-    try {
-      await waitForLeader(g.url, STARTUP_TIMEOUT_MS)
-      await waitForReady(g.url, STARTUP_TIMEOUT_MS)
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\ngateway: ${g.proc.output()}`)
-    }
-    return g
-  }
+  return await spawnGateway([bind], STARTUP_TIMEOUT_MS)
 }
 
 /** The brief's topology: 1 leader, 1 worker, 2 gateways; returns gateways A and B. */

@@ -153,6 +153,33 @@ export function spawnRoster (args: string[], env: NodeJS.ProcessEnv = {}): Roste
   }
 }
 
+export interface GatewayProcess { proc: RosterProcess, url: string }
+
+/**
+ * A `roster gateway` process following `candidates` on a free port, once it serves reads; on
+ * another port if the chosen one was taken before the gateway could bind it (freePort).
+ */
+export async function spawnGateway (candidates: string[], timeoutMs = 60_000): Promise<GatewayProcess> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const g = { proc: spawnRoster(['gateway', '--leader', candidates.join(','), '--port', String(port)]), url: `http://127.0.0.1:${port}` }
+    await waitFor(async () => g.proc.child.exitCode !== null || (await fetch(`${g.url}/v1/health`).catch(() => null))?.ok === true, {
+      timeoutMs, what: `gateway ${g.url} to listen`
+    }).catch((err: Error) => { throw new Error(`${err.message}\ngateway: ${g.proc.output()}`) })
+    if (g.proc.child.exitCode !== null) {
+      if (g.proc.output().includes('EADDRINUSE') && attempt < 5) continue
+      throw new Error(`gateway ${g.url} exited: ${g.proc.output()}`)
+    }
+    try {
+      await waitForLeader(g.url, timeoutMs)
+      await waitForReady(g.url, timeoutMs)
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\ngateway: ${g.proc.output()}`)
+    }
+    return g
+  }
+}
+
 export interface RosterCommand extends RosterProcess {
   readonly pid: number
   stdout: () => string

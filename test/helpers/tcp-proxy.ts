@@ -1,6 +1,8 @@
-// A loopback TCP proxy that can cut a link without telling either side: `blackhole()` keeps every
-// connection open but silently drops the bytes in both directions (a partition, a half-open
-// connection), `close()` destroys everything. Used to prove that silent failures are detected.
+// A loopback TCP proxy that can cut a link and mend it: `blackhole()` keeps every connection
+// open but silently drops the bytes in both directions (a partition, a half-open connection),
+// `refuse()` resets every connection and refuses new ones (the far side stopped), `restore()`
+// lets traffic through again, `close()` destroys everything. Used to prove that failures are
+// detected and that both sides recover by themselves.
 import net from 'node:net'
 
 export interface TcpProxy {
@@ -8,36 +10,56 @@ export interface TcpProxy {
   readonly host: string
   readonly port: number
   blackhole(): void
+  refuse(): void
+  /** Ends a cut. Connections that lived through a blackhole lost bytes (their streams have
+   *  holes that no protocol can parse across), so they are reset; new ones go through. */
+  restore(): void
   close(): Promise<void>
 }
 
-export async function startTcpProxy (target: { host: string, port: number }): Promise<TcpProxy> {
+export async function startTcpProxy (target: { host: string, port: number }, opts: { port?: number } = {}): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>()
-  let dropping = false
+  let mode: 'open' | 'blackhole' | 'refuse' = 'open'
 
   const server = net.createServer((client) => {
+    if (mode === 'refuse') {
+      client.resetAndDestroy()
+      return
+    }
     const upstream = net.connect(target.port, target.host)
     for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
       sockets.add(from)
-      from.on('data', (chunk) => { if (!dropping) to.write(chunk) })
+      from.on('data', (chunk) => { if (mode === 'open') to.write(chunk) })
       from.on('error', () => { to.destroy() })
       from.on('close', () => {
         sockets.delete(from)
         // While blackholed a close must not reach the other side either.
-        if (!dropping) to.destroy()
+        if (mode !== 'blackhole') to.destroy()
       })
     }
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(0, '127.0.0.1', resolve)
+    server.listen(opts.port ?? 0, '127.0.0.1', resolve)
   })
   const address = server.address() as net.AddressInfo
+
+  function resetAll (): void {
+    for (const socket of sockets) socket.resetAndDestroy()
+  }
 
   return {
     host: '127.0.0.1',
     port: address.port,
-    blackhole () { dropping = true },
+    blackhole () { mode = 'blackhole' },
+    refuse () {
+      mode = 'refuse'
+      resetAll()
+    },
+    restore () {
+      if (mode === 'blackhole') resetAll()
+      mode = 'open'
+    },
     async close () {
       for (const socket of sockets) socket.destroy()
       await new Promise<void>((resolve) => server.close(() => { resolve() }))
