@@ -18,6 +18,7 @@ const FLAGS: Record<string, Flag> = {
   'data-dir': { env: ['ROSTER_DATA_DIR'], help: 'embedded database directory', roles: ['up', 'leader'], default: './.roster' },
   bind: { env: ['ROSTER_BIND'], help: 'leader ROUTER endpoint; events are published on PORT+1', roles: ['up', 'leader'], default: 'tcp://127.0.0.1:7071' },
   leader: { env: ['ROSTER_LEADER'], help: 'leader candidates, comma-separated tcp://HOST:PORT', roles: ['worker', 'gateway'], default: 'tcp://127.0.0.1:7071' },
+  watchers: { env: ['ROSTER_WATCHERS'], help: 'workers that watch each provider; with 2 or more, down needs all of them to agree', roles: ['up', 'leader'], default: '1' },
   'flap-max-changes': { env: ['ROSTER_FLAP_MAX_CHANGES'], help: 'presence changes tolerated within the flap window before a provider is held down as flapping', roles: ['up', 'leader'], default: '5' },
   'flap-window-ms': { env: ['ROSTER_FLAP_WINDOW_MS'], help: 'the flap window', roles: ['up', 'leader'], default: '60000' },
   'flap-hold-ms': { env: ['ROSTER_FLAP_HOLD_MS'], help: 'stable time that ends a flapping hold', roles: ['up', 'leader'], default: '30000' },
@@ -63,7 +64,7 @@ function readConfig (role: Role, argv: string[], env: NodeJS.ProcessEnv): Config
   }
   const port = Number(config.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer 0–65535, got ${JSON.stringify(config.port)}`)
-  for (const name of ['flap-max-changes', 'flap-window-ms', 'flap-hold-ms']) {
+  for (const name of ['flap-max-changes', 'flap-window-ms', 'flap-hold-ms', 'watchers']) {
     const n = Number(config[name])
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(config[name])}`)
   }
@@ -120,6 +121,7 @@ async function main (): Promise<void> {
       databaseUrl: config['database-url'],
       dataDir: resolve(config['data-dir'] as string),
       bind: config.bind as string,
+      watchers: Number(config.watchers),
       flapDamping: {
         maxChanges: Number(config['flap-max-changes']),
         windowMs: Number(config['flap-window-ms']),

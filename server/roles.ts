@@ -22,6 +22,8 @@ export interface LeaderRoleConfig {
   dataDir: string
   bind: string
   flapDamping?: FlapDampingConfig
+  /** Workers per provider (`--watchers`). */
+  watchers?: number
 }
 
 export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<Stopper & { leader: Leader }> {
@@ -38,7 +40,7 @@ export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<
   const lock = databaseUrl !== undefined
     ? createPgLeaderLock({ databaseUrl, applicationName: `roster-leader-${process.pid}` })
     : createLocalLeaderLock()
-  const leader = createLeader({ store: createRegistryStore(db), lock, log: log.child({ role: 'leader' }), config: { bind: config.bind, flapDamping: config.flapDamping } })
+  const leader = createLeader({ store: createRegistryStore(db), lock, log: log.child({ role: 'leader' }), config: { bind: config.bind, flapDamping: config.flapDamping, watchers: config.watchers } })
   await leader.start()
   const stop = async (): Promise<void> => { await leader.stop(); await db.close() }
   return Object.assign(stop, { leader })

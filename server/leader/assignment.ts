@@ -1,48 +1,60 @@
-// Which live worker watches which provider: a pure bookkeeping module of the leader. It keeps
-// the load even (no worker more than one provider above another) while moving as few providers
-// as possible, and keeps a provider with the worker that last reported it, so that a leader
-// change or a worker joining never restarts a healthy watch.
+// Which live workers watch which provider: a pure bookkeeping module of the leader. Each provider
+// gets `watchers` distinct workers (fewer while fewer are live: observer quorum, quorum.ts). It
+// keeps the load even (no worker more than one watch above another) while moving as few watches as
+// possible, and keeps a provider with the workers that last reported it, so that a leader change
+// or a worker joining never restarts a healthy watch.
 
 export interface Assignment {
   addWorker: (workerId: string) => void
-  /** Removes a worker; its providers go back to the unassigned pool. */
+  /** Removes a worker; its providers lose that watcher until the next balance() replaces it. */
   removeWorker: (workerId: string) => void
   hasWorker: (workerId: string) => boolean
-  /** Adds or keeps a provider; `preferred` (the worker that reported it) wins while it is live. */
+  /** Adds or keeps a provider; `preferred` (a worker that reported it) becomes one of its
+   *  watchers while it is live and the provider has a free place. */
   addProvider: (providerId: string, preferred?: string) => void
   removeProvider: (providerId: string) => void
-  ownerOf: (providerId: string) => string | undefined
+  /** The workers watching the provider (empty while there is none). */
+  watchersOf: (providerId: string) => ReadonlySet<string>
   tasksOf: (workerId: string) => ReadonlySet<string>
   workers: () => string[]
-  /** Assigns the unassigned pool and evens the load; returns the workers whose set changed. */
+  /** Gives every provider its watchers and evens the load; returns the workers whose set changed. */
   balance: () => Set<string>
 }
 
-export function createAssignment (): Assignment {
+export interface AssignmentOptions {
+  /** Distinct workers per provider (`--watchers`), default 1. */
+  watchers?: number
+  /** Told each time a worker stops watching a provider (moved, removed, or the provider went),
+   *  so that what that worker observed is no longer counted. */
+  onUnwatch?: (providerId: string, workerId: string) => void
+}
+
+const NONE: ReadonlySet<string> = new Set()
+
+export function createAssignment ({ watchers = 1, onUnwatch }: AssignmentOptions = {}): Assignment {
   const byWorker = new Map<string, Set<string>>()
-  const owner = new Map<string, string>()
-  const unassigned = new Set<string>()
+  const byProvider = new Map<string, Set<string>>()
   const touched = new Set<string>()
 
   function place (providerId: string, workerId: string): void {
     byWorker.get(workerId)?.add(providerId)
-    owner.set(providerId, workerId)
-    unassigned.delete(providerId)
+    byProvider.get(providerId)?.add(workerId)
     touched.add(workerId)
   }
 
-  function unplace (providerId: string): void {
-    const w = owner.get(providerId)
-    if (w === undefined) return
-    byWorker.get(w)?.delete(providerId)
-    owner.delete(providerId)
-    touched.add(w)
+  function unplace (providerId: string, workerId: string): void {
+    byWorker.get(workerId)?.delete(providerId)
+    byProvider.get(providerId)?.delete(workerId)
+    touched.add(workerId)
+    onUnwatch?.(providerId, workerId)
   }
 
-  function leastLoaded (): string | undefined {
+  /** The least loaded live worker that does not watch the provider yet. */
+  function leastLoadedFor (providerId: string): string | undefined {
+    const current = byProvider.get(providerId) ?? NONE
     let best: string | undefined
     let bestSize = Infinity
-    for (const [w, set] of byWorker) if (set.size < bestSize) { best = w; bestSize = set.size }
+    for (const [w, set] of byWorker) if (set.size < bestSize && !current.has(w)) { best = w; bestSize = set.size }
     return best
   }
 
@@ -55,42 +67,49 @@ export function createAssignment (): Assignment {
     removeWorker (workerId) {
       const set = byWorker.get(workerId)
       if (set === undefined) return
-      for (const p of set) { owner.delete(p); unassigned.add(p) }
+      for (const p of set) unplace(p, workerId)
       byWorker.delete(workerId)
       touched.delete(workerId)
     },
     hasWorker: (workerId) => byWorker.has(workerId),
     addProvider (providerId, preferred) {
-      if (preferred !== undefined && byWorker.has(preferred)) {
-        if (owner.get(providerId) !== preferred) { unplace(providerId); place(providerId, preferred) }
-        return
+      let current = byProvider.get(providerId)
+      if (current === undefined) {
+        current = new Set()
+        byProvider.set(providerId, current)
       }
-      if (!owner.has(providerId)) unassigned.add(providerId)
+      if (preferred !== undefined && byWorker.has(preferred) && !current.has(preferred) && current.size < watchers) {
+        place(providerId, preferred)
+      }
     },
     removeProvider (providerId) {
-      unplace(providerId)
-      unassigned.delete(providerId)
+      for (const w of byProvider.get(providerId) ?? NONE) unplace(providerId, w)
+      byProvider.delete(providerId)
     },
-    ownerOf: (providerId) => owner.get(providerId),
-    tasksOf: (workerId) => byWorker.get(workerId) ?? new Set(),
+    watchersOf: (providerId) => byProvider.get(providerId) ?? NONE,
+    tasksOf: (workerId) => byWorker.get(workerId) ?? NONE,
     workers: () => [...byWorker.keys()],
     balance () {
-      if (byWorker.size > 0) {
-        for (const p of unassigned) place(p, leastLoaded() as string)
-        // Move one provider at a time from the fullest to the emptiest worker until they differ
-        // by at most one: the fewest moves that reach an even spread.
-        for (;;) {
-          let max: [string, Set<string>] | undefined
-          let min: [string, Set<string>] | undefined
-          for (const entry of byWorker) {
-            if (max === undefined || entry[1].size > max[1].size) max = entry
-            if (min === undefined || entry[1].size < min[1].size) min = entry
-          }
-          if (max === undefined || min === undefined || max[1].size - min[1].size <= 1) break
-          const moved = max[1].values().next().value as string
-          unplace(moved)
-          place(moved, min[0])
+      const wanted = Math.min(watchers, byWorker.size)
+      for (const [p, current] of byProvider) {
+        while (current.size < wanted) place(p, leastLoadedFor(p) as string)
+      }
+      // Move one watch at a time from the fullest to the emptiest worker until they differ by
+      // at most one: the fewest moves that reach an even spread. The fullest always holds a
+      // provider the emptiest does not watch (it holds at least two more), so this ends.
+      for (;;) {
+        let max: [string, Set<string>] | undefined
+        let min: [string, Set<string>] | undefined
+        for (const entry of byWorker) {
+          if (max === undefined || entry[1].size > max[1].size) max = entry
+          if (min === undefined || entry[1].size < min[1].size) min = entry
         }
+        if (max === undefined || min === undefined || max[1].size - min[1].size <= 1) break
+        const target = min
+        let moved: string | undefined
+        for (const p of max[1]) if (!target[1].has(p)) { moved = p; break }
+        unplace(moved as string, max[0])
+        place(moved as string, target[0])
       }
       const changed = new Set(touched)
       touched.clear()

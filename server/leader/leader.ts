@@ -16,6 +16,7 @@ import type { LeaderLock } from '../store/leader-lock.js'
 import type { Log } from '../shared/log.js'
 import { createAssignment, type Assignment } from './assignment.js'
 import { createFlapDamper, DEFAULT_FLAP_DAMPING, type FlapDamper, type FlapDampingConfig } from './flap-damping.js'
+import { createObserverQuorum, type ObserverQuorum } from './quorum.js'
 import {
   decideObservation, decideReap, decideWrite, sameWatch, TTL_EXPIRED_REASON, type Judgement, type Lookup, type PendingChange
 } from './registry.js'
@@ -53,6 +54,9 @@ export interface LeaderConfig {
   bind: string
   historyLimit?: number
   flapDamping?: FlapDampingConfig
+  /** Workers that watch each provider (`--watchers`, default 1); with more than one, `down`
+   *  needs all of them to agree (quorum.ts). */
+  watchers?: number
 }
 
 export interface LeaderDeps {
@@ -94,6 +98,10 @@ interface Term {
   workers: WorkerRegistry
   identities: Map<string, Buffer>
   assignment: Assignment
+  quorum: ObserverQuorum
+  /** Providers that lost a watcher: once their watchers are settled, the remaining ones may
+   *  all agree that the provider is down. */
+  requorum: Set<string>
   dirtyWorkers: Set<string>
   queue: QueueItem[]
   timers: NodeJS.Timeout[]
@@ -176,9 +184,21 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   async function becomeActive (): Promise<void> {
     const epoch = await store.claimEpoch()
     const loaded = await store.load()
-    const router = new Router({ linger: 0, handover: true, sendHighWaterMark: 100_000 })
-    const pub = new Publisher({ linger: 0, sendHighWaterMark: 100_000 })
-    const assignment = createAssignment()
+    // stop() came while we waited for Postgres: give the lock back instead of taking over.
+    if (status !== 'standby') {
+      await lock.release()
+      return
+    }
+    // handshakeInterval: a peer that connects and never greets (a frozen process, a port scanner)
+    // is dropped after 5 s instead of libzmq's default 30 s, as the worker does with providers.
+    const router = new Router({ linger: 0, handover: true, sendHighWaterMark: 100_000, handshakeInterval: 5000 })
+    const pub = new Publisher({ linger: 0, sendHighWaterMark: 100_000, handshakeInterval: 5000 })
+    const quorum = createObserverQuorum()
+    const requorum = new Set<string>()
+    const assignment = createAssignment({
+      watchers: config.watchers,
+      onUnwatch: (providerId, workerId) => { quorum.unwatch(providerId, workerId); requorum.add(providerId) }
+    })
     const t: Term = {
       epoch,
       head: loaded.revision,
@@ -190,6 +210,8 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       workers: createWorkerRegistry(),
       identities: new Map(),
       assignment,
+      quorum,
+      requorum,
       dirtyWorkers: new Set(),
       queue: [],
       timers: [],
@@ -249,9 +271,12 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     for (const timer of t.timers) clearInterval(timer)
     if (t.flushTimer) clearTimeout(t.flushTimer)
     t.wake?.()
-    await t.loop
+    // Sockets first: followers see the connection close and fail over at once, instead of
+    // waiting out their silence bound behind a commit that may hang (Postgres unreachable).
+    // Whatever the loop still does for this term is dropped: reply() and publish() check `term`.
     t.router.close()
     t.pub.close()
+    await t.loop
     await t.readLoop
   }
 
@@ -287,13 +312,11 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
         const { workerId, observations } = msg.body
         t.readied.add(workerId)
         workerSeen(t, workerId, identity, now, true)
-        // The worker's current view wins for providers nobody else watches: after a leader
-        // change this keeps every watch where it was, so nothing restarts and nothing flaps.
+        // The worker keeps what it watches while the provider has a free watcher's place:
+        // after a leader change every watch stays where it was, so nothing restarts or flaps.
         for (const obs of observations) {
           const p = t.state.get(obs.providerId)
-          if (p !== undefined && needsWorker(p) && t.assignment.ownerOf(obs.providerId) === undefined) {
-            t.assignment.addProvider(obs.providerId, workerId)
-          }
+          if (p !== undefined && needsWorker(p)) t.assignment.addProvider(obs.providerId, workerId)
         }
         enqueueObservations(t, workerId, observations)
         t.dirtyWorkers.add(workerId)
@@ -359,9 +382,12 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   function enqueueObservations (t: Term, workerId: string, observations: Observation[]): void {
     for (const obs of observations) {
       // A worker that lost a provider to another (it was presumed dead) must not overrule the
-      // provider's current watcher.
-      if (t.assignment.ownerOf(obs.providerId) !== workerId) continue
-      enqueue(t, { kind: 'observe', obs })
+      // provider's current watchers.
+      const watchers = t.assignment.watchersOf(obs.providerId)
+      const stored = t.state.get(obs.providerId)
+      if (!watchers.has(workerId) || stored === undefined) continue
+      const judged = t.quorum.observe(workerId, obs, watchers, stored.state)
+      if (judged !== null) enqueue(t, { kind: 'observe', obs: judged })
     }
   }
 
@@ -515,6 +541,10 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
             result: { ok: false, statusCode: 503, code: 'ROSTER_ERR_STORE_UNAVAILABLE', message: 'the registry could not be stored; retry shortly' }
           })
         }
+        // Whether the batch committed is unknown (the connection may have dropped during COMMIT),
+        // so t.head may be stale, and every later batch would reuse its revisions and be refused.
+        // Step down: the next term reloads the head from Postgres.
+        void demote()
         return
       }
       if (term !== t) return
@@ -531,14 +561,16 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   function applyCommitted (t: Term, c: Change): void {
     const id = c.provider.id
     const before = t.state.get(id)
-    const owner = t.assignment.ownerOf(id)
+    const watchers = t.assignment.watchersOf(id)
+    const renotify = (): void => { for (const w of watchers) t.dirtyWorkers.add(w) }
     if (c.event === 'deregistered') {
       t.state.delete(id)
       t.damper.forget(id)
       t.ttl.forget(id)
       t.reapable.delete(id)
-      if (owner !== undefined) t.dirtyWorkers.add(owner)
+      renotify()
       t.assignment.removeProvider(id)
+      t.quorum.forget(id)
       return
     }
     const p = c.provider
@@ -546,15 +578,17 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     if (p.deregisterAfterMs !== undefined) t.reapable.add(id)
     else t.reapable.delete(id)
     const rewatched = before !== undefined && !sameWatch(before, p)
+    // What was seen at the old endpoint or with the old check says nothing about the new one.
+    if (rewatched) t.quorum.forget(id)
     // Workers watch heartbeats and http/tcp checks; ttl checks stay here.
     if (!needsWorker(p)) {
-      if (owner !== undefined) t.dirtyWorkers.add(owner)
+      renotify()
       t.assignment.removeProvider(id)
-    } else if (owner === undefined) {
+    } else if (before === undefined || !needsWorker(before)) {
       t.assignment.addProvider(id)
-    } else if (rewatched || (before?.state === 'maintenance') !== (p.state === 'maintenance')) {
-      // A new endpoint or check, or a maintenance that began or ended: its watcher needs the new task.
-      t.dirtyWorkers.add(owner)
+    } else if (rewatched || (before.state === 'maintenance') !== (p.state === 'maintenance')) {
+      // A new endpoint or check, or a maintenance that began or ended: its watchers need the new task.
+      renotify()
     }
     if (p.check?.type !== 'ttl' || rewatched) t.ttl.forget(id)
     if (before?.state === 'maintenance' && p.state === 'pending' && p.check?.type === 'ttl') {
@@ -565,7 +599,10 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   }
 
   function rebalance (t: Term): void {
-    if (!t.settling) for (const w of t.assignment.balance()) t.dirtyWorkers.add(w)
+    if (!t.settling) {
+      for (const w of t.assignment.balance()) t.dirtyWorkers.add(w)
+      concludeQuorums(t)
+    }
     if (t.dirtyWorkers.size === 0 || t.flushTimer !== null) return
     t.flushTimer = setTimeout(() => {
       t.flushTimer = null
@@ -582,6 +619,17 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       }
       t.dirtyWorkers.clear()
     }, ASSIGN_FLUSH_MS)
+  }
+
+  /** A provider whose watcher left (dead, moved, or given the provider's place to another) is
+   *  down if every watcher it has now sees it down: the one that left was the last dissent. */
+  function concludeQuorums (t: Term): void {
+    for (const id of t.requorum) {
+      const p = t.state.get(id)
+      const judged = p === undefined ? null : t.quorum.conclude(id, t.assignment.watchersOf(id), p.state)
+      if (judged !== null) enqueue(t, { kind: 'observe', obs: judged })
+    }
+    t.requorum.clear()
   }
 
   function reply<V extends Verb> (t: Term, identity: Buffer, verb: V, body: Body<V>): void {

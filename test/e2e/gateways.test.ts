@@ -2,12 +2,12 @@
 // serve the same registry at the same revision, a feed client that loses its gateway (closed,
 // or the process SIGKILLed) resumes on another with `since` and misses nothing, and a worker
 // SIGKILLed under load costs no provider a false `down` while its providers move to a survivor.
-import { readdir, readFile, readlink } from 'node:fs/promises'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
   type FeedMessage, type FeedReader, freeLeaderBind, type GatewayProcess, http, killAllRoster, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, testStorage
 } from '../helpers/cluster.js'
 import { killAllEmitters, spawnEmitter, type Emitter } from '../helpers/emitters.js'
+import { connectedPorts } from '../helpers/proc-net.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 /** Child processes start through tsx: 1–3 s each here, several times that on a loaded 2-core box. */
@@ -93,29 +93,6 @@ function startWriter (url: string, service: string, max = 2000): { stop: () => P
     count: () => revisions.length,
     stop: async () => { stopped = true; return await done }
   }
-}
-
-/**
- * Remote ports of the established TCP connections a process holds, from /proc: which provider
- * heartbeat endpoints a worker process is really subscribed to, seen from outside the process.
- */
-async function connectedPorts (pid: number): Promise<Set<number>> {
-  const inodes = new Set<string>()
-  for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
-    const m = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''))
-    if (m !== null) inodes.add(m[1] as string)
-  }
-  const ports = new Set<number>()
-  for (const table of ['tcp', 'tcp6']) {
-    const text = await readFile(`/proc/${pid}/net/${table}`, 'utf8').catch(() => '')
-    for (const line of text.split('\n').slice(1)) {
-      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-      const cols = line.trim().split(/\s+/)
-      if (cols.length < 10 || cols[3] !== '01' || !inodes.has(cols[9] as string)) continue
-      ports.add(parseInt((cols[2] as string).split(':')[1] as string, 16))
-    }
-  }
-  return ports
 }
 
 function portOf (endpoint: string): number {

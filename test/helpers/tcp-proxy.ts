@@ -11,6 +11,9 @@ export interface TcpProxy {
   readonly port: number
   blackhole(): void
   refuse(): void
+  /** Cuts some clients off and leaves the others' links alone: resets the connections whose
+   *  client side has one of these (local) ports, and refuses new connections until restore(). */
+  isolate(clientPorts: ReadonlySet<number>): void
   /** Ends a cut. Connections that lived through a blackhole lost bytes (their streams have
    *  holes that no protocol can parse across), so they are reset; new ones go through. */
   restore(): void
@@ -19,14 +22,19 @@ export interface TcpProxy {
 
 export async function startTcpProxy (target: { host: string, port: number }, opts: { port?: number } = {}): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>()
+  const clients = new Set<net.Socket>()
   let mode: 'open' | 'blackhole' | 'refuse' = 'open'
+  /** isolate(): new connections are refused while the links that survived it carry on. */
+  let refusingNew = false
 
   const server = net.createServer((client) => {
-    if (mode === 'refuse') {
+    if (mode === 'refuse' || refusingNew) {
       client.resetAndDestroy()
       return
     }
     const upstream = net.connect(target.port, target.host)
+    clients.add(client)
+    client.on('close', () => clients.delete(client))
     for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
       sockets.add(from)
       from.on('data', (chunk) => { if (mode === 'open') to.write(chunk) })
@@ -56,9 +64,14 @@ export async function startTcpProxy (target: { host: string, port: number }, opt
       mode = 'refuse'
       resetAll()
     },
+    isolate (clientPorts) {
+      refusingNew = true
+      for (const client of clients) if (clientPorts.has(client.remotePort ?? -1)) client.resetAndDestroy()
+    },
     restore () {
       if (mode === 'blackhole') resetAll()
       mode = 'open'
+      refusingNew = false
     },
     async close () {
       for (const socket of sockets) socket.destroy()

@@ -21,10 +21,11 @@ describe('assignment', () => {
     a.addWorker('w1'); a.addWorker('w2')
     for (let i = 0; i < 100; i++) a.addProvider(`p${i}`)
     a.balance()
-    const before = new Map(Array.from({ length: 100 }, (_, i) => [`p${i}`, a.ownerOf(`p${i}`)]))
+    const ownerOf = (p: string): string => [...a.watchersOf(p)].join()
+    const before = new Map(Array.from({ length: 100 }, (_, i) => [`p${i}`, ownerOf(`p${i}`)]))
     a.addWorker('w3')
     a.balance()
-    const moved = [...before].filter(([p, w]) => a.ownerOf(p) !== w).length
+    const moved = [...before].filter(([p, w]) => ownerOf(p) !== w).length
     expect(moved).toBe(33)
     expect(sizes(a)).toEqual([33, 33, 34])
     a.removeWorker('w2')
@@ -39,8 +40,53 @@ describe('assignment', () => {
     a.addProvider('p1', 'w2')
     a.addProvider('p2')
     a.balance()
-    expect(a.ownerOf('p1')).toBe('w2')
-    expect(a.ownerOf('p2')).toBe('w1')
+    expect([...a.watchersOf('p1')]).toEqual(['w2'])
+    expect([...a.watchersOf('p2')]).toEqual(['w1'])
+  })
+
+  describe('with two watchers per provider', () => {
+    it('gives every provider two distinct workers, evenly, and one while only one is live', () => {
+      const a = createAssignment({ watchers: 2 })
+      a.addWorker('w1')
+      for (let i = 0; i < 9; i++) a.addProvider(`p${i}`)
+      a.balance()
+      expect(sizes(a)).toEqual([9])
+      a.addWorker('w2'); a.addWorker('w3')
+      a.balance()
+      for (let i = 0; i < 9; i++) expect(a.watchersOf(`p${i}`).size).toBe(2)
+      expect(sizes(a)).toEqual([6, 6, 6])
+    })
+
+    it('replaces only the watches of a worker that leaves, and tells each one it ends', () => {
+      const unwatched: string[] = []
+      const a = createAssignment({ watchers: 2, onUnwatch: (p, w) => unwatched.push(`${p}@${w}`) })
+      for (const w of ['w1', 'w2', 'w3']) a.addWorker(w)
+      for (let i = 0; i < 30; i++) a.addProvider(`p${i}`)
+      a.balance()
+      expect(unwatched).toEqual([])
+      const before = new Map(Array.from({ length: 30 }, (_, i) => [`p${i}`, new Set(a.watchersOf(`p${i}`))]))
+      const lost = [...a.tasksOf('w2')].map((p) => `${p}@w2`).sort()
+      a.removeWorker('w2')
+      a.balance()
+      expect(unwatched.sort()).toEqual(lost)
+      expect(sizes(a)).toEqual([30, 30])
+      for (const [p, was] of before) {
+        const now = a.watchersOf(p)
+        expect(now.size).toBe(2)
+        // A watch that survived the departure stays where it was.
+        for (const w of was) if (w !== 'w2') expect(now.has(w)).toBe(true)
+      }
+    })
+
+    it('lets a reporting worker claim a free place, but never a third one', () => {
+      const a = createAssignment({ watchers: 2 })
+      for (const w of ['w1', 'w2', 'w3']) a.addWorker(w)
+      a.addProvider('p1', 'w3')
+      a.addProvider('p1', 'w1')
+      a.addProvider('p1', 'w2')
+      a.balance()
+      expect([...a.watchersOf('p1')].sort()).toEqual(['w1', 'w3'])
+    })
   })
 })
 
