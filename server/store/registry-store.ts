@@ -77,6 +77,45 @@ const PROVIDER_RECORD = `
   state text, "stateSince" timestamptz, "lastSeen" timestamptz, reason text, detail text,
   "detectedAfterMs" int, revision bigint`
 
+// A batch's commit: $1 the last revision, $2 the writer's epoch, $3 the first revision, $4 the
+// ids removed, $5 the providers kept (their last change in the batch), $6 the change-log rows.
+// Data-modifying CTEs run once each; the writes read `fence`, so they run after it and only if it
+// advanced the revision. Returns the new revision, or no row when the batch was refused.
+const COMMIT_SQL = `
+  with fence as (
+    update roster_meta set revision = $1
+     where id = 1 and epoch = $2 and revision < $3
+    returning revision
+  ), removed as (
+    delete from providers
+     where id in (select jsonb_array_elements_text($4::jsonb)) and exists (select 1 from fence)
+  ), kept as (
+    insert into providers as p (id, service, host, port, protocol, heartbeat,
+                                heartbeat_interval_ms, tags, meta, health_check,
+                                deregister_after_ms, state, state_since, last_seen, reason,
+                                detail, detected_after_ms, revision)
+    select id, service, host, port, protocol, heartbeat, "heartbeatIntervalMs", tags, meta,
+           "check", "deregisterAfterMs", state, "stateSince", "lastSeen", reason, detail,
+           "detectedAfterMs", revision
+      from jsonb_to_recordset($5::jsonb) as x(${PROVIDER_RECORD})
+     where exists (select 1 from fence)
+    on conflict (id) do update set
+      service = excluded.service, host = excluded.host, port = excluded.port,
+      protocol = excluded.protocol, heartbeat = excluded.heartbeat,
+      heartbeat_interval_ms = excluded.heartbeat_interval_ms, tags = excluded.tags,
+      meta = excluded.meta, health_check = excluded.health_check,
+      deregister_after_ms = excluded.deregister_after_ms, state = excluded.state,
+      state_since = excluded.state_since, last_seen = excluded.last_seen,
+      reason = excluded.reason, detail = excluded.detail,
+      detected_after_ms = excluded.detected_after_ms, revision = excluded.revision
+  ), logged as (
+    insert into changes (revision, event, provider_id, service, provider)
+    select revision, event, provider->>'id', provider->>'service', provider
+      from jsonb_to_recordset($6::jsonb) as x(revision bigint, event text, provider jsonb)
+     where exists (select 1 from fence)
+  )
+  select revision from fence`
+
 export function createRegistryStore (db: Db): RegistryStore {
   return {
     async load () {
@@ -127,65 +166,33 @@ export function createRegistryStore (db: Db): RegistryStore {
         else kept.push({ ...change.provider, revision: change.revision })
       }
 
-      await db.transaction(async (tx) => {
-        if (removed.length > 0) {
-          await tx.query(
-            'delete from providers where id in (select jsonb_array_elements_text($1::jsonb))',
-            [JSON.stringify(removed)]
-          )
+      // One statement, so one round trip and one transaction: under load every round trip is a
+      // wake-up of this process and of a Postgres backend, and six of them (BEGIN, delete,
+      // upsert, log, fence, COMMIT) made a commit several times slower than its work. The fence
+      // comes first and everything else writes only if it matched, so a refused batch writes
+      // nothing. Race: a new leader's claimEpoch may commit while this statement waits for the
+      // meta row's lock; the update then re-checks its WHERE against the new epoch, matches
+      // nothing, and so does every write. Had this statement locked the row first, claimEpoch
+      // waits for our commit and the new leader's load() sees the whole batch.
+      let advanced: Array<{ revision: number }>
+      try {
+        advanced = await db.query<{ revision: number }>(COMMIT_SQL, [
+          last.revision, epoch, first.revision,
+          JSON.stringify(removed), JSON.stringify(kept), JSON.stringify(changes)
+        ])
+      } catch (err) {
+        if (sqlState(err) === '23505') {
+          throw new RevisionOrderError(`a revision in ${first.revision}..${last.revision} is already stored`, { cause: err })
         }
-        if (kept.length > 0) {
-          await tx.query(`
-            insert into providers as p (id, service, host, port, protocol, heartbeat,
-                                        heartbeat_interval_ms, tags, meta, health_check,
-                                        deregister_after_ms, state, state_since, last_seen, reason,
-                                        detail, detected_after_ms, revision)
-            select id, service, host, port, protocol, heartbeat, "heartbeatIntervalMs", tags, meta,
-                   "check", "deregisterAfterMs", state, "stateSince", "lastSeen", reason, detail,
-                   "detectedAfterMs", revision
-              from jsonb_to_recordset($1::jsonb) as x(${PROVIDER_RECORD})
-            on conflict (id) do update set
-              service = excluded.service, host = excluded.host, port = excluded.port,
-              protocol = excluded.protocol, heartbeat = excluded.heartbeat,
-              heartbeat_interval_ms = excluded.heartbeat_interval_ms, tags = excluded.tags,
-              meta = excluded.meta, health_check = excluded.health_check,
-              deregister_after_ms = excluded.deregister_after_ms, state = excluded.state,
-              state_since = excluded.state_since, last_seen = excluded.last_seen,
-              reason = excluded.reason, detail = excluded.detail,
-              detected_after_ms = excluded.detected_after_ms, revision = excluded.revision`,
-          [JSON.stringify(kept)])
-        }
-        try {
-          await tx.query(`
-            insert into changes (revision, event, provider_id, service, provider)
-            select revision, event, provider->>'id', provider->>'service', provider
-              from jsonb_to_recordset($1::jsonb) as x(revision bigint, event text, provider jsonb)`,
-          [JSON.stringify(changes)])
-        } catch (err) {
-          if (sqlState(err) === '23505') {
-            throw new RevisionOrderError(`a revision in ${first.revision}..${last.revision} is already stored`, { cause: err })
-          }
-          throw err
-        }
-
-        // The fence. Race: a new leader's claimEpoch may commit while this batch is open; this
-        // update then waits for its row lock and re-checks the WHERE against the new epoch, so
-        // the stale batch matches nothing and rolls back. Had this update come first, the new
-        // leader's claimEpoch waits for our COMMIT and its load() sees the whole batch.
-        const advanced = await tx.query(
-          `update roster_meta set revision = $1
-            where id = 1 and epoch = $2 and revision < $3
-           returning revision`,
-          [last.revision, epoch, first.revision]
-        )
-        if (advanced.length > 0) return
-        const [meta] = await tx.query<MetaRow>('select revision, epoch from roster_meta where id = 1')
-        if (meta === undefined) throw missingMeta()
-        if (meta.epoch !== epoch) throw new FencedError(`epoch ${epoch} is no longer current (now ${meta.epoch})`)
-        throw new RevisionOrderError(
-          `revision ${first.revision} does not follow the stored revision ${meta.revision}`
-        )
-      })
+        throw err
+      }
+      if (advanced.length > 0) return
+      const [meta] = await db.query<MetaRow>('select revision, epoch from roster_meta where id = 1')
+      if (meta === undefined) throw missingMeta()
+      if (meta.epoch !== epoch) throw new FencedError(`epoch ${epoch} is no longer current (now ${meta.epoch})`)
+      throw new RevisionOrderError(
+        `revision ${first.revision} does not follow the stored revision ${meta.revision}`
+      )
     },
 
     async changesSince (revision, limit) {
