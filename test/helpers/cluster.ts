@@ -2,67 +2,21 @@
 // or as real `roster` child processes that a test can SIGKILL. Also a WebSocket feed reader that
 // records every message, so tests assert on what a user of the feed sees.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { silentLog } from '../../server/shared/log.js'
 import { startGateway, startLeader, startWorker, type Stopper } from '../../server/roles.js'
 import { freshDatabaseUrl } from './postgres.js'
+import { freeLeaderEndpoint, freePort } from './ports.js'
 import { waitFor } from './wait-for.js'
 
+// Moved to ports.ts (importable outside vitest); still exported here for the existing tests.
+export { freeLeaderBind, freeLeaderEndpoint, freePort } from './ports.js'
+
 const ROSTER_BIN = fileURLToPath(new URL('../../bin/roster.js', import.meta.url))
-
-async function portIsFree (port: number): Promise<boolean> {
-  return await new Promise((resolve) => {
-    const srv = createServer()
-    srv.once('error', () => resolve(false))
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
-  })
-}
-
-/** The first port of the kernel's ephemeral range: outgoing connections take ports from there
- *  at any moment, so a port chosen inside it can be gone by the time a child process binds it. */
-function ephemeralLow (): number {
-  try {
-    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
-    return Number.isInteger(low) && low > 21_000 ? low : 32_768
-  } catch {
-    return 32_768
-  }
-}
-
-/** A TCP port on 127.0.0.1 that is free right now (for a gateway's --port), below the
- *  ephemeral range. Another process may still take it before it is bound: callers that start
- *  a child on it should retry on EADDRINUSE. */
-export async function freePort (): Promise<number> {
-  const span = ephemeralLow() - 20_000
-  for (let i = 0; i < 200; i++) {
-    const port = 20_000 + Math.floor(Math.random() * span)
-    if (await portIsFree(port)) return port
-  }
-  throw new Error('no free port found')
-}
-
-/** Like freeLeaderEndpoint, but below the ephemeral port range (see freePort), so that an
- *  outgoing connection cannot take the port before the leader binds it. */
-export async function freeLeaderBind (): Promise<string> {
-  const span = ephemeralLow() - 1 - 20_000
-  for (let i = 0; i < 200; i++) {
-    const port = 20_000 + Math.floor(Math.random() * span)
-    if (await portIsFree(port) && await portIsFree(port + 1)) return `tcp://127.0.0.1:${port}`
-  }
-  throw new Error('no free port pair found')
-}
-
-/** A leader endpoint whose port and port + 1 (the event PUB) are both free right now; below the
- *  ephemeral range, like freeLeaderBind. */
-export async function freeLeaderEndpoint (): Promise<string> {
-  return await freeLeaderBind()
-}
 
 export interface Storage { databaseUrl?: string, dataDir: string }
 
