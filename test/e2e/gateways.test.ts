@@ -291,7 +291,7 @@ describe('workers, separate processes', () => {
   const INTERVAL_MS = 200
   const PROVIDERS = 10
 
-  it('spreads providers over live workers; a SIGKILLed worker causes no false down and its providers stay watched', async () => {
+  it('spreads providers over live workers; a SIGKILLed worker causes no false down, its providers stay watched, and a joining worker moves them silently', async () => {
     const cluster = await startCluster({ workers: 2, gateways: 1 })
     const [w0, w1] = cluster.workers as [RosterProcess, RosterProcess]
     const gw = cluster.gateways[0] as Gateway
@@ -356,6 +356,16 @@ describe('workers, separate processes', () => {
     // And it comes back up on its next heartbeat.
     await moved.emitter.resume()
     await feed.next((m) => m.event === 'up' && m.provider?.id === moved.id, { from: beforeSilence, timeoutMs: 10_000 })
+
+    // A worker that joins takes half of the providers, and the move is invisible on the feed.
+    const beforeJoin = feed.messages.length
+    const w2 = spawnRoster(['worker', '--leader', cluster.bind])
+    await waitFor(async () => (await watchedBy(w2)).length === PROVIDERS / 2 && (await watchedBy(w1)).length === PROVIDERS / 2, {
+      timeoutMs: STARTUP_TIMEOUT_MS, what: 'the new worker to take half of the providers'
+    })
+    // An observation window: a moved provider's new watcher has had three intervals to hear it.
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    expect(feed.messages.slice(beforeJoin)).toEqual([])
     feed.close()
   }, 180_000)
 })
