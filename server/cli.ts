@@ -9,6 +9,11 @@ import { startGateway, startLeader, startWorker, type Stopper } from './roles.js
 
 type Role = 'up' | 'leader' | 'worker' | 'gateway'
 
+/** How long an orderly stop may take before the process exits anyway. The parts, in order: the
+ *  gateway gives WebSocket clients up to 1 s to answer their 1001 close, the worker's BYE lingers
+ *  0.1 s, the leader unlocks and ends its lock session within 1 s. */
+const STOP_DEADLINE_MS = 3000
+
 interface Flag { env: string[], help: string, roles: Role[], default?: string }
 
 const FLAGS: Record<string, Flag> = {
@@ -101,9 +106,20 @@ async function main (): Promise<void> {
   const stoppers: Stopper[] = []
   let stopping = false
   const shutdown = async (signal: string, exitCode = 0): Promise<void> => {
-    if (stopping) return
+    if (stopping) {
+      // A second signal: the operator will not wait any longer.
+      if (signal === 'SIGINT' || signal === 'SIGTERM') process.exit(exitCode)
+      return
+    }
     stopping = true
     log.info({ signal }, 'shutting down')
+    // Whatever state a role is in (a takeover blocked on an unreachable Postgres, a commit that
+    // waits for its timeout), the process exits within the deadline: an orchestrator's SIGTERM
+    // must never turn into its SIGKILL. The orderly stop fits well inside it (see STOP_DEADLINE_MS).
+    setTimeout(() => {
+      log.warn({ signal, deadlineMs: STOP_DEADLINE_MS }, 'orderly stop took too long; exiting')
+      process.exit(exitCode)
+    }, STOP_DEADLINE_MS).unref()
     for (const stop of stoppers.reverse()) {
       await stop().catch((err: unknown) => log.error({ err }, 'error while stopping'))
     }

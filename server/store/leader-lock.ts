@@ -25,15 +25,17 @@ const LEADER_LOCK_KEY = '23207892061283442'
 /**
  * Timing. A terminated or closed session is noticed at once (the client emits 'error'/'end');
  * a silently dead one (half-open TCP, a partition, a frozen server) only by a query that gets no
- * answer. Checking with `select 1` every 250 ms under a 1000 ms query timeout notices it within
- * 250 + 1000 ≈ 1.25 s, far sooner than TCP keepalive (minutes with OS defaults). That bounds how
- * long a deposed leader can go on publishing after its session died; its writes are already
- * refused by the epoch fence, and receivers drop its messages once they see the new epoch.
- * The 1000 ms query and connect timeouts are generous for one round trip on a LAN (< 10 ms), so
- * a healthy but busy server does not cost us the lock.
+ * answer. Checking with `select 1` every 200 ms under a 500 ms query timeout notices it within
+ * 200 + 500 = 0.7 s, far sooner than TCP keepalive (minutes with OS defaults). That bounds how
+ * long a deposed leader can go on publishing after its session died (its writes are already
+ * refused by the epoch fence, and receivers drop its messages once they see the new epoch), and
+ * how long a write waits for its 503 while Postgres is unreachable: the leader steps down, its
+ * followers see its sockets close and refuse writes at once (issue 4: 503 within 1 s).
+ * 500 ms is still fifty times a loopback or LAN round trip (< 10 ms); a server so busy that it
+ * misses it costs a failover, not correctness. Connecting gets 1000 ms (a TLS handshake).
  */
-const DEFAULT_CHECK_INTERVAL_MS = 250
-const QUERY_TIMEOUT_MS = 1000
+const DEFAULT_CHECK_INTERVAL_MS = 200
+const QUERY_TIMEOUT_MS = 500
 const CONNECTION_TIMEOUT_MS = 1000
 /** How long release() waits for a clean goodbye before giving up on the socket. */
 const END_TIMEOUT_MS = 1000
@@ -42,7 +44,7 @@ export function createPgLeaderLock (opts: {
   databaseUrl: string
   /** Advisory lock key (a bigint); default LEADER_LOCK_KEY. */
   key?: bigint | string
-  /** Period of the session check while held, in ms; default 250. */
+  /** Period of the session check while held, in ms; default 200. */
   checkIntervalMs?: number
   /** application_name of the session, visible in pg_stat_activity; default 'roster-leader'. */
   applicationName?: string
