@@ -53,6 +53,13 @@ const ZMTP_HANDSHAKE_TIMEOUT_MS = ZMTP_HEARTBEAT_TIMEOUT_MS
  *  ~2 minutes of SYN retries, so a provider whose host comes back is seen within seconds. */
 const SUB_CONNECT_TIMEOUT_MS = 2000
 
+/** A silence timer that fires this much later than it was set for means the worker's event loop
+ *  was stalled (starved of CPU, a GC pause): heartbeats that arrived meanwhile wait unread in the
+ *  SUB, because timers run before socket reads in a loop turn. That run expires nothing; the
+ *  next one, a turn later (after the reads), decides. Never twice in a row, so that a worker
+ *  under constant overload still reports silence. 50 ms is far above ordinary timer jitter. */
+const EXPIRY_STALL_MS = 50
+
 /** Bad input is logged at most once a second (with a count of what was suppressed), so a
  *  misbehaving publisher cannot flood the log. */
 const BAD_INPUT_LOG_MS = 1000
@@ -169,6 +176,7 @@ export function createWorker (opts: WorkerOptions): Worker {
 
   let expiryTimer: NodeJS.Timeout | null = null
   let expiryAt: number | null = null
+  let expiryDeferred = false
   let resendTimer: NodeJS.Timeout | null = null
   let flushHandle: NodeJS.Immediate | null = null
 
@@ -401,8 +409,17 @@ export function createWorker (opts: WorkerOptions): Worker {
   }
 
   function onExpiry (): void {
+    const now = clock()
+    const late = expiryAt === null ? 0 : now - expiryAt
     expiryTimer = null
     expiryAt = null
+    if (late > EXPIRY_STALL_MS && !expiryDeferred) {
+      expiryDeferred = true
+      expiryAt = now
+      expiryTimer = setTimeout(onExpiry, 0)
+      return
+    }
+    expiryDeferred = false
     try {
       for (const obs of liveness.expire(clock())) transition(obs)
     } catch (err) {

@@ -172,6 +172,32 @@ describe('worker', () => {
     expect(up.obs.lastSeen).toBeGreaterThan(lastSeen)
   })
 
+  it('does not take its own stalled event loop for silent providers: heartbeats queued meanwhile count', async () => {
+    const intervalMs = 100
+    const e = await spawnEmitter({ id: 'stalled', intervalMs })
+    const l = await leader({ tasks: [pendingTask('stalled', e.endpoint, intervalMs)] })
+    const w = await worker([l])
+    await waitForReport(l, { providerId: 'stalled', state: 'up' })
+    const h = w.stats.heartbeats
+    await waitFor(() => w.stats.heartbeats > h, { what: 'a heartbeat after up' })
+
+    // Block this process (the worker's event loop) for six intervals while the provider, in its
+    // own process, keeps publishing: the silence timer comes due during the stall and fires
+    // first when the loop resumes, with the heartbeats still unread.
+    const from = l.reports().length
+    const until = Date.now() + 6 * intervalMs
+    while (Date.now() < until) { /* a stall, on purpose */ }
+    await waitFor(() => w.stats.heartbeats > h + 1, { what: 'the heartbeats queued during the stall' })
+    // An observation window of three intervals after the stall: nothing may be reported.
+    await new Promise((resolve) => setTimeout(resolve, 3 * intervalMs))
+    expect(observed(l, from)).toEqual([])
+
+    // A real silence is still caught.
+    await e.silence()
+    const down = await waitForReport(l, { providerId: 'stalled', state: 'down' }, { from, timeoutMs: 3 * intervalMs + 5000 })
+    expect(down.obs.reason).toBe('silent')
+  })
+
   // CI installs python3-zmq (.ci/run); a machine with only Node.js skips this one peer.
   it.skipIf(!hasPyzmq)('watches a provider written in Python (pyzmq) the same way', async () => {
     const intervalMs = 200
