@@ -154,9 +154,13 @@ export function longestGap (ackTimes: readonly number[], start: number, end: num
   return best
 }
 
-/** The first acknowledged write at or after `t`, or null. */
-export function firstAfter (ackTimes: readonly number[], t: number): number | null {
+/** An acknowledged write: when its (last) request was sent and when the answer came. */
+export interface Ack { sentAt: number, at: number }
+
+/** When the first write sent at or after `t` was acknowledged, or null: a write answered after
+ *  `t` but sent before it may have been committed before `t`, so it proves nothing. */
+export function firstAckSentAfter (acks: readonly Ack[], t: number): number | null {
   let best: number | null = null
-  for (const a of ackTimes) if (a >= t && (best === null || a < best)) best = a
+  for (const a of acks) if (a.sentAt >= t && (best === null || a.at < best)) best = a.at
   return best
 }

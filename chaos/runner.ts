@@ -12,8 +12,8 @@ import { createScope, sleep, survivors, withTimeout } from '../bench/lib/process
 import { adminQuery, databaseUrl, quoteIdent } from '../test/helpers/postgres-admin.js'
 import { freeLeaderBind } from '../test/helpers/ports.js'
 import {
-  checkAcknowledged, checkPresence, checkWatcher, firstAfter, longestGap,
-  type CheckResult, type Gap, type LogRow, type StoredRow
+  checkAcknowledged, checkPresence, checkWatcher, firstAckSentAfter, longestGap,
+  type Ack, type CheckResult, type Gap, type LogRow, type StoredRow
 } from './checks.js'
 import { createCluster, type Member } from './cluster.js'
 import { createPrng } from './prng.js'
@@ -174,9 +174,9 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
       watchers.push(await withTimeout(startWatcher(wname, services, first, gateways), opts.recoverMs, () => `watcher ${wname} got no snapshot`))
     }
 
-    const ackTimes: number[] = []
+    const acks: Ack[] = []
     const writers = Array.from({ length: opts.writers }, (_, i) =>
-      startWriter(i, { gateways, rng: rng.fork(), pauseMs: opts.writePauseMs, onAck: (t) => ackTimes.push(t) }))
+      startWriter(i, { gateways, rng: rng.fork(), pauseMs: opts.writePauseMs, onAck: (a) => acks.push(a) }))
     let writersStopped = false
     const stopWriters = async (): Promise<void> => { if (!writersStopped) { writersStopped = true; await Promise.all(writers.map(async (w) => { await w.stop() })) } }
     scope.defer('stop the writers', stopWriters)
@@ -243,9 +243,9 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
       checkPresence(expected, stored)
     ]
 
-    const gap = longestGap(ackTimes, writesFrom, writesTo)
+    const gap = longestGap(acks.map((a) => a.at), writesFrom, writesTo)
     const gapRound = [...faults].reverse().find((f) => f.at <= gap.to)?.round ?? null
-    const afterAck = (f: Fault): number => { const a = firstAfter(ackTimes, f.at); return a === null ? Number.POSITIVE_INFINITY : Math.round(a - f.at) }
+    const afterAck = (f: Fault): number => { const a = firstAckSentAfter(acks, f.at); return a === null ? Number.POSITIVE_INFINITY : Math.round(a - f.at) }
     const report: ChaosReport = {
       ok: checks.every((c) => c.ok),
       seed: opts.seed,

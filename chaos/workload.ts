@@ -8,7 +8,7 @@ import WebSocket from 'ws'
 import { now, spawnEmitterProc, type EmitterProc, type Scripts } from '../bench/lib/children.js'
 import { isRunning, sleep } from '../bench/lib/processes.js'
 import { freePort } from '../test/helpers/ports.js'
-import type { WatcherRecord, WriteRecord } from './checks.js'
+import type { Ack, WatcherRecord, WriteRecord } from './checks.js'
 import type { Prng } from './prng.js'
 
 /** Nobody listens on the discard port (binding below 1024 needs privileges), so the writers'
@@ -50,7 +50,7 @@ export interface Op { op: 'put' | 'delete', id: string, service: string, seq: st
  * gateways after a failure. A timeout, a dropped connection or a 503 may hide a commit, so after
  * one of those a DELETE answered 404 is ambiguous rather than a lost write.
  */
-export async function sendUntilAcked (op: Op, gateways: () => string[], rng: Prng, stopped: () => boolean, onAck: (at: number) => void): Promise<WriteRecord> {
+export async function sendUntilAcked (op: Op, gateways: () => string[], rng: Prng, stopped: () => boolean, onAck: (ack: Ack) => void): Promise<WriteRecord> {
   let uncertain = false
   let index = rng.int(0, 1)
   for (;;) {
@@ -59,6 +59,7 @@ export async function sendUntilAcked (op: Op, gateways: () => string[], rng: Prn
     const url = urls[index % urls.length] as string
     const path = `${url}/v1/services/${op.service}/providers/${op.id}`
     let answer: Answer | null = null
+    const sentAt = now()
     try {
       answer = await request(op.op === 'put' ? 'PUT' : 'DELETE', path, op.body)
     } catch {
@@ -67,7 +68,7 @@ export async function sendUntilAcked (op: Op, gateways: () => string[], rng: Prn
     if (answer !== null) {
       const revision = answer.body?.revision
       if ((answer.status === 200 || answer.status === 201) && typeof revision === 'number') {
-        onAck(now())
+        onAck({ sentAt, at: now() })
         return { ...strip(op), outcome: 'acked', revision }
       }
       if (answer.status === 404 && op.op === 'delete') {
@@ -98,7 +99,7 @@ export interface Writer {
  * One writer: registers new providers in its own service, updates and deregisters some of
  * those it registered, one write at a time with `pauseMs` between writes.
  */
-export function startWriter (index: number, opts: { gateways: () => string[], rng: Prng, pauseMs: number, onAck: (at: number) => void }): Writer {
+export function startWriter (index: number, opts: { gateways: () => string[], rng: Prng, pauseMs: number, onAck: (ack: Ack) => void }): Writer {
   const service = `chaos-w${index}`
   const records: WriteRecord[] = []
   const live: string[] = []

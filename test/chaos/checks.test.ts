@@ -2,7 +2,7 @@
 // names the violation on a broken one (a lost acknowledged write, a watcher gap, a duplicate, an
 // event outside the filter, a wrong final state), and the outage arithmetic.
 import { describe, expect, it } from 'vitest'
-import { checkAcknowledged, checkPresence, checkWatcher, firstAfter, longestGap, type LogRow, type StoredRow, type WatcherRecord, type WriteRecord } from '../../chaos/checks.js'
+import { checkAcknowledged, checkPresence, checkWatcher, firstAckSentAfter, longestGap, type LogRow, type StoredRow, type WatcherRecord, type WriteRecord } from '../../chaos/checks.js'
 
 const row = (revision: number, event: string, providerId: string, service: string, seq: string | null = null, state = 'pending'): LogRow =>
   ({ revision, event, providerId, service, state, seq })
@@ -100,8 +100,9 @@ describe('outage arithmetic', () => {
     expect(longestGap([1, 200], 50, 100)).toEqual({ ms: 50, from: 50, to: 100 })
   })
 
-  it('finds the first acknowledgement at or after a moment', () => {
-    expect(firstAfter([30, 10, 20], 15)).toBe(20)
-    expect(firstAfter([10], 15)).toBe(null)
+  it('finds the first acknowledgement of a write sent at or after a moment', () => {
+    expect(firstAckSentAfter([{ sentAt: 25, at: 30 }, { sentAt: 5, at: 10 }, { sentAt: 16, at: 40 }], 15)).toBe(30)
+    // Answered after the moment but sent before it: not proof of a working leader.
+    expect(firstAckSentAfter([{ sentAt: 10, at: 20 }], 15)).toBe(null)
   })
 })
