@@ -115,6 +115,25 @@ describe('reads', () => {
     expect(res.json()).toEqual({ revision: 42, services: [{ name: 'orders', providers: 3, up: 2 }] })
   })
 
+  it("answers a service's list as JSON at the latest revision after changes to it and to other services", async () => {
+    seed()
+    const read = async (): Promise<{ revision: number, providers: Array<{ id: string, state: string }> }> => {
+      const res = await app.inject({ url: '/v1/services/orders/providers' })
+      expect(res.statusCode).toBe(200)
+      expect(res.headers['content-type']).toBe('application/json; charset=utf-8')
+      expect(res.headers['x-roster-revision']).toBe(String(replica.revision))
+      return res.json()
+    }
+    expect(await read()).toMatchObject({ revision: 40, providers: [{ id: 'orders-1' }, { id: 'orders-2', state: 'down' }, { id: 'orders-3' }] })
+    expect(await read()).toMatchObject({ revision: 40 })
+    replica.apply(change(41, 'up', provider({ id: 'billing-1', service: 'billing', state: 'up' })))
+    expect(await read()).toMatchObject({ revision: 41, providers: [{ id: 'orders-1' }, { id: 'orders-2', state: 'down' }, { id: 'orders-3' }] })
+    replica.apply(change(42, 'up', provider({ id: 'orders-2', service: 'orders', state: 'up' })))
+    replica.apply(change(43, 'deregistered', provider({ id: 'orders-3', service: 'orders' })))
+    expect(await read()).toEqual({ revision: 43, providers: [expect.objectContaining({ id: 'orders-1' }), expect.objectContaining({ id: 'orders-2', state: 'up' })] })
+    expect(await ids('/v1/services/orders/providers?state=up')).toEqual(['orders-1', 'orders-2'])
+  })
+
   it('answers 503 with Retry-After before the first snapshot', async () => {
     for (const url of ['/v1/services', '/v1/services/orders/providers', '/v1/services/orders/providers/orders-1']) {
       const res = await app.inject({ url })

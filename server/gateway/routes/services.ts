@@ -3,6 +3,7 @@
 // waiting (bounded) for this gateway's replica to catch up so that its next read sees them.
 // Handlers never touch the leader's sockets or the database: only the two ports they are given.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply } from 'fastify'
 import { endpointPort, registrationProblem, type Provider } from '../../protocol/model.js'
 import type { WriteOp, WriteResult } from '../../protocol/messages.js'
 import { InvalidHeartbeatError, InvalidRegistrationError, LeaderRejectedError, ProviderNotFoundError } from '../errors.js'
@@ -41,6 +42,10 @@ export interface ServicesRoutesOptions {
   writeVisibleWaitMs?: number
 }
 
+/** Serialized provider lists kept (one per service read, the latest revision only). */
+const MAX_CACHED_LISTS = 1024
+const JSON_UTF8 = 'application/json; charset=utf-8'
+
 const TAGS = ['services']
 const readErrors = {
   400: badRequestResponse,
@@ -59,6 +64,28 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
       app.log.warn({ revision: result.revision, reached: replica.revision }, 'write acknowledged before this replica saw it')
     }
     return result.revision
+  }
+
+  // The unfiltered list of a service, serialized once per registry revision: reads far outnumber
+  // changes, and serializing a hundred providers (and measuring and encoding the string) was
+  // most of a read's cost. Made by the route's own response serializer, so the bytes are exactly
+  // what Fastify would have sent. Services with no provider are not kept (clients choose the
+  // names), and past MAX_CACHED_LISTS entries the cache starts over, so it stays bounded.
+  const lists = new Map<string, { revision: number, body: Buffer }>()
+  function unfilteredList (service: string, revision: number, reply: FastifyReply): Buffer {
+    const cached = lists.get(service)
+    if (cached !== undefined && cached.revision === revision) return cached.body
+    const providers = replica.providers(service)
+    const serialize = reply.getSerializationFunction('200')
+    if (serialize === undefined) throw new Error('the provider list route has no 200 serializer')
+    const body = Buffer.from(serialize({ revision, providers }))
+    if (providers.length === 0) {
+      lists.delete(service)
+    } else {
+      if (lists.size >= MAX_CACHED_LISTS && cached === undefined) lists.clear()
+      lists.set(service, { revision, body })
+    }
+    return body
   }
 
   app.get('/v1/services', {
@@ -89,12 +116,16 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
     const { state, protocol, tag, minRevision } = req.query
     await readGate(minRevision)
     const revision = replica.revision
+    reply.header(REVISION_HEADER, revision)
+    if (state === undefined && protocol === undefined && tag === undefined) {
+      // Fastify sends a Buffer as it is, unserialized; the type provider knows only the schema's type.
+      return await reply.type(JSON_UTF8).send(unfilteredList(req.params.service, revision, reply) as unknown as ProviderList)
+    }
     const tags = tag ?? []
     const matches = (p: Provider): boolean =>
       (state === undefined || p.state === state) &&
       (protocol === undefined || p.protocol === protocol) &&
       tags.every((t) => p.tags.includes(t))
-    reply.header(REVISION_HEADER, revision)
     return { revision, providers: replica.providers(req.params.service).filter(matches) }
   })
 
