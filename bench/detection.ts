@@ -96,7 +96,7 @@ interface SilenceSample {
 }
 
 const FLAGS = {
-  providers: { default: '50', help: 'providers heartbeating to Roster' },
+  providers: { default: '1000', help: 'providers heartbeating to Roster' },
   samples: { default: '30', help: 'measured samples per scenario (after the warm-up)' },
   warmup: { default: '3', help: 'samples discarded first in each scenario' },
   'interval-ms': { default: '100', help: 'heartbeat interval of every provider' },
@@ -117,7 +117,7 @@ export const detection: Benchmark = {
   name: 'detection',
   description: 'SIGKILL / silence of a provider → `down` on the WebSocket feed, against a bare ZeroMQ SUB',
   flags: FLAGS,
-  timeoutMs: 110_000,
+  timeoutMs: 240_000,
   async run (ctx): Promise<BenchOutput> {
     const providers = intFlag(ctx, 'providers', 1, 1000)
     const p: Params = {
@@ -197,10 +197,11 @@ export const detection: Benchmark = {
     // Transitions of providers no sample is about (a flapping fleet would show up here).
     let target: string | null = null
     let phase = 'crash'
-    const unexpected: Array<{ phase: string, id: string, event: string, revision: number }> = []
+    const unexpected: Array<{ phase: string, id: string, event: string, reason?: string, lastSeen: string | null, stateSince: string, revision: number }> = []
     f.onMessage(({ msg }) => {
       if (msg.type !== 'event' || msg.provider === undefined || msg.provider.id === target) return
-      unexpected.push({ phase, id: msg.provider.id, event: msg.event ?? '?', revision: msg.revision })
+      const { id, reason, lastSeen, stateSince } = msg.provider
+      unexpected.push({ phase, id, event: msg.event ?? '?', ...(reason === undefined ? {} : { reason }), lastSeen, stateSince, revision: msg.revision })
     })
 
     const refVictims: Slot[] = []

@@ -5,7 +5,7 @@ import WebSocket from 'ws'
 import { now } from './children.js'
 import { withTimeout } from './processes.js'
 
-export interface FeedProvider { id: string, state: string, stateSince: string, lastSeen: string | null }
+export interface FeedProvider { id: string, state: string, stateSince: string, lastSeen: string | null, reason?: string }
 export interface FeedMessage {
   type: 'snapshot' | 'event'
   revision: number
