@@ -142,6 +142,8 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     log.error({ err }, 'lost the leader lock; stepping down')
     void demote()
   })
+  // A leader that stopped gracefully says so: a standby takes over at once, not at its next poll.
+  lock.onFreed(() => wakeCampaign?.())
 
   async function campaignLoop (): Promise<void> {
     while (status === 'standby') {

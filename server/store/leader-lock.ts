@@ -14,6 +14,9 @@ export interface LeaderLock {
   /** Called once when a held lock is lost (session error/end, or a periodic check fails). The
    *  callback must not throw: it runs inside the client's event handlers. */
   onLost(cb: (err: Error) => void): void
+  /** Called when a holder announced that it released the lock (a graceful stop), so that a
+   *  standby tries at once instead of at its next poll. Only while not holding it. */
+  onFreed(cb: () => void): void
   /** Releases (pg_advisory_unlock, then ends the client); idempotent. */
   release(): Promise<void>
 }
@@ -21,6 +24,9 @@ export interface LeaderLock {
 /** The well-known leader lock key: the ASCII bytes of "RstrLdr" (0x527374724c6472), as a
  *  string because pg round-trips bigint parameters as strings. */
 const LEADER_LOCK_KEY = '23207892061283442'
+/** A releasing holder NOTIFYs this channel; contenders LISTEN on their lock session. A spurious
+ *  wake-up (another key, or our own release) costs one pg_try_advisory_lock. */
+const FREED_CHANNEL = 'roster_leader_freed'
 
 /**
  * Timing. A terminated or closed session is noticed at once (the client emits 'error'/'end');
@@ -53,6 +59,7 @@ export function createPgLeaderLock (opts: {
   if (!/^-?\d{1,19}$/.test(key)) throw new RangeError(`leader lock key must be a bigint, got ${key}`)
   const checkIntervalMs = opts.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS
   const lostCallbacks: ((err: Error) => void)[] = []
+  const freedCallbacks: (() => void)[] = []
 
   let client: pg.Client | undefined
   let held = false
@@ -76,6 +83,9 @@ export function createPgLeaderLock (opts: {
     })
     c.on('error', (err) => { discard(c, err) })
     c.on('end', () => { discard(c, new Error('leader lock session ended')) })
+    c.on('notification', (msg) => {
+      if (msg.channel === FREED_CHANNEL && !held) for (const cb of freedCallbacks) cb()
+    })
     return c
   }
 
@@ -122,6 +132,7 @@ export function createPgLeaderLock (opts: {
           client = c
           try {
             await c.connect()
+            await c.query(`listen ${FREED_CHANNEL}`)
           } catch (err) {
             discard(c, asError(err))
             throw err
@@ -150,6 +161,10 @@ export function createPgLeaderLock (opts: {
       lostCallbacks.push(cb)
     },
 
+    onFreed (cb) {
+      freedCallbacks.push(cb)
+    },
+
     release () {
       return serialised(async () => {
         const c = client
@@ -160,9 +175,11 @@ export function createPgLeaderLock (opts: {
         stopChecks()
         if (c === undefined) return
         if (wasHeld) {
-          // Unlock explicitly so a standby can take over before our socket is even closed; if
-          // the session is already broken, ending it frees the lock anyway.
-          await c.query('select pg_advisory_unlock($1::bigint)', [key]).catch(() => {})
+          // Unlock explicitly so a standby can take over before our socket is even closed, and
+          // tell the standbys, which otherwise notice only at their next poll; the notification
+          // goes out when this statement ends, after the unlock. If the session is already
+          // broken, ending it frees the lock anyway (and the standbys poll).
+          await c.query(`select pg_advisory_unlock($1::bigint), pg_notify('${FREED_CHANNEL}', '')`, [key]).catch(() => {})
         }
         await endWithin(c, END_TIMEOUT_MS)
       })
@@ -181,6 +198,7 @@ export function createLocalLeaderLock (): LeaderLock {
       return true
     },
     onLost () {},
+    onFreed () {},
     async release () {
       held = false
     }

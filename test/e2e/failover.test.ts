@@ -6,13 +6,13 @@
 // that died meanwhile is reported down, one that stayed alive is not.
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
-  type FeedMessage, freeLeaderBind, http, killAllRoster, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, testStorage
+  type FeedMessage, http, killAllRoster, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, testStorage
 } from '../helpers/cluster.js'
 import { killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
 import {
-  acknowledged, type Attempt, describeAttempts, firstAckAfter, hasLockSession, leaderLockHolder, longestOutage, startPoller, startWriter
+  acknowledged, type Attempt, describeAttempts, expectNothingLost, firstAckAfter, hasLockSession, leaderLockHolder, longestOutage, startPoller, startWriter
 } from '../helpers/load.js'
-import { adminQuery } from '../helpers/postgres-admin.js'
+import { twoLeaderBinds } from '../helpers/ports.js'
 import { hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
 import { waitFor } from '../helpers/wait-for.js'
 
@@ -23,20 +23,6 @@ const FAILOVER_BOUND_MS = 2000
 /** Nobody listens on the discard port: a provider registered with it stays `pending`. */
 const NOBODY = 'tcp://127.0.0.1:9'
 const SPEC = { host: '127.0.0.1', port: 8080, protocol: 'http', heartbeat: NOBODY, heartbeatIntervalMs: 1000 }
-
-/** Two leader endpoints whose port pairs (ROUTER, PUB) do not overlap. */
-async function twoBinds (): Promise<[string, string]> {
-  const a = await freeLeaderBind()
-  for (let i = 0; i < 20; i++) {
-    const b = await freeLeaderBind()
-    if (Math.abs(port(b) - port(a)) > 1) return [a, b]
-  }
-  throw new Error('no second leader endpoint found')
-}
-
-function port (endpoint: string): number {
-  return Number(endpoint.slice(endpoint.lastIndexOf(':') + 1))
-}
 
 function spawnLeader (bind: string, databaseUrl: string): RosterProcess {
   return spawnRoster(['leader', '--bind', bind, '--database-url', databaseUrl])
@@ -56,7 +42,7 @@ describe.skipIf(!hasPostgres)(`standby leaders${hasPostgres ? '' : ` (${POSTGRES
   it('SIGKILL of the active leader under load: a standby accepts writes within 2 s, reads never stop, nothing acknowledged is lost, the feed sees every event once', async () => {
     const { databaseUrl } = await testStorage('roster-failover-')
     const url = databaseUrl as string
-    const [bindA, bindB] = await twoBinds()
+    const [bindA, bindB] = await twoLeaderBinds()
     const a = spawnLeader(bindA, url)
     await waitFor(async () => await leaderLockHolder(url) === a.child.pid, { timeoutMs: STARTUP_TIMEOUT_MS, what: 'leader A to take the lock' })
       .catch((err: Error) => { throw new Error(`${err.message}\nA: ${a.output()}`) })
@@ -121,27 +107,9 @@ describe.skipIf(!hasPostgres)(`standby leaders${hasPostgres ? '' : ` (${POSTGRES
     expect(reads.attempts.filter((r) => r.status !== 200)).toEqual([])
     expect(health.attempts.filter((r) => r.status !== 200)).toEqual([])
 
-    // Every acknowledged write is stored, at the revision it was acknowledged with.
-    const stored = await adminQuery<{ revision: string, provider_id: string, event: string }>(url,
-      "select revision, provider_id, event from changes where service = 'failover' order by revision")
-    const storedRevision = new Map(stored.map((r) => [r.provider_id, Number(r.revision)]))
-    const acks = acknowledged(writes)
-    for (const w of acks) expect(storedRevision.get(w.key), `${w.key} acknowledged at ${w.body.revision}`).toBe(w.body.revision)
-    const ackedRevisions = acks.map((w) => w.body.revision as number)
-    expect(new Set(ackedRevisions).size).toBe(ackedRevisions.length)
-    const providers = await adminQuery<{ id: string }>(url, "select id from providers where service = 'failover'")
-    const ids = new Set(providers.map((p) => p.id))
-    for (const w of acks) expect(ids.has(w.key)).toBe(true)
-
-    // The feed: exactly the change log of its service, once each, in order, no reset.
-    const final = Number(stored.at(-1)?.revision)
-    await waitFor(() => events(feed.messages).at(-1)?.revision === final, { timeoutMs: 10_000, what: `the feed to reach revision ${final}` })
-    expect(events(feed.messages).map((m) => m.revision)).toEqual(stored.map((r) => Number(r.revision)))
-    expect(events(feed.messages).map((m) => m.provider?.id)).toEqual(stored.map((r) => r.provider_id))
-    expect(feed.messages.filter((m) => m.type === 'snapshot')).toHaveLength(1)
-    expect(feed.messages.filter((m) => m.reset === true)).toEqual([])
-    expect(feed.closed).toBeNull()
-    expect(Number(stored[0]?.revision)).toBeGreaterThan(start)
+    // Every acknowledged write is stored at its revision; the feed carried each change once.
+    const revisions = await expectNothingLost(url, 'failover', writes, feed)
+    expect(revisions[0]).toBeGreaterThan(start)
     feed.close()
     aliveFeed.close()
   }, 120_000)
@@ -149,7 +117,7 @@ describe.skipIf(!hasPostgres)(`standby leaders${hasPostgres ? '' : ` (${POSTGRES
   it('with no leader at all, reads go on and writes get 503; a leader that then starts reports the provider that died meanwhile down, and only that one', async () => {
     const { databaseUrl } = await testStorage('roster-reconcile-')
     const url = databaseUrl as string
-    const [bindA, bindB] = await twoBinds()
+    const [bindA, bindB] = await twoLeaderBinds()
     const a = spawnLeader(bindA, url)
     spawnRoster(['worker', '--leader', `${bindA},${bindB}`])
     const gw = await spawnGateway([bindA, bindB], STARTUP_TIMEOUT_MS)

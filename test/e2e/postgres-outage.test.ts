@@ -9,9 +9,8 @@ import {
   freeLeaderBind, killAllRoster, readFeed, removeTestStorage, spawnGateway, spawnRoster, testStorage
 } from '../helpers/cluster.js'
 import {
-  acknowledged, type Attempt, describeAttempts, firstAckAfter, longestOutage, startPoller, startWriter
+  acknowledged, type Attempt, describeAttempts, expectNothingLost, firstAckAfter, longestOutage, startPoller, startWriter
 } from '../helpers/load.js'
-import { adminQuery } from '../helpers/postgres-admin.js'
 import { hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -89,20 +88,9 @@ async function outage (kind: 'refuse' | 'blackhole'): Promise<void> {
   expect(reads.attempts.filter((r) => r.status !== 200)).toEqual([])
   expect(reads.attempts.filter((r) => r.startedAt > cutAt && r.endedAt < restoredAt).length).toBeGreaterThan(10)
 
-  // Nothing acknowledged is lost: each is stored at the revision it was acknowledged with.
-  const stored = await adminQuery<{ revision: string, provider_id: string }>(url,
-    "select revision, provider_id from changes where service = 'pg' order by revision")
-  const storedRevision = new Map(stored.map((r) => [r.provider_id, Number(r.revision)]))
-  for (const w of acknowledged(writes)) expect(storedRevision.get(w.key), w.key).toBe(w.body.revision)
-  // The feed recovered by itself: every stored change once, in order, no reset, one snapshot.
-  const final = Number(stored.at(-1)?.revision)
-  await waitFor(() => feed.messages.filter((m) => m.type === 'event').at(-1)?.revision === final, { timeoutMs: 10_000, what: `the feed to reach ${final}` })
-  const evs = feed.messages.filter((m) => m.type === 'event')
-  expect(evs.map((m) => m.revision)).toEqual(stored.map((r) => Number(r.revision)))
-  expect(feed.messages.filter((m) => m.type === 'snapshot')).toHaveLength(1)
-  expect(feed.messages.some((m) => m.reset === true)).toBe(false)
-  expect(feed.closed).toBeNull()
-  expect(Number(stored[0]?.revision)).toBeGreaterThan(start)
+  // Nothing acknowledged is lost, and the feed recovered by itself: every stored change once.
+  const revisions = await expectNothingLost(url, 'pg', writes, feed)
+  expect(revisions[0]).toBeGreaterThan(start)
   feed.close()
 }
 

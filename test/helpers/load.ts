@@ -2,7 +2,10 @@
 // gateway and records when each request started and ended and how it was answered, a poller
 // that does the same for any GET, and the figures drawn from those records (failover time,
 // longest write outage). It only observes from outside, over HTTP, as a client would.
+import { expect } from 'vitest'
+import type { FeedReader } from './cluster.js'
 import { adminQuery } from './postgres-admin.js'
+import { waitFor } from './wait-for.js'
 
 /** A request that gets no answer in this time counts as hung (status -1). */
 const REQUEST_HANG_MS = 15_000
@@ -116,4 +119,33 @@ export function describeAttempts (attempts: Attempt[]): string {
   const byStatus = new Map<number, number>()
   for (const a of attempts) byStatus.set(a.status, (byStatus.get(a.status) ?? 0) + 1)
   return [...byStatus].map(([s, n]) => `${s}×${n}`).join(' ')
+}
+
+/**
+ * The end-to-end promise after a failure, checked against Postgres itself (`databaseUrl`, not a
+ * proxy): every write acknowledged to `writes` is stored at the revision it was acknowledged
+ * with, no revision was given twice, and `feed` (watching `service` since before the writes)
+ * carried exactly the stored changes of that service, once each, in order, after one snapshot
+ * and without a reset. Returns the stored revisions.
+ */
+export async function expectNothingLost (databaseUrl: string, service: string, writes: Attempt[], feed: FeedReader): Promise<number[]> {
+  const stored = await adminQuery<{ revision: string, provider_id: string }>(databaseUrl,
+    'select revision, provider_id from changes where service = $1 order by revision', [service])
+  const storedRevision = new Map(stored.map((r) => [r.provider_id, Number(r.revision)]))
+  const acks = acknowledged(writes)
+  for (const w of acks) expect(storedRevision.get(w.key), `${w.key} acknowledged at ${w.body.revision}`).toBe(w.body.revision)
+  expect(new Set(acks.map((w) => w.body.revision)).size).toBe(acks.length)
+  const providers = await adminQuery<{ id: string }>(databaseUrl, 'select id from providers where service = $1', [service])
+  const ids = new Set(providers.map((p) => p.id))
+  for (const w of acks) expect(ids.has(w.key), w.key).toBe(true)
+
+  const revisions = stored.map((r) => Number(r.revision))
+  const events = (): FeedReader['messages'] => feed.messages.filter((m) => m.type === 'event')
+  await waitFor(() => events().at(-1)?.revision === revisions.at(-1), { timeoutMs: 10_000, what: `the feed to reach revision ${revisions.at(-1)}` })
+  expect(events().map((m) => m.revision)).toEqual(revisions)
+  expect(events().map((m) => m.provider?.id)).toEqual(stored.map((r) => r.provider_id))
+  expect(feed.messages.filter((m) => m.type === 'snapshot')).toHaveLength(1)
+  expect(feed.messages.some((m) => m.reset === true)).toBe(false)
+  expect(feed.closed).toBeNull()
+  return revisions
 }

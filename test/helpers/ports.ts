@@ -51,3 +51,14 @@ export async function freeLeaderBind (): Promise<string> {
 export async function freeLeaderEndpoint (): Promise<string> {
   return await freeLeaderBind()
 }
+
+/** Two leader endpoints (standbys of one another) whose port pairs (ROUTER, PUB) do not overlap. */
+export async function twoLeaderBinds (): Promise<[string, string]> {
+  const port = (endpoint: string): number => Number(endpoint.slice(endpoint.lastIndexOf(':') + 1))
+  const a = await freeLeaderBind()
+  for (let i = 0; i < 20; i++) {
+    const b = await freeLeaderBind()
+    if (Math.abs(port(b) - port(a)) > 1) return [a, b]
+  }
+  throw new Error('no second leader endpoint found')
+}
