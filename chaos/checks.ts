@@ -136,6 +136,29 @@ export function checkPresence (expected: ReadonlyMap<string, 'up' | 'down'>, sto
   return result('provider states match their emitters', findings, `${expected.size} providers, ${up} expected up`)
 }
 
+/**
+ * Each chaos provider's presence events in the change log (`up`/`down`, in revision order)
+ * are exactly its emitter's transitions: up once seen, then down for each kill or silence and
+ * up for each revival or resume. Consecutive changes of one provider are a round apart, far
+ * more than detection takes, so an extra `down` is a false one (a provider reported dead
+ * because its watcher or leader died) and a missing one a death nobody noticed.
+ */
+export function checkTransitions (expected: ReadonlyMap<string, ReadonlyArray<'up' | 'down'>>, log: readonly LogRow[]): CheckResult {
+  const findings: string[] = []
+  let total = 0
+  for (const [id, want] of expected) {
+    const got = log.filter((r) => r.providerId === id && (r.event === 'up' || r.event === 'down'))
+    total += got.length
+    const events = got.map((r) => r.event)
+    if (events.join(' ') !== want.join(' ')) {
+      const at = events.findIndex((e, i) => e !== want[i])
+      const i = at === -1 ? Math.min(events.length, want.length) : at
+      findings.push(`${id}: emitter went ${want.join(' ')}, the log says ${events.join(' ') || '(nothing)'}; first difference at #${i + 1}${got[i] === undefined ? '' : ` (revision ${got[i]!.revision})`}`)
+    }
+  }
+  return result('presence changes match the emitters\' transitions', findings, `${total} up/down changes over ${expected.size} providers`)
+}
+
 export interface Gap { ms: number, from: number, to: number }
 
 /**
@@ -155,7 +178,7 @@ export function longestGap (ackTimes: readonly number[], start: number, end: num
 }
 
 /** An acknowledged write: when its (last) request was sent and when the answer came. */
-export interface Ack { sentAt: number, at: number }
+export interface Ack { op: 'put' | 'delete', sentAt: number, at: number }
 
 /** When the first write sent at or after `t` was acknowledged, or null: a write answered after
  *  `t` but sent before it may have been committed before `t`, so it proves nothing. */

@@ -12,7 +12,7 @@ import { createScope, sleep, survivors, withTimeout } from '../bench/lib/process
 import { adminQuery, databaseUrl, quoteIdent } from '../test/helpers/postgres-admin.js'
 import { freeLeaderBind } from '../test/helpers/ports.js'
 import {
-  checkAcknowledged, checkPresence, checkWatcher, firstAckSentAfter, longestGap,
+  checkAcknowledged, checkPresence, checkTransitions, checkWatcher, firstAckSentAfter, longestGap,
   type Ack, type CheckResult, type Gap, type LogRow, type StoredRow
 } from './checks.js'
 import { createCluster, type Member } from './cluster.js'
@@ -61,6 +61,7 @@ export interface Fault {
   at: number
   /** SIGKILL: restarted after; SIGSTOP: SIGCONT after (ms from `at`). */
   healedAfterMs: number
+  healedAt: number
   churn: string
   /** From `at` to the cluster being whole again (null: not within recoverMs). */
   wholeAfterMs: number | null
@@ -76,6 +77,8 @@ export interface ChaosReport {
   leaderKillFailoverMs: number[]
   /** Active leader SIGSTOPped: from the stop to the next acknowledged write (includes the stop). */
   leaderStopOutageMs: number[]
+  /** The same, from its SIGCONT to the next acknowledged write. */
+  leaderContResumeMs: number[]
   watcherResumeMs: number[]
   writes: { acked: number, total: number }
   loadavg: number[]
@@ -197,11 +200,12 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
       await sleep(Math.max(0, at + healAfter - now()))
       if (sig === 'SIGKILL') cluster.restart(victim)
       else await cluster.signal(victim, 'SIGCONT')
-      const healedAfterMs = Math.round(now() - at)
+      const healedAt = now()
+      const healedAfterMs = Math.round(healedAt - at)
       await sleep(Math.max(0, roundStart + opts.roundMs - now()))
       const whole = await waitWhole(`round ${round}`)
       const wholeAfterMs = whole === null ? null : Math.round(now() - at)
-      faults.push({ round, victim: victim.name, signal: sig, activeLeader, at, healedAfterMs, churn, wholeAfterMs })
+      faults.push({ round, victim: victim.name, signal: sig, activeLeader, at, healedAfterMs, healedAt, churn, wholeAfterMs })
       print(`round ${round}/${opts.rounds}: ${sig} ${victim.name}${activeLeader ? ' (active leader)' : ''}, ${sig === 'SIGKILL' ? 'restarted' : 'SIGCONT'} after ${healedAfterMs} ms, whole again after ${wholeAfterMs ?? 'NEVER'} ms; emitter: ${churn}`)
       if (whole === null) break
     }
@@ -240,12 +244,15 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
       },
       checkAcknowledged(writeRecords, log, stored),
       ...watchers.map((w) => checkWatcher(w.record(), log, head)),
-      checkPresence(expected, stored)
+      checkPresence(expected, stored),
+      checkTransitions(fleet.transitions(), log)
     ]
 
-    const gap = longestGap(acks.map((a) => a.at), writesFrom, writesTo)
+    // The outage as the brief defines it: no PUT succeeded (DELETEs are a tenth of the writes).
+    const gap = longestGap(acks.filter((a) => a.op === 'put').map((a) => a.at), writesFrom, writesTo)
     const gapRound = [...faults].reverse().find((f) => f.at <= gap.to)?.round ?? null
-    const afterAck = (f: Fault): number => { const a = firstAckSentAfter(acks, f.at); return a === null ? Number.POSITIVE_INFINITY : Math.round(a - f.at) }
+    const ackAfter = (t: number): number => { const a = firstAckSentAfter(acks, t); return a === null ? Number.POSITIVE_INFINITY : Math.round(a - t) }
+    const afterAck = (f: Fault): number => ackAfter(f.at)
     const report: ChaosReport = {
       ok: checks.every((c) => c.ok),
       seed: opts.seed,
@@ -254,6 +261,7 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
       longestOutage: { ...gap, round: gapRound },
       leaderKillFailoverMs: faults.filter((f) => f.activeLeader && f.signal === 'SIGKILL').map(afterAck),
       leaderStopOutageMs: faults.filter((f) => f.activeLeader && f.signal === 'SIGSTOP').map(afterAck),
+      leaderContResumeMs: faults.filter((f) => f.activeLeader && f.signal === 'SIGSTOP').map((f) => ackAfter(f.healedAt)),
       watcherResumeMs: watchers.flatMap((w) => w.resumes.map((r) => Math.round(r.ms))),
       writes: { acked: writeRecords.filter((w) => w.outcome === 'acked').length, total: writeRecords.length },
       loadavg: loadavg(),
@@ -293,9 +301,10 @@ export function formatReport (r: ChaosReport): string[] {
   lines.push(
     `  faults: ${kills} SIGKILL, ${r.faults.length - kills} SIGSTOP; by role: ${['leader', 'worker', 'gateway'].map((role) => `${role} ${r.faults.filter((f) => f.victim.startsWith(role)).length}`).join(', ')}`,
     `  writes: ${r.writes.acked} acknowledged of ${r.writes.total}`,
-    `  longest write outage: ${Math.round(r.longestOutage.ms)} ms${r.longestOutage.round === null ? '' : ` (after the fault of round ${r.longestOutage.round})`}`,
+    `  longest write outage (no PUT acknowledged): ${Math.round(r.longestOutage.ms)} ms${r.longestOutage.round === null ? '' : ` (after the fault of round ${r.longestOutage.round})`}`,
     `  failover, active leader SIGKILLed → next acknowledged write: ${stat(r.leaderKillFailoverMs)}`,
     `  active leader SIGSTOPped → next acknowledged write (includes the stop): ${stat(r.leaderStopOutageMs)}`,
+    `  active leader SIGCONTed → next acknowledged write: ${stat(r.leaderContResumeMs)}`,
     `  watcher resumes on the other gateway (loss → first frame): ${stat(r.watcherResumeMs)}`,
     `  load average at the end: ${r.loadavg.map((x) => x.toFixed(2)).join(' ')}`,
     `  result: ${r.ok ? 'PASS' : `FAIL — Roster logs kept in ${r.logDir}`}`

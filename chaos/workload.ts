@@ -68,7 +68,7 @@ export async function sendUntilAcked (op: Op, gateways: () => string[], rng: Prn
     if (answer !== null) {
       const revision = answer.body?.revision
       if ((answer.status === 200 || answer.status === 201) && typeof revision === 'number') {
-        onAck({ sentAt, at: now() })
+        onAck({ op: op.op, sentAt, at: now() })
         return { ...strip(op), outcome: 'acked', revision }
       }
       if (answer.status === 404 && op.op === 'delete') {
@@ -133,12 +133,14 @@ export function startWriter (index: number, opts: { gateways: () => string[], rn
 }
 
 /** A heartbeat provider of the run and the emitter process that is its heartbeat. */
-interface EmittedProvider { id: string, endpoint: string, proc: EmitterProc | null, silent: boolean }
+interface EmittedProvider { id: string, endpoint: string, proc: EmitterProc | null, silent: boolean, history: Array<'up' | 'down'> }
 
 export interface EmitterFleet {
   readonly service: string
   /** Each provider's expected state: up while its emitter runs and beats, down otherwise. */
   expected: () => Map<string, 'up' | 'down'>
+  /** Each provider's transitions so far: up (first seen), then one per churn. */
+  transitions: () => Map<string, Array<'up' | 'down'>>
   /** One random change: kill or silence a beating provider, revive or resume another. */
   churn: () => Promise<string>
   /** Kills every emitter process. */
@@ -155,7 +157,7 @@ export async function startEmitterFleet (opts: {
     return await p.proc.add(p.id, endpoint)
   }
   for (let i = 0; i < opts.count; i++) {
-    const p: EmittedProvider = { id: `emit-${i}`, endpoint: '', proc: null, silent: false }
+    const p: EmittedProvider = { id: `emit-${i}`, endpoint: '', proc: null, silent: false, history: ['up'] }
     // Below the ephemeral range, so that the port is still ours when the provider comes back.
     p.endpoint = await spawnFor(p, `tcp://127.0.0.1:${await freePort()}`)
     providers.push(p)
@@ -170,8 +172,10 @@ export async function startEmitterFleet (opts: {
   return {
     service,
     expected: () => new Map(providers.map((p) => [p.id, beating(p) ? 'up' : 'down'])),
+    transitions: () => new Map(providers.map((p) => [p.id, [...p.history]])),
     async churn () {
       const p = opts.rng.pick(providers)
+      p.history.push(beating(p) ? 'down' : 'up')
       if (beating(p)) {
         if (opts.rng.chance(0.5)) {
           p.proc?.child.kill('SIGKILL')

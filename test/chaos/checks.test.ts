@@ -2,7 +2,7 @@
 // names the violation on a broken one (a lost acknowledged write, a watcher gap, a duplicate, an
 // event outside the filter, a wrong final state), and the outage arithmetic.
 import { describe, expect, it } from 'vitest'
-import { checkAcknowledged, checkPresence, checkWatcher, firstAckSentAfter, longestGap, type LogRow, type StoredRow, type WatcherRecord, type WriteRecord } from '../../chaos/checks.js'
+import { checkAcknowledged, checkPresence, checkTransitions, checkWatcher, firstAckSentAfter, longestGap, type LogRow, type StoredRow, type WatcherRecord, type WriteRecord } from '../../chaos/checks.js'
 
 const row = (revision: number, event: string, providerId: string, service: string, seq: string | null = null, state = 'pending'): LogRow =>
   ({ revision, event, providerId, service, state, seq })
@@ -92,6 +92,21 @@ describe('checkPresence', () => {
   })
 })
 
+describe('checkTransitions', () => {
+  const presence: LogRow[] = [
+    row(1, 'registered', 'e', 'emit'), row(2, 'up', 'e', 'emit', null, 'up'), row(3, 'down', 'e', 'emit', null, 'down'), row(4, 'up', 'e', 'emit', null, 'up')
+  ]
+  it('passes when the up/down changes are exactly the emitter\'s transitions', () => {
+    expect(checkTransitions(new Map([['e', ['up', 'down', 'up'] as const]]), presence).findings).toEqual([])
+  })
+  it('names a false down and a missed one', () => {
+    const falseDown = checkTransitions(new Map([['e', ['up'] as const]]), presence)
+    expect(falseDown.findings).toEqual(['e: emitter went up, the log says up down up; first difference at #2 (revision 3)'])
+    const missed = checkTransitions(new Map([['e', ['up', 'down', 'up', 'down'] as const]]), presence)
+    expect(missed.findings).toEqual(['e: emitter went up down up down, the log says up down up; first difference at #4'])
+  })
+})
+
 describe('outage arithmetic', () => {
   it('finds the longest span without an acknowledged write, edges included', () => {
     expect(longestGap([10, 20, 60, 70], 0, 100)).toEqual({ ms: 40, from: 20, to: 60 })
@@ -101,8 +116,8 @@ describe('outage arithmetic', () => {
   })
 
   it('finds the first acknowledgement of a write sent at or after a moment', () => {
-    expect(firstAckSentAfter([{ sentAt: 25, at: 30 }, { sentAt: 5, at: 10 }, { sentAt: 16, at: 40 }], 15)).toBe(30)
+    expect(firstAckSentAfter([{ op: 'put', sentAt: 25, at: 30 }, { op: 'put', sentAt: 5, at: 10 }, { op: 'delete', sentAt: 16, at: 40 }], 15)).toBe(30)
     // Answered after the moment but sent before it: not proof of a working leader.
-    expect(firstAckSentAfter([{ sentAt: 10, at: 20 }], 15)).toBe(null)
+    expect(firstAckSentAfter([{ op: 'put', sentAt: 10, at: 20 }], 15)).toBe(null)
   })
 })
