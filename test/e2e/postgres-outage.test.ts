@@ -12,7 +12,7 @@ import {
   acknowledged, type Attempt, describeAttempts, expectNothingLost, firstAckAfter, longestOutage, startPoller, startWriter
 } from '../helpers/load.js'
 import { hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
+import { startPostgresProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const STARTUP_TIMEOUT_MS = 40_000
@@ -34,14 +34,11 @@ afterAll(async () => {
 
 async function outage (kind: 'refuse' | 'blackhole'): Promise<void> {
   const url = (await testStorage('roster-pg-outage-')).databaseUrl as string
-  const direct = new URL(url)
-  const proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) })
+  const { proxy, url: proxied } = await startPostgresProxy(url)
   proxies.push(proxy)
-  const proxied = new URL(url)
-  proxied.port = String(proxy.port)
 
   const bind = await freeLeaderBind()
-  const leader = spawnRoster(['leader', '--bind', bind, '--database-url', proxied.toString()])
+  const leader = spawnRoster(['leader', '--bind', bind, '--database-url', proxied])
   spawnRoster(['worker', '--leader', bind])
   const gw = await spawnGateway([bind], STARTUP_TIMEOUT_MS)
     .catch((err: Error) => { throw new Error(`${err.message}\nleader: ${leader.output()}`) })

@@ -14,7 +14,7 @@ import {
 import { twoLeaderBinds } from '../helpers/ports.js'
 import { hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
 import { connectedPorts } from '../helpers/proc-net.js'
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
+import { startPostgresProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const STARTUP_TIMEOUT_MS = 40_000
@@ -175,13 +175,10 @@ describe('SIGTERM to a gateway or a worker', () => {
 describe.skipIf(!hasPostgres)(`SIGTERM whatever the state${hasPostgres ? '' : ` (${POSTGRES_SKIP_REASON})`}`, () => {
   it('a leader whose Postgres is unreachable, and a worker and a gateway without a leader, all exit promptly', async () => {
     const url = (await testStorage('roster-sigterm-stuck-')).databaseUrl as string
-    const direct = new URL(url)
-    const proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) })
+    const { proxy, url: proxied } = await startPostgresProxy(url)
     proxies.push(proxy)
-    const proxied = new URL(url)
-    proxied.port = String(proxy.port)
     const bind = await freeLeaderBind()
-    const leader = spawnRoster(['leader', '--bind', bind, '--database-url', proxied.toString()])
+    const leader = spawnRoster(['leader', '--bind', bind, '--database-url', proxied])
     const worker = spawnRoster(['worker', '--leader', bind])
     const gw = await spawnGateway([bind], STARTUP_TIMEOUT_MS)
     // Something to commit when the partition begins, so that a commit hangs too.

@@ -79,3 +79,12 @@ export async function startTcpProxy (target: { host: string, port: number }, opt
     }
   }
 }
+
+/** A proxy in front of the Postgres server of `databaseUrl`, and the same URL through it. */
+export async function startPostgresProxy (databaseUrl: string): Promise<{ proxy: TcpProxy, url: string }> {
+  const direct = new URL(databaseUrl)
+  const proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) })
+  const proxied = new URL(databaseUrl)
+  proxied.port = String(proxy.port)
+  return { proxy, url: proxied.toString() }
+}
