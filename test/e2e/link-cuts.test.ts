@@ -4,13 +4,14 @@
 // recover with no operator action, and the gateway must repair its replica without a gap.
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
-  freeLeaderBind, http, killAllRoster, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, testStorage
+  freeLeaderBind, http, killAllRoster, readFeed, removeTestStorage, spawnGateway, spawnRoster, testStorage
 } from '../helpers/cluster.js'
-import { killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
+import { killAllEmitters } from '../helpers/emitters.js'
 import { acknowledged, startPoller, startWriter } from '../helpers/load.js'
 import { connectedPorts } from '../helpers/proc-net.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
+import { watchedProviders } from '../helpers/watched.js'
 
 const STARTUP_TIMEOUT_MS = 40_000
 /**
@@ -60,16 +61,7 @@ describe('link cuts', () => {
       timeoutMs: STARTUP_TIMEOUT_MS, what: 'both workers connected'
     })
 
-    const feed = await readFeed(gw.url, '?service=cut')
-    await feed.next((m) => m.type === 'snapshot')
-    const emitters = await Promise.all(Array.from({ length: PROVIDERS }, async (_, i) => await spawnEmitter({ id: `cut-${i}`, intervalMs: 200 })))
-    const ports = new Set(emitters.map((e) => portOf(e.endpoint)))
-    for (const [i, e] of emitters.entries()) {
-      expect((await http('PUT', `${gw.url}/v1/services/cut/providers/cut-${i}`, { ...SPEC, heartbeat: e.endpoint, heartbeatIntervalMs: 200 })).status).toBe(201)
-    }
-    await waitFor(() => new Set(feed.messages.filter((m) => m.event === 'up').map((m) => m.provider?.id)).size === PROVIDERS, { timeoutMs: 20_000, what: 'all providers up' })
-    const watchedBy = async (w: RosterProcess): Promise<number> => [...await connectedPorts(w.child.pid as number)].filter((p) => ports.has(p)).length
-    await waitFor(async () => await watchedBy(cut) === PROVIDERS / 2 && await watchedBy(other) === PROVIDERS / 2, { timeoutMs: 10_000, what: 'providers spread 2/2' })
+    const { feed, emitters, watchedBy } = await watchedProviders(gw.url, 'cut', PROVIDERS, [cut, other])
 
     const mark = feed.messages.length
     const outputMark = cut.output().length

@@ -7,7 +7,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
   freeLeaderBind, http, killAllRoster, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, testStorage
 } from '../helpers/cluster.js'
-import { killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
+import { killAllEmitters } from '../helpers/emitters.js'
 import {
   acknowledged, type Attempt, describeAttempts, expectNothingLost, firstAckAfter, hasLockSession, leaderLockHolder, longestOutage, startWriter
 } from '../helpers/load.js'
@@ -16,6 +16,7 @@ import { hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
 import { connectedPorts } from '../helpers/proc-net.js'
 import { startPostgresProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
+import { watchedProviders } from '../helpers/watched.js'
 
 const STARTUP_TIMEOUT_MS = 40_000
 /** server/cli.ts STOP_DEADLINE_MS (3 s) plus the time to deliver a signal and reap a process. */
@@ -145,16 +146,7 @@ describe('SIGTERM to a gateway or a worker', () => {
     await waitFor(async () => (await connectedPorts(w0.child.pid as number)).has(leaderPort) && (await connectedPorts(w1.child.pid as number)).has(leaderPort), {
       timeoutMs: STARTUP_TIMEOUT_MS, what: 'both workers connected to the leader'
     })
-    const feed = await readFeed(gw.url, '?service=handback')
-    await feed.next((m) => m.type === 'snapshot')
-    const emitters = await Promise.all(Array.from({ length: PROVIDERS }, async (_, i) => await spawnEmitter({ id: `handback-${i}`, intervalMs: 200 })))
-    const ports = new Set(emitters.map((e) => portOf(e.endpoint)))
-    for (const [i, e] of emitters.entries()) {
-      expect((await http('PUT', `${gw.url}/v1/services/handback/providers/handback-${i}`, { ...SPEC, heartbeat: e.endpoint, heartbeatIntervalMs: 200 })).status).toBe(201)
-    }
-    await waitFor(() => new Set(feed.messages.filter((m) => m.event === 'up').map((m) => m.provider?.id)).size === PROVIDERS, { timeoutMs: 20_000, what: 'all providers up' })
-    const watchedBy = async (w: RosterProcess): Promise<number> => [...await connectedPorts(w.child.pid as number)].filter((p) => ports.has(p)).length
-    await waitFor(async () => await watchedBy(w0) === PROVIDERS / 2 && await watchedBy(w1) === PROVIDERS / 2, { timeoutMs: 10_000, what: 'providers spread 2/2' })
+    const { feed, watchedBy } = await watchedProviders(gw.url, 'handback', PROVIDERS, [w0, w1])
 
     const mark = feed.messages.length
     const t0 = Date.now()
