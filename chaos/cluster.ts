@@ -82,9 +82,18 @@ export function createCluster (opts: ClusterOptions): Cluster {
   add('gateway', opts.gateways)
   if (opts.binds.length !== opts.leaders) throw new Error(`need ${opts.leaders} leader binds, got ${opts.binds.length}`)
   const candidates = opts.binds.join(',')
-  // One session for the lock probe; the leaders' lock sessions are what it looks at.
-  const db = new pg.Client({ connectionString: opts.databaseUrl, application_name: 'roster-chaos' })
-  let dbConnected: Promise<void> | null = null
+  // One session for the lock probe (the leaders' lock sessions are what it looks at), opened
+  // again after an error: a dropped session must cost one probe, not the run.
+  let session: Promise<pg.Client> | null = null
+  const probe = async (): Promise<pg.Client> => {
+    session ??= (async () => {
+      const client = new pg.Client({ connectionString: opts.databaseUrl, application_name: 'roster-chaos' })
+      client.on('error', () => { session = null })
+      await client.connect().catch((err: unknown) => { session = null; throw err })
+      return client
+    })()
+    return await session
+  }
 
   const logFile = (m: Member): string => join(opts.logDir, `${m.name}.log`)
 
@@ -161,8 +170,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
       spawnMember(m)
     },
     async activeLeaderPid () {
-      dbConnected ??= db.connect().then(() => {})
-      await dbConnected
+      const db = await probe()
       // Advisory locks are per database; only this run's leaders lock in this one.
       const { rows } = await db.query<{ application_name: string }>(`
         select a.application_name
@@ -181,7 +189,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
         const problem = await gatewayServes(m.url as string)
         if (problem !== null) return { ok: false, reason: problem }
       }
-      const pid = await cluster.activeLeaderPid()
+      const pid = await cluster.activeLeaderPid().catch(() => null)
       const leaders = members.filter((m) => m.role === 'leader').map((m) => m.child?.pid)
       if (pid === null || !leaders.includes(pid)) return { ok: false, reason: 'no leader holds the lock' }
       return { ok: true }
@@ -194,7 +202,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
           await exited(m.child)
         }
       }
-      await db.end().catch(() => {})
+      if (session !== null) await (await session.catch(() => null))?.end().catch(() => {})
       await Promise.all([...logs.values()].map(async (s) => { await new Promise<void>((resolve) => s.end(resolve)) }))
     }
   }

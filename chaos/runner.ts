@@ -153,6 +153,8 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
     const fleet = await startEmitterFleet({ count: opts.emitters, scripts, intervalMs: opts.heartbeatIntervalMs, rng: rng.fork(), gateways })
     scope.defer('stop the emitters', fleet.close)
     const probe = new pg.Client({ connectionString: dbUrl, application_name: 'roster-chaos-check' })
+    // Without a listener a dropped session would crash the run; its next query fails instead.
+    probe.on('error', (err) => { print(`chaos: the check session failed: ${err.message}`) })
     await probe.connect()
     scope.defer('close the check session', async () => { await probe.end() })
     const readStored = async (): Promise<Map<string, StoredRow>> => {
