@@ -62,7 +62,13 @@ export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): L
     // A fresh socket per attempt (as ppworker.py does): nothing queued for a dead leader survives.
     const dealer = new Dealer({ linger: 0, routingId: opts.peerId, sendHighWaterMark: 10_000, sendTimeout: 0 })
     // Taken before connect, or early events are lost; reading `events` after close() throws.
-    const events = dealer.events
+    let events: Dealer['events']
+    try {
+      events = dealer.events
+    } catch (err) {
+      dealer.close()
+      throw err
+    }
     dealer.connect(endpoint)
     socket = dealer
     queue = createSendQueue(dealer, (err) => log.debug({ err, endpoint }, 'send to leader failed'))
@@ -137,8 +143,27 @@ export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): L
     queue?.send(encode('PING', { peerId: opts.peerId, role: opts.role }))
   }
 
+  /**
+   * Opens the next socket, or leaves none and lets the next tick try again. zeromq.js names a
+   * socket's monitor `inproc://zmq.monitor.<address of its observer>`, and libzmq releases that
+   * name only once the reaper thread has closed the previous socket; a new observer allocated at
+   * the freed address meanwhile gets EADDRINUSE (seen on a loaded machine, where it crashed a
+   * worker at its first failover).
+   */
+  function open (): void {
+    try {
+      openSocket()
+    } catch (err) {
+      log.warn({ err }, `cannot open a socket to the leader yet; retrying in ${pingIntervalMs} ms`)
+    }
+  }
+
   function tick (): void {
     if (!running) return
+    if (socket === null) {
+      open()
+      return
+    }
     if (Date.now() - lastHeardAt > silenceMs) {
       failover('leader is silent, failing over')
       return
@@ -156,14 +181,14 @@ export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): L
     stats.failovers++
     closeSocket()
     candidateIndex++
-    openSocket()
+    open()
   }
 
   return {
     start () {
       if (running) return
       running = true
-      openSocket()
+      open()
       timer = setInterval(tick, pingIntervalMs)
     },
     async stop () {
