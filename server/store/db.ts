@@ -53,6 +53,8 @@ const CONNECTION_TIMEOUT_MS = 1000
 const STATEMENT_TIMEOUT_MS = 5000
 const QUERY_TIMEOUT_MS = 6000
 const IDLE_TIMEOUT_MS = 10_000
+/** close() waits this long for the queries still running, then leaves them to the process exit. */
+const CLOSE_TIMEOUT_MS = 1000
 /** exec()'s client-side read timeout: setTimeout's maximum (about 24.8 days), i.e. none; pg
  *  treats 0 as "use the pool's default". */
 const EXEC_QUERY_TIMEOUT_MS = 2 ** 31 - 1
@@ -145,7 +147,12 @@ function openPostgres (databaseUrl: string): Db {
       }
     },
     close () {
-      closing ??= pool.end()
+      // Bounded: a query stuck on an unreachable server (until QUERY_TIMEOUT_MS) must not hold
+      // a stopping process. Postgres rolls back whatever a vanished session left open.
+      closing ??= new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)
+        pool.end().then(() => { clearTimeout(timer); resolve() }, (err: unknown) => { clearTimeout(timer); reject(err) })
+      })
       return closing
     }
   }
