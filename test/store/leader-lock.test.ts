@@ -56,6 +56,21 @@ describe.skipIf(!hasPostgres)(`pg leader lock${hasPostgres ? '' : ` (${POSTGRES_
     expect(lost).toEqual([])
   })
 
+  it('tells a waiting contender when the holder releases, and the contender then acquires', async () => {
+    const { a, b } = contenders()
+    let freed = 0
+    b.onFreed(() => { freed++ })
+    expect(await a.tryAcquire()).toBe(true)
+    // b's session is open (and listening) once it has tried.
+    expect(await b.tryAcquire()).toBe(false)
+    const t0 = Date.now()
+    await a.release()
+    await waitFor(() => freed > 0, { timeoutMs: 2000, what: 'the freed notification' })
+    // Told, not polled: the notification follows the unlock within a round trip or two.
+    expect(Date.now() - t0).toBeLessThan(500)
+    expect(await b.tryAcquire()).toBe(true)
+  })
+
   it('does not stack: acquiring again while held sends nothing, and one release hands over', async () => {
     // A long check interval keeps the holder's session quiet, so its query_start shows whether
     // the repeated tryAcquire calls reached Postgres (each would stack the session lock).
