@@ -13,7 +13,7 @@ import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { watchedProviders } from '../helpers/watched.js'
 
-const STARTUP_TIMEOUT_MS = 40_000
+const STARTUP_TIMEOUT_MS = 60_000
 /**
  * The liveness bounds (server/protocol/leader-link.ts, server/leader/worker-registry.ts): a
  * follower gives up on a leader silent for 4 × 250 ms, checked every 250 ms, so within 1.25 s;
@@ -95,7 +95,7 @@ describe('link cuts', () => {
     const down = await feed.next((m) => m.event === 'down', { from: mark, timeoutMs: 5000 })
     expect(down.provider?.id).toBe('cut-0')
     feed.close()
-  }, 90_000)
+  }, 150_000)
 
   it('gateway ↔ leader: the gateway reports the leader unavailable and refuses writes, keeps serving reads, and repairs its replica without a gap when the link returns', async () => {
     const bind = await freeLeaderBind()
@@ -163,5 +163,5 @@ describe('link cuts', () => {
     expect(reads.attempts.filter((r) => r.status !== 200)).toEqual([])
     client.close()
     control.close()
-  }, 90_000)
+  }, 150_000)
 })

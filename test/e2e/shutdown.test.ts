@@ -18,7 +18,7 @@ import { startPostgresProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { watchedProviders } from '../helpers/watched.js'
 
-const STARTUP_TIMEOUT_MS = 40_000
+const STARTUP_TIMEOUT_MS = 60_000
 /** server/cli.ts STOP_DEADLINE_MS (3 s) plus the time to deliver a signal and reap a process. */
 const EXIT_BOUND_MS = 3500
 /** server/leader/worker-registry.ts: a silent worker is dropped 1–1.25 s after its last PING.
@@ -94,7 +94,7 @@ describe.skipIf(!hasPostgres)(`SIGTERM to the active leader${hasPostgres ? '' : 
     const revisions = await expectNothingLost(url, 'handover', writes, feed)
     expect(revisions[0]).toBeGreaterThan(start)
     feed.close()
-  }, 90_000)
+  }, 150_000)
 })
 
 describe('SIGTERM to a gateway or a worker', () => {
@@ -132,7 +132,7 @@ describe('SIGTERM to a gateway or a worker', () => {
       await writer.stop()
       control.close()
     }
-  }, 90_000)
+  }, 150_000)
 
   it('a worker says BYE: its providers move to the other worker at once, and none is reported down', async () => {
     const PROVIDERS = 4
@@ -161,7 +161,7 @@ describe('SIGTERM to a gateway or a worker', () => {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, t0 + 2000 - Date.now())))
     expect(feed.messages.slice(mark)).toEqual([])
     feed.close()
-  }, 90_000)
+  }, 150_000)
 })
 
 describe.skipIf(!hasPostgres)(`SIGTERM whatever the state${hasPostgres ? '' : ` (${POSTGRES_SKIP_REASON})`}`, () => {
@@ -188,5 +188,5 @@ describe.skipIf(!hasPostgres)(`SIGTERM whatever the state${hasPostgres ? '' : ` 
       expect(e.signal).toBeNull()
       expect(e.ms).toBeLessThan(EXIT_BOUND_MS)
     }
-  }, 90_000)
+  }, 150_000)
 })
