@@ -4,7 +4,7 @@
 // summary last; exits 1 if a check fails, 2 on bad flags. Ctrl-C stops every process it started.
 import { parseArgs } from 'node:util'
 import { randomSeed } from './prng.js'
-import { DEFAULT_DATABASE_URL, DEFAULT_OPTIONS, formatReport, runChaos, type ChaosOptions } from './runner.js'
+import { DEFAULT_DATABASE_URL, DEFAULT_OPTIONS, formatReport, runChaos, validateOptions, type ChaosOptions } from './runner.js'
 
 const FLAGS = {
   rounds: 'faults to inject, one per round',
@@ -73,6 +73,7 @@ function readOptions (argv: string[]): ChaosOptions | null {
 let opts: ChaosOptions | null
 try {
   opts = readOptions(process.argv.slice(2))
+  if (opts !== null) validateOptions(opts)
 } catch (err) {
   console.error(`chaos: ${(err as Error).message}\n\n${usage()}`)
   process.exit(2)

@@ -3,7 +3,7 @@
 // starts through one Scope (bench/lib/processes.ts): processes, the database and temp
 // directories are gone when it returns, throws or is aborted. It prints progress through
 // `print` and returns the report; it never exits the process.
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -45,7 +45,10 @@ export const DEFAULT_OPTIONS: Omit<ChaosOptions, 'seed' | 'adminUrl' | 'print'> 
   roundMs: 3000,
   writers: 3,
   emitters: 6,
-  heartbeatIntervalMs: 200,
+  // Silence is three intervals. At 200 ms (600 ms), a provider process starved of CPU for
+  // 0.6 s on a two-core machine at load 20 (the other engineers' benchmarks) was reported down
+  // and up again — true silence, but no fault of Roster's; 500 ms (1.5 s) stays clear of that.
+  heartbeatIntervalMs: 500,
   writePauseMs: 40,
   recoverMs: 60_000,
   settleMs: 15_000,
@@ -91,7 +94,17 @@ export interface ChaosReport {
 /** Pg returns bigint as a string. */
 const num = (v: unknown): number => Number(v)
 
+/** Throws a RangeError naming the flag when the options cannot make a meaningful run. */
+export function validateOptions (opts: ChaosOptions): void {
+  // The transitions check needs each emitter change judged before the next change of the same
+  // provider (a round later at the earliest): silence takes 3 intervals to be reported.
+  if (opts.roundMs < 4 * opts.heartbeatIntervalMs) {
+    throw new RangeError(`--round-ms (${opts.roundMs}) must be at least 4 × --heartbeat-interval-ms (${4 * opts.heartbeatIntervalMs}), so that a silenced provider is reported down before it can change again`)
+  }
+}
+
 export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promise<ChaosReport> {
+  validateOptions(opts)
   const started = now()
   const print = opts.print
   const rng = createPrng(opts.seed)
@@ -101,6 +114,10 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
   const aborted = (): void => { if (signal?.aborted === true) throw new Error('chaos run aborted') }
   const logDir = await mkdtemp(join(tmpdir(), 'roster-chaos-logs-'))
   let keepLogs = opts.keepLogs
+  // What the run did and when (wall clock, like the processes' logs and Postgres' created_at),
+  // written to the log directory when a check fails.
+  const timeline: string[] = []
+  const note = (what: string): void => { timeline.push(`${new Date().toISOString()} ${what}`) }
   scope.defer('remove the log directory', async () => { if (!keepLogs) await rm(logDir, { recursive: true, force: true }) })
   try {
     print(`chaos: seed ${opts.seed} (replay with --seed ${opts.seed}), ${opts.rounds} rounds of ${opts.roundMs} ms, logs in ${logDir}`)
@@ -192,6 +209,7 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
       aborted()
       const roundStart = now()
       const churn = await fleet.churn()
+      note(`round ${round}: emitter ${churn}`)
       const victim: Member = rng.pick(cluster.members)
       const sig = rng.chance(0.5) ? 'SIGKILL' as const : 'SIGSTOP' as const
       const healAfter = Math.round(opts.roundMs * (sig === 'SIGKILL' ? 0.1 + rng.next() * 0.3 : 0.15 + rng.next() * 0.35))
@@ -199,9 +217,11 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
       const activeLeader = victim.role === 'leader' && victim.child?.pid === activePid
       const at = now()
       await cluster.signal(victim, sig)
+      note(`round ${round}: ${sig} ${victim.name} (pid ${String(victim.child?.pid)})${activeLeader ? ' active leader' : ''}`)
       await sleep(Math.max(0, at + healAfter - now()))
       if (sig === 'SIGKILL') cluster.restart(victim)
       else await cluster.signal(victim, 'SIGCONT')
+      note(`round ${round}: ${sig === 'SIGKILL' ? 'restarted' : 'SIGCONT'} ${victim.name} (pid ${String(victim.child?.pid)})`)
       const healedAt = now()
       const healedAfterMs = Math.round(healedAt - at)
       await sleep(Math.max(0, roundStart + opts.roundMs - now()))
@@ -272,6 +292,15 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
       leftover: []
     }
     keepLogs ||= !report.ok
+    if (!report.ok) {
+      const { rows } = await probe.query<{ revision: string, created_at: Date, event: string, provider_id: string, state: string, reason: string | null, detected: string | null }>(`
+        select revision, created_at, event, provider_id, provider->>'state' as state, provider->>'reason' as reason,
+               provider->>'detectedAfterMs' as detected
+          from changes where service = $1 order by revision`, [fleet.service])
+      await writeFile(join(logDir, 'chaos-timeline.log'), timeline.join('\n') + '\n')
+      await writeFile(join(logDir, 'chaos-emit-changes.log'), rows.map((r) =>
+        `${r.created_at.toISOString()} rev ${r.revision} ${r.event} ${r.provider_id} ${r.state} ${r.reason ?? ''} ${r.detected === null ? '' : `detectedAfterMs=${r.detected}`}`).join('\n') + '\n')
+    }
     await scope.close()
     report.leftover = survivors()
     if (report.leftover.length > 0) {
