@@ -50,6 +50,8 @@ export interface Liveness {
   observations: () => Observation[]
   /** The heartbeat endpoints of the watched providers. */
   endpoints: () => Set<string>
+  /** The longest heartbeat interval among the providers at `endpoint` (0 if none). */
+  longestInterval: (endpoint: string) => number
   /** A lower bound of the next silence deadline (null: nothing can go silent). Calling expire()
    *  at that time is always safe; it may find nothing due yet and move the bound later. */
   nextDeadline: () => number | null
@@ -281,6 +283,11 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
 
     observations: () => [...byId.values()].map(observation),
     endpoints: () => new Set(byEndpoint.keys()),
+    longestInterval: (endpoint) => {
+      let longest = 0
+      for (const e of byEndpoint.get(endpoint) ?? []) longest = Math.max(longest, e.intervalMs)
+      return longest
+    },
     nextDeadline: () => heap.peek()?.at ?? null,
     has: (providerId) => byId.has(providerId),
     get size () { return byId.size }

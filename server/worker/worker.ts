@@ -1,5 +1,5 @@
-// The worker role's shell: it owns one SUB connected to every heartbeat endpoint the leader
-// assigned, the monitor of that SUB, the timer that expires silent providers, the timers and
+// The worker role's shell: it owns two SUBs that together connect to every heartbeat endpoint
+// the leader assigned (see HeartbeatLane), their monitors, the timer that expires silent providers, the timers and
 // in-flight runs of http/tcp checks, and a LeaderLink (the DEALER to the active leader). The rules
 // live in liveness.ts and checks.ts; this module turns socket input and probe outcomes into calls
 // to them and their transitions into REPORTs. Nothing a provider or a leader sends may stop it:
@@ -36,7 +36,7 @@ const REPORT_MAX_OBSERVATIONS = 1000
 const SUB_RECONNECT_MS = DISCONNECT_QUIET_MS
 const SUB_RECONNECT_MAX_MS = 1000
 
-/** ZMTP heartbeats on the SUB: libzmq's I/O thread PINGs each provider connection every second
+/** ZMTP heartbeats on the `pinged` SUB: libzmq's I/O thread PINGs each provider connection every second
  *  and drops it after 5 s without any traffic, which tears down half-open TCP (a provider host
  *  that vanished without a FIN) so that the SUB reconnects and the provider is reported down
  *  'disconnected'. Providers with intervals under ~1.7 s are caught by the silence rule first
@@ -48,6 +48,23 @@ const ZMTP_HEARTBEAT_TIMEOUT_MS = 5000
 /** The same 5 s bound the ZMTP handshake (libzmq's default is 30 s), which heartbeats do not
  *  cover: a provider frozen while the SUB connects accepts TCP in its kernel but never greets. */
 const ZMTP_HANDSHAKE_TIMEOUT_MS = ZMTP_HEARTBEAT_TIMEOUT_MS
+
+/**
+ * Why two SUBs. ZMTP heartbeats cost O(connections²): every PONG cancels its connection's
+ * timeout timer, and libzmq 4.3.5 cancels a timer by scanning the I/O thread's whole timer list
+ * (poller_base.cpp, "we assume it is rarely used"). Measured (bench/heartbeat.ts): 5,000
+ * providers at 1 s kept libzmq's I/O thread at 0.27 cores against 0.09 for a whole bare SUB,
+ * and at 10,000 it saturated, heartbeats queued, and the worker never converged. So ZMTP
+ * heartbeats go only where they detect something sooner than the silence rule: providers whose
+ * silence bound (livenessMisses × interval) exceeds their 5 s timeout, on the `pinged` SUB. The
+ * others, on the `plain` SUB, are caught silent within that bound anyway; for them a vanished
+ * host's half-open connection is torn down by TCP keepalive (kernel timers, no userland cost)
+ * within about the same 5 s (2 s idle, then 3 probes 1 s apart), so the SUB reconnects.
+ */
+type HeartbeatLane = 'plain' | 'pinged'
+const TCP_KEEPALIVE_IDLE_S = 2
+const TCP_KEEPALIVE_INTERVAL_S = 1
+const TCP_KEEPALIVE_COUNT = 3
 
 /** A connect to a blackholed host is abandoned after 2 s and retried, instead of the kernel's
  *  ~2 minutes of SYN retries, so a provider whose host comes back is seen within seconds. */
@@ -157,6 +174,7 @@ export function createWorker (opts: WorkerOptions): Worker {
   const workerId = opts.workerId ?? defaultWorkerId()
   const resendMs = opts.reportResendMs ?? REPORT_RESEND_MS
   const liveness = createLiveness({ livenessMisses: opts.livenessMisses ?? LIVENESS_MISSES })
+  const connectedCount = (): number => lanes.plain.connected.size + lanes.pinged.connected.size
   const checks = createCheckBook()
   /** The pending timer of each checked provider's next probe run (absent while one runs). */
   const probeTimers = new Map<string, NodeJS.Timeout>()
@@ -168,11 +186,15 @@ export function createWorker (opts: WorkerOptions): Worker {
 
   let running = false
   let stopping: Promise<void> | null = null
-  let sub: Subscriber | null = null
+  const misses = opts.livenessMisses ?? LIVENESS_MISSES
+  /** Each lane's SUB (null while stopped) and the endpoints it is connected to (libzmq keeps
+   *  reconnecting them on its own). An endpoint is in at most one lane. */
+  const lanes: Record<HeartbeatLane, { sub: Subscriber | null, connected: Set<string> }> = {
+    plain: { sub: null, connected: new Set() },
+    pinged: { sub: null, connected: new Set() }
+  }
   let link: LeaderLink | null = null
   let loops: Array<Promise<void>> = []
-  /** Endpoints the SUB is connected to (libzmq keeps reconnecting them on its own). */
-  const connected = new Set<string>()
 
   let expiryTimer: NodeJS.Timeout | null = null
   let expiryAt: number | null = null
@@ -202,7 +224,7 @@ export function createWorker (opts: WorkerOptions): Worker {
   }
   const stats: WorkerStats = Object.defineProperties(counters, {
     watching: { get: () => liveness.size + checks.size, enumerable: true },
-    endpoints: { get: () => connected.size, enumerable: true },
+    endpoints: { get: connectedCount, enumerable: true },
     unacked: { get: () => unacked.size, enumerable: true },
     leaderBadFrames: { get: () => link?.stats.badFrames ?? 0, enumerable: true },
     fencedMessages: { get: () => link?.stats.fencedMessages ?? 0, enumerable: true },
@@ -279,7 +301,7 @@ export function createWorker (opts: WorkerOptions): Worker {
     for (const obs of [...watched.report, ...checked.report]) report(obs)
     syncEndpoints()
     armExpiry()
-    log.info({ tasks: tasks.length, endpoints: connected.size, checks: checks.size }, 'applied ASSIGN')
+    log.info({ tasks: tasks.length, endpoints: connectedCount(), checks: checks.size }, 'applied ASSIGN')
   }
 
   /** Wraps a LeaderLink callback: a bug here must not end the link's read loop. */
@@ -295,29 +317,39 @@ export function createWorker (opts: WorkerOptions): Worker {
 
   // ---- heartbeats --------------------------------------------------------------------------
 
+  /** The lane an endpoint belongs in: ZMTP heartbeats only where they beat the silence rule. */
+  function laneOf (endpoint: string): HeartbeatLane {
+    return liveness.longestInterval(endpoint) * misses > ZMTP_HEARTBEAT_TIMEOUT_MS ? 'pinged' : 'plain'
+  }
+
   function syncEndpoints (): void {
-    if (sub === null) return
-    const want = liveness.endpoints()
-    for (const endpoint of connected) {
-      if (want.has(endpoint)) continue
-      try {
-        sub.disconnect(endpoint)
-      } catch (err) {
-        log.debug({ endpoint, err }, 'SUB disconnect failed')
+    if (lanes.plain.sub === null || lanes.pinged.sub === null) return
+    const want = new Map<string, HeartbeatLane>()
+    for (const endpoint of liveness.endpoints()) want.set(endpoint, laneOf(endpoint))
+    for (const name of ['plain', 'pinged'] as const) {
+      const lane = lanes[name]
+      for (const endpoint of lane.connected) {
+        if (want.get(endpoint) === name) continue
+        try {
+          lane.sub?.disconnect(endpoint)
+        } catch (err) {
+          log.debug({ endpoint, err }, 'SUB disconnect failed')
+        }
+        lane.connected.delete(endpoint)
+        aliases.remove(endpoint)
       }
-      connected.delete(endpoint)
-      aliases.remove(endpoint)
     }
-    for (const endpoint of want) {
-      if (connected.has(endpoint)) continue
+    for (const [endpoint, name] of want) {
+      const lane = lanes[name]
+      if (lane.connected.has(endpoint)) continue
       try {
-        sub.connect(endpoint)
+        lane.sub?.connect(endpoint)
       } catch (err) {
         // The task stays assigned: it never comes up (or goes silent), which is the truth.
         log.warn({ endpoint, err }, 'cannot connect to a heartbeat endpoint')
         continue
       }
-      connected.add(endpoint)
+      lane.connected.add(endpoint)
       aliases.add(endpoint)
     }
   }
@@ -345,8 +377,9 @@ export function createWorker (opts: WorkerOptions): Worker {
     armExpiry()
   }
 
-  function onDisconnect (address: string): void {
-    const endpoints = aliases.resolve(address)
+  function onDisconnect (lane: HeartbeatLane, address: string): void {
+    // An endpoint that just moved to the other lane was disconnected here on purpose.
+    const endpoints = aliases.resolve(address).filter((e) => lanes[lane].connected.has(e))
     if (endpoints.length === 0) {
       counters.unmatchedDisconnects++
       log.debug({ address }, 'disconnect from an address that maps to no watched endpoint')
@@ -430,9 +463,40 @@ export function createWorker (opts: WorkerOptions): Worker {
 
   // ---- loops -------------------------------------------------------------------------------
 
+  /** Opens a lane's SUB and starts its two loops (heartbeats, monitor). */
+  function openLane (name: HeartbeatLane): Array<Promise<void>> {
+    const socket = new Subscriber({
+      linger: 0,
+      ipv6: true, // heartbeat endpoints may be IPv6 literals (protocol/model.ts)
+      reconnectInterval: SUB_RECONNECT_MS,
+      reconnectMaxInterval: SUB_RECONNECT_MAX_MS,
+      connectTimeout: SUB_CONNECT_TIMEOUT_MS,
+      handshakeInterval: ZMTP_HANDSHAKE_TIMEOUT_MS,
+      ...(name === 'pinged'
+        ? { heartbeatInterval: ZMTP_HEARTBEAT_INTERVAL_MS, heartbeatTimeout: ZMTP_HEARTBEAT_TIMEOUT_MS, heartbeatTimeToLive: ZMTP_HEARTBEAT_TIMEOUT_MS }
+        : { tcpKeepalive: 1, tcpKeepaliveIdle: TCP_KEEPALIVE_IDLE_S, tcpKeepaliveInterval: TCP_KEEPALIVE_INTERVAL_S, tcpKeepaliveCount: TCP_KEEPALIVE_COUNT })
+    })
+    // The observer must exist before the first connect, or early events are lost; reading
+    // socket.events after close() throws, so it is taken once here.
+    const events = socket.events
+    socket.subscribe('hb')
+    lanes[name].sub = socket
+    return [
+      loop(`${name} heartbeat`, name, socket, async () => {
+        for await (const frames of socket) onHeartbeat(frames)
+      }),
+      loop(`${name} monitor`, name, socket, async () => {
+        for await (const ev of events) {
+          if (ev.type === 'disconnect') onDisconnect(name, ev.address)
+          else if (ev.type === 'handshake') counters.connects++
+        }
+      })
+    ]
+  }
+
   /** Runs `body` until the socket closes; an unexpected failure restarts it after a pause. */
-  async function loop (name: string, socket: Subscriber, body: () => Promise<void>): Promise<void> {
-    while (running && sub === socket && !socket.closed) {
+  async function loop (name: string, lane: HeartbeatLane, socket: Subscriber, body: () => Promise<void>): Promise<void> {
+    while (running && lanes[lane].sub === socket && !socket.closed) {
       try {
         await body()
         return
@@ -458,11 +522,13 @@ export function createWorker (opts: WorkerOptions): Worker {
       if (link.leader !== null) link.send('BYE', { workerId })
       await link.stop() // drains the queue (READY, REPORTs, BYE) before closing the DEALER
     }
-    sub?.close() // ends both loops
+    for (const lane of Object.values(lanes)) lane.sub?.close() // ends its loops
     await Promise.all(loops)
-    for (const endpoint of connected) aliases.remove(endpoint)
-    connected.clear()
-    sub = null
+    for (const lane of Object.values(lanes)) {
+      for (const endpoint of lane.connected) aliases.remove(endpoint)
+      lane.connected.clear()
+      lane.sub = null
+    }
     link = null
     loops = []
   }
@@ -474,33 +540,7 @@ export function createWorker (opts: WorkerOptions): Worker {
       if (stopping !== null) await stopping
       stopping = null
       running = true
-      const socket = new Subscriber({
-        linger: 0,
-        ipv6: true, // heartbeat endpoints may be IPv6 literals (protocol/model.ts)
-        reconnectInterval: SUB_RECONNECT_MS,
-        reconnectMaxInterval: SUB_RECONNECT_MAX_MS,
-        connectTimeout: SUB_CONNECT_TIMEOUT_MS,
-        heartbeatInterval: ZMTP_HEARTBEAT_INTERVAL_MS,
-        heartbeatTimeout: ZMTP_HEARTBEAT_TIMEOUT_MS,
-        heartbeatTimeToLive: ZMTP_HEARTBEAT_TIMEOUT_MS,
-        handshakeInterval: ZMTP_HANDSHAKE_TIMEOUT_MS
-      })
-      // The observer must exist before the first connect, or early events are lost; reading
-      // socket.events after close() throws, so it is taken once here.
-      const events = socket.events
-      socket.subscribe('hb')
-      sub = socket
-      loops = [
-        loop('heartbeat', socket, async () => {
-          for await (const frames of socket) onHeartbeat(frames)
-        }),
-        loop('monitor', socket, async () => {
-          for await (const ev of events) {
-            if (ev.type === 'disconnect') onDisconnect(ev.address)
-            else if (ev.type === 'handshake') counters.connects++
-          }
-        })
-      ]
+      loops = (['plain', 'pinged'] as const).flatMap((name) => openLane(name))
       link = createLeaderLink({
         candidates: opts.leaders,
         peerId: workerId,
