@@ -13,6 +13,8 @@
 //   {"event":"handshake","address":A,"at":T}
 //   {"event":"disconnect","address":A,"at":T}      T: ms since the epoch, sub-millisecond
 //   {"event":"heartbeat","id":ID,"at":T}           the first heartbeat of ID after each handshake
+// and on `count`: {"count":N,"at":T}, every message received so far (the heartbeat benchmark's
+// measure of the stream both it and Roster's worker absorb).
 // Exits when stdin closes.
 import { createInterface } from 'node:readline'
 import { Subscriber } from 'zeromq'
@@ -32,6 +34,7 @@ sub.subscribe('hb')
 /** Provider ids by endpoint port, and the ids whose first heartbeat since a handshake is due. */
 const idByPort = new Map<string, string>()
 const awaitingFirst = new Set<string>()
+let received = 0
 
 async function monitor (): Promise<void> {
   for await (const ev of events) {
@@ -46,6 +49,7 @@ async function monitor (): Promise<void> {
 
 async function receive (): Promise<void> {
   for await (const frames of sub) {
+    received++
     const at = now()
     const id = frames[1]?.toString('utf8')
     if (id === undefined || !awaitingFirst.has(id)) continue
@@ -60,6 +64,8 @@ lines.on('line', (line) => {
   if (cmd === 'connect' && id !== undefined && endpoint !== undefined) {
     idByPort.set(portOf(endpoint), id)
     sub.connect(endpoint)
+  } else if (cmd === 'count') {
+    print({ count: received, at: now() })
   } else if (cmd !== undefined && cmd !== '') {
     print({ error: 'unknown command', command: line.trim() })
   }

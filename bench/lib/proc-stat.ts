@@ -1,7 +1,7 @@
 // CPU time and memory of any process, read from /proc by pid, so that a benchmark measures
 // Roster's processes as they are, without a line of code added to them for the purpose. Linux
 // only (the benchmarks run on Linux; elsewhere these throw with a clear message).
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 
 /** USER_HZ: /proc/PID/stat counts CPU time in these ticks. 100 on every Linux ABI Node runs on
  *  (sysconf(_SC_CLK_TCK) is fixed at 100 by the kernel's exported ABI), so 10 ms resolution:
@@ -16,16 +16,35 @@ async function read (pid: number, file: string): Promise<string> {
   }
 }
 
-/** User + system CPU time the process has used so far, in milliseconds (all its threads). */
-export async function cpuMs (pid: number): Promise<number> {
-  const stat = await read(pid, 'stat')
+/** utime + stime of one /proc stat line, in milliseconds. */
+function statCpuMs (stat: string, where: string): number {
   // Field 2, the command, is parenthesised and may hold spaces: count from after its ')'.
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   // rest[0] is field 3 (state), so utime (field 14) is rest[11] and stime (field 15) rest[12].
   const utime = Number(rest[11])
   const stime = Number(rest[12])
-  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`unexpected /proc/${pid}/stat: ${stat.slice(0, 200)}`)
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`unexpected ${where}: ${stat.slice(0, 200)}`)
   return (utime + stime) * 1000 / TICKS_PER_SECOND
+}
+
+/** User + system CPU time the process has used so far, in milliseconds (all its threads). */
+export async function cpuMs (pid: number): Promise<number> {
+  return statCpuMs(await read(pid, 'stat'), `/proc/${pid}/stat`)
+}
+
+/** CPU time per thread, in milliseconds: `main` (the JavaScript thread), then by thread name
+ *  (`ZMQbg/IO/0`, `libuv-worker`, `node` for V8's helpers, …; threads sharing a name are summed):
+ *  tells the JavaScript thread's share from libzmq's I/O thread's. */
+export async function threadCpuMs (pid: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  const tids = await readdir(`/proc/${pid}/task`).catch((err: Error) => { throw new Error(`cannot list /proc/${pid}/task: ${err.message}`) })
+  await Promise.all(tids.map(async (tid) => {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => null) // a thread that just ended
+    if (stat === null) return
+    const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+    out[name] = (out[name] ?? 0) + statCpuMs(stat, `/proc/${pid}/task/${tid}/stat`)
+  }))
+  return out
 }
 
 /** Resident set size now and its peak so far (VmRSS, VmHWM), in bytes. */
