@@ -13,6 +13,10 @@ export interface Queryable {
 
 export interface Db extends Queryable {
   readonly kind: 'postgres' | 'pglite'
+  /** query() as a named prepared statement on Postgres, parsed and planned once per connection:
+   *  for a hot statement whose text never changes (the leader's commit). PGlite runs it as
+   *  query(): it is in-process, there is no round trip or parse to save. */
+  prepared<R = Record<string, unknown>>(name: string, text: string, params: unknown[]): Promise<R[]>
   /** Runs several statements, without parameters (migrations). On Postgres it has no client-side
    *  read timeout: DDL may legitimately run long, and statement_timeout still bounds it unless
    *  the SQL lifts it with SET LOCAL. */
@@ -110,6 +114,9 @@ function openPostgres (databaseUrl: string): Db {
     async query<R> (text: string, params?: unknown[]): Promise<R[]> {
       return (await pool.query(text, params)).rows as R[]
     },
+    async prepared<R> (name: string, text: string, params: unknown[]): Promise<R[]> {
+      return (await pool.query({ name, text, values: params })).rows as R[]
+    },
     async exec (sql: string) {
       await pool.query(execQuery(sql))
     },
@@ -175,6 +182,9 @@ async function openPglite (dataDir: string): Promise<Db> {
   return {
     kind: 'pglite',
     async query<R> (text: string, params?: unknown[]): Promise<R[]> {
+      return (await pglite.query<R>(text, params)).rows
+    },
+    async prepared<R> (_name: string, text: string, params: unknown[]): Promise<R[]> {
       return (await pglite.query<R>(text, params)).rows
     },
     async exec (sql: string) {

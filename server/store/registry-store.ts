@@ -166,9 +166,10 @@ export function createRegistryStore (db: Db): RegistryStore {
         else kept.push({ ...change.provider, revision: change.revision })
       }
 
-      // One statement, so one round trip and one transaction: under load every round trip is a
-      // wake-up of this process and of a Postgres backend, and six of them (BEGIN, delete,
-      // upsert, log, fence, COMMIT) made a commit several times slower than its work. The fence
+      // One statement (prepared: parsed and planned once per connection), so one round trip and
+      // one transaction: under load every round trip is a wake-up of this process and of a
+      // Postgres backend, and six of them (BEGIN, delete, upsert, log, fence, COMMIT) made a
+      // commit several times slower than its work. The fence
       // comes first and everything else writes only if it matched, so a refused batch writes
       // nothing. Race: a new leader's claimEpoch may commit while this statement waits for the
       // meta row's lock; the update then re-checks its WHERE against the new epoch, matches
@@ -176,7 +177,7 @@ export function createRegistryStore (db: Db): RegistryStore {
       // waits for our commit and the new leader's load() sees the whole batch.
       let advanced: Array<{ revision: number }>
       try {
-        advanced = await db.query<{ revision: number }>(COMMIT_SQL, [
+        advanced = await db.prepared<{ revision: number }>('roster_commit', COMMIT_SQL, [
           last.revision, epoch, first.revision,
           JSON.stringify(removed), JSON.stringify(kept), JSON.stringify(changes)
         ])
