@@ -91,6 +91,9 @@ export interface ChaosReport {
   leftover: number[]
 }
 
+/** Recovery beyond this is reported as it happens (restarts take 1–3 s, more under load). */
+const SLOW_RECOVERY_MS = 8000
+
 /** Pg returns bigint as a string. */
 const num = (v: unknown): number => Number(v)
 
@@ -153,11 +156,19 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
     const waitWhole = async (what: string): Promise<number | null> => {
       const t0 = now()
       let reason = ''
+      let said = ''
       while (now() - t0 < opts.recoverMs) {
         aborted()
         const w = await cluster.whole()
         if (w.ok) return now() - t0
         reason = w.reason
+        // A slow recovery says what it is waiting for (once per reason), so that a long one can
+        // be told apart from a loaded machine without the logs.
+        if (what !== 'start' && now() - t0 > SLOW_RECOVERY_MS && reason !== said) {
+          said = reason
+          note(`${what}: not whole after ${Math.round(now() - t0)} ms: ${reason}`)
+          print(`chaos: ${what}: not whole after ${Math.round(now() - t0)} ms: ${reason}`)
+        }
         await sleep(100)
       }
       print(`chaos: ${what}: the cluster was not whole within ${opts.recoverMs} ms (${reason})`)
@@ -336,7 +347,7 @@ export function formatReport (r: ChaosReport): string[] {
     `  failover, active leader SIGKILLed → next acknowledged write: ${stat(r.leaderKillFailoverMs)}`,
     `  active leader SIGSTOPped → next acknowledged write (includes the stop): ${stat(r.leaderStopOutageMs)}`,
     `  active leader SIGCONTed → next acknowledged write: ${stat(r.leaderContResumeMs)}`,
-    `  watcher resumes on the other gateway (loss → first frame): ${stat(r.watcherResumeMs)}`,
+    `  watcher resumes on the other gateway (loss noticed → resumed there): ${stat(r.watcherResumeMs)}`,
     `  load average at the end: ${r.loadavg.map((x) => x.toFixed(2)).join(' ')}`,
     `  result: ${r.ok ? 'PASS' : `FAIL — Roster logs kept in ${r.logDir}`}`
   )

@@ -213,7 +213,7 @@ export interface Watcher {
   readonly name: string
   readonly lastRevision: number
   record: () => WatcherRecord
-  /** Time from losing a gateway to the first frame from the next one, per resume. */
+  /** Time from losing a gateway to the next one accepting the resumed subscription. */
   readonly resumes: ReadonlyArray<{ ms: number, from: string, to: string }>
   stop: () => void
 }
@@ -249,6 +249,9 @@ export async function startWatcher (name: string, services: string[] | null, fir
     let opened = false
     socket.on('open', () => {
       opened = true
+      // Resumed once the other gateway accepted the subscription (its replay of `since` follows
+      // at once); a filtered watcher's first frame may wait for its service's next change.
+      if (lostAt !== null) { resumes.push({ ms: now() - lostAt, from: lostFrom, to: url }); lostAt = null }
       pinger = setInterval(() => {
         if (now() - pongAt > PONG_TIMEOUT_MS) { socket.terminate(); return }
         socket.ping()
@@ -258,7 +261,6 @@ export async function startWatcher (name: string, services: string[] | null, fir
     socket.on('message', (data) => {
       if (ws !== socket) return
       pongAt = now()
-      if (lostAt !== null) { resumes.push({ ms: now() - lostAt, from: lostFrom, to: url }); lostAt = null }
       let msg: { type?: string, revision?: number, event?: string, reset?: boolean, provider?: { id: string, service: string, state: string } }
       try { msg = JSON.parse(data.toString()) as typeof msg } catch { problems.push(`a frame that is not JSON from ${url}`); return }
       if (typeof msg.revision !== 'number') { problems.push(`a frame without a revision from ${url}: ${data.toString().slice(0, 200)}`); return }
