@@ -3,8 +3,12 @@
 // either `leader`, `worker`, `gateway` apart or everything in one `roster up`. All of it is
 // registered with the benchmark's Scope, so it is stopped (SIGTERM, then SIGKILL) and the
 // database dropped whatever happens. It starts nothing else.
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { freeLeaderEndpoint, freePort, spawnRoster, waitForLeader, waitForReady, type RosterProcess } from '../../test/helpers/cluster.js'
 import { adminQuery, databaseUrl, quoteIdent } from '../../test/helpers/postgres-admin.js'
 import { stopProcess, track, type Scope } from './processes.js'
@@ -26,9 +30,35 @@ export interface RosterRun {
   pid: (role: string) => number
   /** Every role's output, for an error message. */
   output: () => string
+  /** The leader's storage flags, to start another Roster on the same registry after stop(). */
+  storageFlags: readonly string[]
+  /** Starts one more role process following this leader (e.g. a worker after a setup). */
+  spawnRole: (role: 'worker' | 'gateway') => RosterProcess
+  /** Stops every role (SIGTERM, SIGKILL after 3 s); the storage stays until the scope closes. */
+  stop: () => Promise<void>
 }
 
-const SETUP_TIMEOUT_MS = 30_000
+/** `ROSTER_BENCH_PROFILE=worker,gateway` runs those roles under `node --cpu-prof`; their profiles
+ *  land in $TMPDIR/roster-bench-profiles/ (CPU.<date>.<pid>.….cpuprofile, for Chrome DevTools)
+ *  when they stop. */
+const PROFILE_DIR = join(tmpdir(), 'roster-bench-profiles')
+const ROSTER_BIN = fileURLToPath(new URL('../../bin/roster.js', import.meta.url))
+
+function spawnProfiled (args: string[], env: NodeJS.ProcessEnv): RosterProcess {
+  mkdirSync(PROFILE_DIR, { recursive: true })
+  const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, ROSTER_BIN, ...args, '--log-level', 'warn'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
+  return { child, output: () => output, kill: async (signal = 'SIGKILL') => { await stopProcess(child, signal) } }
+}
+
+/** Three `roster` starts (tsx) and a PGlite boot take seconds; on the shared two-core machine
+ *  under a load of 20 they took up to 40 s. */
+const SETUP_TIMEOUT_MS = 90_000
 
 /** The storage flags for the leader: a fresh database (dropped by the scope) or `tmp`/data. */
 async function storageFlags (scope: Scope, tmp: string): Promise<{ flags: string[], storage: string, databaseUrl: string | null }> {
@@ -45,10 +75,12 @@ async function storageFlags (scope: Scope, tmp: string): Promise<{ flags: string
 /**
  * Starts Roster and resolves once its gateway has a leader and answers reads. `tmp` is the
  * benchmark's temp directory (PGlite's data goes under it). `leaderArgs` go to the leader (or
- * `roster up`), e.g. flap-damping flags.
+ * `roster up`), e.g. flap-damping flags. `reuse`: the registry of an earlier run, stopped.
  */
-export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles, leaderArgs: string[] = []): Promise<RosterRun> {
-  const { flags: dbFlags, storage, databaseUrl: dbUrl } = await storageFlags(scope, tmp)
+export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles, leaderArgs: string[] = [], reuse?: RosterRun): Promise<RosterRun> {
+  const { flags: dbFlags, storage, databaseUrl: dbUrl } = reuse === undefined
+    ? await storageFlags(scope, tmp)
+    : { flags: [...reuse.storageFlags], storage: reuse.storage, databaseUrl: reuse.databaseUrl }
   const bind = await freeLeaderEndpoint()
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
@@ -65,11 +97,14 @@ export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles
     // SIGTERM: the graceful path (the leader closes its database); SIGKILL after 3 s.
     for (const r of [...processes.values()].reverse()) await stopProcess(r.child, 'SIGTERM', 3000)
   })
-  for (const [role, args] of commands) {
-    const r = spawnRoster(args, childEnv)
+  const spawnRole = (role: string, args: string[]): RosterProcess => {
+    const profiled = (process.env.ROSTER_BENCH_PROFILE ?? '').split(',').includes(role)
+    const r = profiled ? spawnProfiled(args, childEnv) : spawnRoster(args, childEnv)
     track(r.child)
     processes.set(role, r)
+    return r
   }
+  for (const [role, args] of commands) spawnRole(role, args)
   const output = (): string => [...processes].map(([role, r]) => `--- ${role} (pid ${String(r.child.pid)}):\n${r.output().trim() || '(no output)'}`).join('\n')
   if (processes.has('gateway') || processes.has('up')) {
     try {
@@ -90,6 +125,11 @@ export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles
       if (pid === undefined) throw new Error(`no Roster ${role} process in this run`)
       return pid
     },
-    output
+    output,
+    storageFlags: dbFlags,
+    spawnRole: (role) => spawnRole(role, role === 'worker' ? ['worker', '--leader', bind] : ['gateway', '--leader', bind, ...gatewayArgs]),
+    stop: async () => {
+      for (const r of [...processes.values()].reverse()) await stopProcess(r.child, 'SIGTERM', 3000)
+    }
   }
 }
