@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { compileScripts, spawnReferenceSub, type LineChild } from './lib/children.js'
 import { intFlag } from './lib/flags.js'
 import { fleetRegistrations, startFleet, waitUp, type Fleet } from './lib/fleet.js'
-import { cpuMs, threadCpuMs } from './lib/proc-stat.js'
+import { cpuMs, MiB, rss, threadCpuMs } from './lib/proc-stat.js'
 import { sleep, stopProcess } from './lib/processes.js'
 import { putAll } from './lib/register.js'
 import { startRoster } from './lib/roster.js'
@@ -47,6 +47,9 @@ interface Window {
   referencePerCpuSec: number
   /** The worker's cores by thread (main = JavaScript, ZMQbg/IO/0 = libzmq's I/O thread, …). */
   workerThreads: Record<string, number>
+  /** Resident memory at the window's end, MiB. */
+  workerRssMiB: number
+  referenceRssMiB: number
 }
 
 interface Phase { name: string, providers: number, nominalPerSec: number, worker: number, windows: Window[] }
@@ -61,13 +64,13 @@ async function count (ref: LineChild): Promise<{ n: number, at: number }> {
 async function measure (worker: number, ref: LineChild, windowMs: number): Promise<Window> {
   const [c0, w0, r0, t0] = await Promise.all([count(ref), cpuMs(worker), cpuMs(ref.pid), threadCpuMs(worker)])
   await sleep(windowMs)
-  const [c1, w1, r1, t1] = await Promise.all([count(ref), cpuMs(worker), cpuMs(ref.pid), threadCpuMs(worker)])
+  const [c1, w1, r1, t1, wm, rm] = await Promise.all([count(ref), cpuMs(worker), cpuMs(ref.pid), threadCpuMs(worker), rss(worker), rss(ref.pid)])
   const wallMs = c1.at - c0.at
   const heartbeatsPerSec = (c1.n - c0.n) * 1000 / wallMs
   const workerCores = (w1 - w0) / wallMs
   const referenceCores = (r1 - r0) / wallMs
   const workerThreads = Object.fromEntries(Object.entries(t1).map(([name, ms]) => [name, Math.round((ms - (t0[name] ?? 0)) / wallMs * 1000) / 1000]))
-  return { heartbeatsPerSec, workerCores, referenceCores, workerPerCpuSec: heartbeatsPerSec / workerCores, referencePerCpuSec: heartbeatsPerSec / referenceCores, workerThreads }
+  return { heartbeatsPerSec, workerCores, referenceCores, workerPerCpuSec: heartbeatsPerSec / workerCores, referencePerCpuSec: heartbeatsPerSec / referenceCores, workerThreads, workerRssMiB: wm.rssBytes / MiB, referenceRssMiB: rm.rssBytes / MiB }
 }
 
 export const heartbeat: Benchmark = {
@@ -150,6 +153,8 @@ export const heartbeat: Benchmark = {
       referenceCores: sum(ph, 'referenceCores'),
       workerPerCpuSec: sum(ph, 'workerPerCpuSec'),
       referencePerCpuSec: sum(ph, 'referencePerCpuSec'),
+      workerRssMiB: sum(ph, 'workerRssMiB'),
+      referenceRssMiB: sum(ph, 'referenceRssMiB'),
       workerThreads: Object.fromEntries(Object.keys(ph.windows[0]?.workerThreads ?? {}).map((name) => [name, rounded(summarize(ph.windows.map((w) => w.workerThreads[name] ?? 0))).p50]))
     }))
     const tables: Table[] = [
@@ -161,6 +166,7 @@ export const heartbeat: Benchmark = {
           f.workerPerCpuSec.p50.toFixed(0), f.referencePerCpuSec.p50.toFixed(0), ratio(f.workerPerCpuSec.p50, f.referencePerCpuSec.p50)
         ]),
         notes: [
+          ...figures.map((f) => `RSS, ${f.phase}: worker ${f.workerRssMiB.p50.toFixed(0)} MiB, bare SUB ${f.referenceRssMiB.p50.toFixed(0)} MiB`),
           ...figures.map((f) => `worker cores by thread, ${f.phase}: ${Object.entries(f.workerThreads).filter(([, c]) => c >= 0.001).map(([n, c]) => `${n} ${c.toFixed(3)}`).join(', ')}`),
           'hb/s: heartbeats the reference SUB received per second, the same stream the worker gets (every PUB sends to both)',
           'cores: user + system CPU from /proc/PID/stat over the window ÷ its length (all threads: libzmq\'s I/O thread, ZMTP pings)',
