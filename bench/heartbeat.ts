@@ -77,7 +77,7 @@ export const heartbeat: Benchmark = {
   name: 'heartbeat',
   description: 'heartbeats one worker absorbs per CPU-second, and its CPU with 10,000 providers at 1 s, against a bare ZeroMQ SUB',
   flags: FLAGS,
-  timeoutMs: 300_000,
+  timeoutMs: 480_000,
   async run (ctx: BenchContext): Promise<BenchOutput> {
     const { scope, log } = ctx
     const flag = (name: keyof typeof FLAGS, min: number, max: number): number => intFlag(ctx.flags, FLAGS, name, min, max)
