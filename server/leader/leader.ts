@@ -254,7 +254,9 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     })
     t.timers.push(
       setInterval(() => publish(t, 'BEAT', { epoch: t.epoch, revision: t.head }), BEAT_INTERVAL_MS),
-      setInterval(() => expireWorkers(t), 250),
+      // After the poll phase (setImmediate): timers run before socket reads in an event-loop
+      // turn, and after a stall of the leader every worker's PINGs would still be unread.
+      setInterval(() => setImmediate(() => { if (term === t) expireWorkers(t) }), 250),
       setTimeout(() => { t.settling = false; rebalance(t) }, TAKEOVER_SETTLE_MS),
       setInterval(() => { t.pruneDue = true; t.wake?.() }, PRUNE_INTERVAL_MS),
       setInterval(() => releaseFlapping(t), FLAP_RELEASE_CHECK_MS),

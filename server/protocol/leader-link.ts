@@ -189,7 +189,10 @@ export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): L
       if (running) return
       running = true
       open()
-      timer = setInterval(tick, pingIntervalMs)
+      // The silence check waits for the poll phase (setImmediate): timers run before socket reads
+      // in an event-loop turn, so after a stall of this process the leader's PONGs would still
+      // be unread and a live leader would look silent.
+      timer = setInterval(() => setImmediate(tick), pingIntervalMs)
     },
     async stop () {
       if (!running) return

@@ -70,13 +70,6 @@ const TCP_KEEPALIVE_COUNT = 3
  *  ~2 minutes of SYN retries, so a provider whose host comes back is seen within seconds. */
 const SUB_CONNECT_TIMEOUT_MS = 2000
 
-/** A silence timer that fires this much later than it was set for means the worker's event loop
- *  was stalled (starved of CPU, a GC pause): heartbeats that arrived meanwhile wait unread in the
- *  SUB, because timers run before socket reads in a loop turn. That run expires nothing; the
- *  next one, a turn later (after the reads), decides. Never twice in a row, so that a worker
- *  under constant overload still reports silence. 50 ms is far above ordinary timer jitter. */
-const EXPIRY_STALL_MS = 50
-
 /** Bad input is logged at most once a second (with a count of what was suppressed), so a
  *  misbehaving publisher cannot flood the log. */
 const BAD_INPUT_LOG_MS = 1000
@@ -198,7 +191,7 @@ export function createWorker (opts: WorkerOptions): Worker {
 
   let expiryTimer: NodeJS.Timeout | null = null
   let expiryAt: number | null = null
-  let expiryDeferred = false
+  let expiryImmediate: NodeJS.Immediate | null = null
   let resendTimer: NodeJS.Timeout | null = null
   let flushHandle: NodeJS.Immediate | null = null
 
@@ -441,18 +434,19 @@ export function createWorker (opts: WorkerOptions): Worker {
     expiryTimer = setTimeout(onExpiry, Math.max(0, next - clock()))
   }
 
+  /** Timers run before socket reads in an event-loop turn. A silence timer that comes due while
+   *  heartbeats wait unread in the SUBs (the loop was busy, or stalled: starved of CPU, a GC
+   *  pause) would call those providers silent, after a long stall the whole fleet at once. So the
+   *  decision waits for this turn's check phase (setImmediate), after the poll phase has read
+   *  what the sockets hold; it costs microseconds and never defers twice. */
   function onExpiry (): void {
-    const now = clock()
-    const late = expiryAt === null ? 0 : now - expiryAt
     expiryTimer = null
+    expiryImmediate = setImmediate(expireSilent)
+  }
+
+  function expireSilent (): void {
+    expiryImmediate = null
     expiryAt = null
-    if (late > EXPIRY_STALL_MS && !expiryDeferred) {
-      expiryDeferred = true
-      expiryAt = now
-      expiryTimer = setTimeout(onExpiry, 0)
-      return
-    }
-    expiryDeferred = false
     try {
       for (const obs of liveness.expire(clock())) transition(obs)
     } catch (err) {
@@ -510,9 +504,10 @@ export function createWorker (opts: WorkerOptions): Worker {
   async function doStop (): Promise<void> {
     running = false
     if (expiryTimer !== null) clearTimeout(expiryTimer)
+    if (expiryImmediate !== null) clearImmediate(expiryImmediate)
     if (resendTimer !== null) clearInterval(resendTimer)
     if (flushHandle !== null) clearImmediate(flushHandle)
-    expiryTimer = resendTimer = flushHandle = null
+    expiryTimer = resendTimer = flushHandle = expiryImmediate = null
     expiryAt = null
     for (const timer of probeTimers.values()) clearTimeout(timer)
     probeTimers.clear()
