@@ -43,6 +43,13 @@ const FREED_CHANNEL = 'roster_leader_freed'
 const DEFAULT_CHECK_INTERVAL_MS = 200
 const QUERY_TIMEOUT_MS = 500
 const CONNECTION_TIMEOUT_MS = 1000
+/** A holder frozen by SIGSTOP (or a VM pause) keeps its TCP connection, and with it the lock,
+ *  for as long as it is frozen: its kernel still answers. Postgres ends a session idle this long
+ *  (idle_session_timeout, Postgres 14+), which frees the lock for a standby: 1.5 s is seven
+ *  missed checks of a live holder, and with the standby's 0.5 s poll keeps a frozen leader's
+ *  write outage near design.md's 2 s. The resumed leader finds its session gone and steps down;
+ *  anything it had in flight is refused by the epoch fence. */
+const IDLE_SESSION_TIMEOUT_MS = 1500
 /** How long release() waits for a clean goodbye before giving up on the socket. */
 const END_TIMEOUT_MS = 1000
 
@@ -79,7 +86,8 @@ export function createPgLeaderLock (opts: {
       keepAlive: true,
       connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
       query_timeout: QUERY_TIMEOUT_MS,
-      application_name: opts.applicationName ?? 'roster-leader'
+      application_name: opts.applicationName ?? 'roster-leader',
+      options: `-c idle_session_timeout=${IDLE_SESSION_TIMEOUT_MS}`
     })
     c.on('error', (err) => { discard(c, err) })
     c.on('end', () => { discard(c, new Error('leader lock session ended')) })

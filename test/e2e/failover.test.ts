@@ -18,8 +18,10 @@ import { waitFor } from '../helpers/wait-for.js'
 
 /** Child processes start through tsx: 1–3 s each here, several times that on a loaded 2-core box. */
 const STARTUP_TIMEOUT_MS = 60_000
-/** issue 4 item 2: a standby accepts writes within 2 s of the active leader's death. */
-const FAILOVER_BOUND_MS = 2000
+/** issue 4 item 2: a standby accepts writes within 2 s of the active leader's death. A frozen
+ *  leader (SIGSTOP) keeps its Postgres session until Postgres ends it as idle (1.5 s, see
+ *  server/store/leader-lock.ts), then the standby's 0.5 s poll: 3 s leaves 1 s for the load. */
+const FAILOVER_BOUND_MS: Record<'SIGKILL' | 'SIGSTOP', number> = { SIGKILL: 2000, SIGSTOP: 3000 }
 /** Nobody listens on the discard port: a provider registered with it stays `pending`. */
 const NOBODY = 'tcp://127.0.0.1:9'
 const SPEC = { host: '127.0.0.1', port: 8080, protocol: 'http', heartbeat: NOBODY, heartbeatIntervalMs: 1000 }
@@ -39,7 +41,7 @@ afterAll(async () => {
 })
 
 describe.skipIf(!hasPostgres)(`standby leaders${hasPostgres ? '' : ` (${POSTGRES_SKIP_REASON})`}`, () => {
-  it('SIGKILL of the active leader under load: a standby accepts writes within 2 s, reads never stop, nothing acknowledged is lost, the feed sees every event once', async () => {
+  it.each(['SIGKILL', 'SIGSTOP'] as const)('%s of the active leader under load: a standby accepts writes within its bound, reads never stop, nothing acknowledged is lost, the feed sees every event once', async (signal) => {
     const { databaseUrl } = await testStorage('roster-failover-')
     const url = databaseUrl as string
     const [bindA, bindB] = await twoLeaderBinds()
@@ -73,22 +75,32 @@ describe.skipIf(!hasPostgres)(`standby leaders${hasPostgres ? '' : ` (${POSTGRES
       await waitFor(() => acknowledged(writer.attempts).length >= 40, { timeoutMs: 20_000, what: '40 writes before the kill' })
       const aliveMark = aliveFeed.messages.length
       killedAt = Date.now()
-      await a.kill('SIGKILL')
+      if (signal === 'SIGKILL') await a.kill('SIGKILL')
+      else a.child.kill('SIGSTOP')
       await waitFor(() => firstAckAfter(writer.attempts, killedAt) !== null, { timeoutMs: 15_000, what: 'a write acknowledged after the kill' })
       // Keep writing a while on the new leader.
       const acksAfter = (): number => acknowledged(writer.attempts).filter((x) => x.startedAt > killedAt).length
       await waitFor(() => acksAfter() >= 40, { timeoutMs: 20_000, what: '40 writes after the failover' })
+      if (signal === 'SIGSTOP') {
+        // The frozen leader wakes up deposed: it finds its session gone and steps down, and
+        // nothing it had in flight is acknowledged or published (the epoch fence).
+        const resumedAt = Date.now()
+        a.child.kill('SIGCONT')
+        await waitFor(() => acknowledged(writer.attempts).filter((x) => x.startedAt > resumedAt).length >= 40, {
+          timeoutMs: 20_000, what: '40 writes after the frozen leader resumed'
+        })
+      }
       writes = await writer.stop()
       const failoverMs = firstAckAfter(writes, killedAt) as number
       const outage = longestOutage(writes)
       const unavailable = health.attempts.filter((h) => h.startedAt > killedAt && h.body?.leader === 'unavailable')
       const unavailableMs = unavailable.length === 0 ? 0 : (unavailable.at(-1) as Attempt).endedAt - (unavailable[0] as Attempt).startedAt
-      console.log(`[failover] SIGKILL → first acknowledged write ${failoverMs} ms; longest write outage ${outage.ms} ms ` +
+      console.log(`[failover] ${signal} → first acknowledged write ${failoverMs} ms; longest write outage ${outage.ms} ms ` +
         `(${outage.from - killedAt}..${outage.to - killedAt} ms after the kill); writes ${describeAttempts(writes)}; ` +
         `health 'unavailable' seen ${unavailable.length === 0 ? 'never (window shorter than the poll)' : `for ~${unavailableMs} ms`}`)
 
-      expect(failoverMs).toBeLessThanOrEqual(FAILOVER_BOUND_MS)
-      expect(outage.ms).toBeLessThanOrEqual(FAILOVER_BOUND_MS)
+      expect(failoverMs).toBeLessThanOrEqual(FAILOVER_BOUND_MS[signal])
+      expect(outage.ms).toBeLessThanOrEqual(FAILOVER_BOUND_MS[signal])
       // Writes are acknowledged or refused with 503 + Retry-After; nothing else, nothing hangs.
       for (const w of writes) {
         expect([200, 201, 503]).toContain(w.status)
