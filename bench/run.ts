@@ -10,11 +10,16 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { version as libzmqVersion } from 'zeromq'
 import { detection } from './detection.js'
+import { fanout } from './fanout.js'
+import { footprint } from './footprint.js'
+import { heartbeat } from './heartbeat.js'
+import { read } from './read.js'
+import { register } from './register.js'
 import { createScope, spawnedPids, survivors, withTimeout, type Scope } from './lib/processes.js'
 import { renderTable } from './lib/stats.js'
 import type { Benchmark } from './lib/types.js'
 
-const BENCHMARKS: Benchmark[] = [detection]
+const BENCHMARKS: Benchmark[] = [detection, register, read, fanout, heartbeat, footprint]
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url))
