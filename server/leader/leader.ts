@@ -45,6 +45,13 @@ export const TAKEOVER_SETTLE_MS = 1500
 const FLAP_RELEASE_CHECK_MS = 500
 /** ASSIGN lists are coalesced for this long, so a burst of registrations sends one per worker. */
 const ASSIGN_FLUSH_MS = 10
+/** An ASSIGN is a worker's whole task list (~200 bytes a task), so during a long burst of
+ *  registrations sending one every 10 ms is quadratic: at 10,000 tasks, 2 MB a time, the leader
+ *  and the worker did little else, and their liveness pings starved. After a flush the next one
+ *  waits this long per task it carried (10,000 tasks: 0.5 s), which keeps ASSIGNs to a small
+ *  share of both processes' time. A change after a quiet spell (a worker died, a registration)
+ *  still goes out within ASSIGN_FLUSH_MS. */
+const ASSIGN_PACE_MS_PER_TASK = 0.05
 /** How often providers down longer than their deregisterAfterMs are looked for: such a provider
  *  goes within a quarter of a second of its time (the shortest allowed is 1 s). */
 const REAP_CHECK_INTERVAL_MS = 250
@@ -106,6 +113,9 @@ interface Term {
   queue: QueueItem[]
   timers: NodeJS.Timeout[]
   flushTimer: NodeJS.Timeout | null
+  /** When the last ASSIGN flush went out, and how many tasks it carried (its pacing). */
+  assignedAt: number
+  assignedTasks: number
   wake: (() => void) | null
   pruneDue: boolean
   /** Workers that sent READY in this term; only they take part in the assignment. */
@@ -218,6 +228,8 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       queue: [],
       timers: [],
       flushTimer: null,
+      assignedAt: 0,
+      assignedTasks: 0,
       wake: null,
       pruneDue: true,
       readied: new Set(),
@@ -608,9 +620,12 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       concludeQuorums(t)
     }
     if (t.dirtyWorkers.size === 0 || t.flushTimer !== null) return
+    const paced = t.assignedAt + t.assignedTasks * ASSIGN_PACE_MS_PER_TASK - Date.now()
     t.flushTimer = setTimeout(() => {
       t.flushTimer = null
       if (term !== t) return
+      t.assignedAt = Date.now()
+      t.assignedTasks = 0
       for (const workerId of t.dirtyWorkers) {
         const identity = t.identities.get(workerId)
         if (identity === undefined) continue
@@ -619,10 +634,11 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
           const p = t.state.get(id)
           if (p !== undefined) tasks.push(toTask(p))
         }
+        t.assignedTasks += tasks.length
         reply(t, identity, 'ASSIGN', { epoch: t.epoch, tasks })
       }
       t.dirtyWorkers.clear()
-    }, ASSIGN_FLUSH_MS)
+    }, Math.max(ASSIGN_FLUSH_MS, paced))
   }
 
   /** A provider whose watcher left (dead, moved, or given the provider's place to another) is

@@ -279,6 +279,26 @@ describeBackends('leader', (backend: Backend) => {
       expect(task).toEqual({ providerId: `p-${n}`, heartbeat: `tcp://127.0.0.1:${30_000 + n}`, heartbeatIntervalMs: 100, state: 'pending', lastSeen: null })
     })
 
+    it('paces ASSIGNs during a burst of registrations (0.05 ms per task sent), and every provider ends up assigned', async () => {
+      const { bind } = await startLeader()
+      const gw = follower(bind)
+      const a = follower(bind, 'worker-a')
+      await a.ready()
+      // 3,000 registrations, 20 at a time: a burst of many commits, as from clients over REST.
+      const n = 3000
+      for (let i = 0; i < n; i += 20) {
+        await Promise.all(Array.from({ length: 20 }, async (_, j) => await gw.write(register('burst', `b-${i + j}`, spec(i + j)))))
+      }
+      await waitFor(() => a.tasks().length === n, { timeoutMs: 30_000, what: `all ${n} providers assigned (${a.tasks().length})` })
+      const assigns = a.messages('ASSIGN').filter((m) => m.body.tasks.length > 0)
+      // Each ASSIGN after the first waited 0.05 ms for every task the previous one carried, so
+      // all but the last fit in the time between the first and the last (plus delivery jitter).
+      // Flushing every 10 ms, as before pacing, sends many times that: the whole list each time.
+      const carried = assigns.slice(0, -1).reduce((sum, m) => sum + m.body.tasks.length, 0)
+      const spanMs = (assigns.at(-1)?.at ?? 0) - (assigns[0]?.at ?? 0)
+      expect(carried * 0.05).toBeLessThanOrEqual(spanMs + 200)
+    }, 60_000)
+
     it('turns a REPORT from the owning worker into an EVENT and ACKs it only after commit; repeats and foreign reports are no-ops', async () => {
       const { store, gw, r, a, b } = await fleet()
       const mine = a.tasks()[0]!
