@@ -4,7 +4,7 @@
 // SIGKILLed under load costs no provider a false `down` while its providers move to a survivor.
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
-  type FeedMessage, type FeedReader, freeLeaderBind, type GatewayProcess, http, killAllRoster, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, testStorage
+  type FeedMessage, type FeedReader, freeLeaderBind, type GatewayProcess, http, killAllRoster, portOf, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, storageFlags, testStorage
 } from '../helpers/cluster.js'
 import { killAllEmitters, spawnEmitter, type Emitter } from '../helpers/emitters.js'
 import { connectedPorts } from '../helpers/proc-net.js'
@@ -24,8 +24,7 @@ interface Cluster { bind: string, leader: RosterProcess, workers: RosterProcess[
 async function startCluster (opts: { workers: number, gateways: number }): Promise<Cluster> {
   const s = await testStorage('roster-gw-')
   const bind = await freeLeaderBind()
-  const dbFlags = s.databaseUrl === undefined ? ['--data-dir', s.dataDir] : ['--database-url', s.databaseUrl]
-  const leader = spawnRoster(['leader', '--bind', bind, ...dbFlags])
+  const leader = spawnRoster(['leader', '--bind', bind, ...storageFlags(s)])
   const workers = Array.from({ length: opts.workers }, () => spawnRoster(['worker', '--leader', bind]))
   const cluster: Cluster = { bind, leader, workers, gateways: [] }
   try {
@@ -93,10 +92,6 @@ function startWriter (url: string, service: string, max = 2000): { stop: () => P
     count: () => revisions.length,
     stop: async () => { stopped = true; return await done }
   }
-}
-
-function portOf (endpoint: string): number {
-  return Number(endpoint.slice(endpoint.lastIndexOf(':') + 1))
 }
 
 afterEach(async () => {

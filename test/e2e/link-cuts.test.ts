@@ -4,12 +4,12 @@
 // recover with no operator action, and the gateway must repair its replica without a gap.
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
-  freeLeaderBind, http, killAllRoster, readFeed, removeTestStorage, spawnGateway, spawnRoster, testStorage
+  freeLeaderBind, http, killAllRoster, portOf, readFeed, removeTestStorage, spawnGateway, spawnRoster, storageFlags, testStorage
 } from '../helpers/cluster.js'
 import { killAllEmitters } from '../helpers/emitters.js'
 import { acknowledged, startPoller, startWriter } from '../helpers/load.js'
 import { connectedPorts } from '../helpers/proc-net.js'
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
+import { closeAllProxies, startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { watchedProviders } from '../helpers/watched.js'
 
@@ -23,25 +23,14 @@ const STARTUP_TIMEOUT_MS = 60_000
 const LIVENESS_BOUND_MS = 1250 + 500
 const SPEC = { host: '127.0.0.1', port: 8080, protocol: 'http', heartbeat: 'tcp://127.0.0.1:9', heartbeatIntervalMs: 1000 }
 
-function portOf (endpoint: string): number {
-  return Number(endpoint.slice(endpoint.lastIndexOf(':') + 1))
-}
-
-function storageFlags (s: { databaseUrl?: string, dataDir: string }): string[] {
-  return s.databaseUrl === undefined ? ['--data-dir', s.dataDir] : ['--database-url', s.databaseUrl]
-}
-
-const proxies: TcpProxy[] = []
 async function proxy (target: number, port?: number): Promise<TcpProxy> {
-  const p = await startTcpProxy({ host: '127.0.0.1', port: target }, port === undefined ? {} : { port })
-  proxies.push(p)
-  return p
+  return await startTcpProxy({ host: '127.0.0.1', port: target }, port === undefined ? {} : { port })
 }
 
 afterEach(async () => {
   await killAllEmitters()
   await killAllRoster()
-  for (const p of proxies.splice(0)) await p.close()
+  await closeAllProxies()
 })
 afterAll(async () => {
   await removeTestStorage()

@@ -12,7 +12,7 @@ import {
   acknowledged, type Attempt, describeAttempts, expectNothingLost, firstAckAfter, longestOutage, startPoller, startWriter
 } from '../helpers/load.js'
 import { hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
-import { startPostgresProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
+import { closeAllProxies, startPostgresProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const STARTUP_TIMEOUT_MS = 60_000
@@ -23,10 +23,9 @@ const FAIL_FAST_MS = 1000
 const OUTAGE_MS = 3000
 const SPEC = { host: '127.0.0.1', port: 8080, protocol: 'http', heartbeat: 'tcp://127.0.0.1:9', heartbeatIntervalMs: 1000 }
 
-const proxies: TcpProxy[] = []
 afterEach(async () => {
   await killAllRoster()
-  for (const p of proxies.splice(0)) await p.close()
+  await closeAllProxies()
 })
 afterAll(async () => {
   await removeTestStorage()
@@ -35,7 +34,6 @@ afterAll(async () => {
 async function outage (kind: 'refuse' | 'blackhole'): Promise<void> {
   const url = (await testStorage('roster-pg-outage-')).databaseUrl as string
   const { proxy, url: proxied } = await startPostgresProxy(url)
-  proxies.push(proxy)
 
   const bind = await freeLeaderBind()
   const leader = spawnRoster(['leader', '--bind', bind, '--database-url', proxied])

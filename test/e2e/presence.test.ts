@@ -3,7 +3,7 @@
 // and as separate `roster leader|worker|gateway` child processes.
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
-  type FeedReader, freeLeaderEndpoint, freePort, http, killAllRoster, readFeed, removeTestStorage, spawnRoster, startInProcess, type Storage, testStorage, waitForLeader, waitForReady
+  type FeedReader, freeLeaderEndpoint, freePort, http, killAllRoster, readFeed, removeTestStorage, spawnRoster, startInProcess, type Storage, storageFlags, testStorage, waitForLeader, waitForReady
 } from '../helpers/cluster.js'
 import { killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
 
@@ -16,8 +16,7 @@ const inProcess: Launch = async (s) => await startInProcess(s)
 
 const childProcesses: Launch = async (s) => {
   const bind = await freeLeaderEndpoint()
-  const dbFlags = s.databaseUrl === undefined ? ['--data-dir', s.dataDir] : ['--database-url', s.databaseUrl]
-  const leader = spawnRoster(['leader', '--bind', bind, ...dbFlags])
+  const leader = spawnRoster(['leader', '--bind', bind, ...storageFlags(s)])
   const worker = spawnRoster(['worker', '--leader', bind])
   const port = await freePort()
   const gateway = spawnRoster(['gateway', '--leader', bind, '--port', String(port)])

@@ -5,22 +5,21 @@
 // one dissenting view and nothing happens on the feed, until the provider really dies.
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
-  freeLeaderBind, http, killAllRoster, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, testStorage
+  freeLeaderBind, http, killAllRoster, portOf, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, storageFlags, testStorage
 } from '../helpers/cluster.js'
 import { killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
 import { connectedPorts, tcpConnections } from '../helpers/proc-net.js'
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
+import { closeAllProxies, startTcpProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const INTERVAL_MS = 100
 /** Processes start through tsx: several seconds each on a loaded 2-core machine. */
 const STARTUP_TIMEOUT_MS = 60_000
 
-const proxies: TcpProxy[] = []
 afterEach(async () => {
   await killAllEmitters()
   await killAllRoster()
-  for (const p of proxies.splice(0)) await p.close()
+  await closeAllProxies()
 })
 afterAll(async () => {
   await removeTestStorage()
@@ -32,15 +31,12 @@ describe.each([1, 2])('--watchers %i, one worker cut off from the provider', (wa
     : 'keeps the provider up while the other watcher hears it, and reports it down (disconnected) when it dies', async () => {
     const s = await testStorage('roster-quorum-')
     const bind = await freeLeaderBind()
-    const dbFlags = s.databaseUrl === undefined ? ['--data-dir', s.dataDir] : ['--database-url', s.databaseUrl]
-    spawnRoster(['leader', '--bind', bind, '--watchers', String(watchers), ...dbFlags])
+    spawnRoster(['leader', '--bind', bind, '--watchers', String(watchers), ...storageFlags(s)])
     const workerA = spawnRoster(['worker', '--leader', bind])
     const gw = await spawnGateway([bind], STARTUP_TIMEOUT_MS)
 
     const emitter = await spawnEmitter({ id: 'q-1', intervalMs: INTERVAL_MS })
-    const emitterPort = Number(emitter.endpoint.slice(emitter.endpoint.lastIndexOf(':') + 1))
-    const proxy = await startTcpProxy({ host: '127.0.0.1', port: emitterPort })
-    proxies.push(proxy)
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: portOf(emitter.endpoint) })
 
     const feed = await readFeed(gw.url, '?service=quorum')
     await feed.next((m) => m.type === 'snapshot')
@@ -55,8 +51,7 @@ describe.each([1, 2])('--watchers %i, one worker cut off from the provider', (wa
     // A second worker joins: with two watchers it subscribes to the provider too.
     const workerB: RosterProcess = spawnRoster(['worker', '--leader', bind])
     const pidB = workerB.child.pid as number
-    const leaderPort = Number(bind.slice(bind.lastIndexOf(':') + 1))
-    await waitFor(async () => (await connectedPorts(pidB)).has(watchers === 2 ? proxy.port : leaderPort), {
+    await waitFor(async () => (await connectedPorts(pidB)).has(watchers === 2 ? proxy.port : portOf(bind)), {
       timeoutMs: STARTUP_TIMEOUT_MS, what: watchers === 2 ? 'worker B subscribed to the provider' : 'worker B connected to the leader'
     })
     if (watchers === 1) {

@@ -5,7 +5,7 @@
 // Postgres unreachable, no leader to talk to), SIGTERM makes it exit promptly.
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
-  freeLeaderBind, http, killAllRoster, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, testStorage
+  freeLeaderBind, http, killAllRoster, portOf, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, storageFlags, testStorage
 } from '../helpers/cluster.js'
 import { killAllEmitters } from '../helpers/emitters.js'
 import {
@@ -14,7 +14,7 @@ import {
 import { twoLeaderBinds } from '../helpers/ports.js'
 import { hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
 import { connectedPorts } from '../helpers/proc-net.js'
-import { startPostgresProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
+import { closeAllProxies, startPostgresProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { watchedProviders } from '../helpers/watched.js'
 
@@ -37,15 +37,10 @@ async function terminate (p: RosterProcess): Promise<{ ms: number, code: number 
   return { ms: Date.now() - t0, ...how }
 }
 
-function portOf (endpoint: string): number {
-  return Number(endpoint.slice(endpoint.lastIndexOf(':') + 1))
-}
-
-const proxies: TcpProxy[] = []
 afterEach(async () => {
   await killAllEmitters()
   await killAllRoster()
-  for (const p of proxies.splice(0)) await p.close()
+  await closeAllProxies()
 })
 afterAll(async () => {
   await removeTestStorage()
@@ -101,7 +96,7 @@ describe('SIGTERM to a gateway or a worker', () => {
   it('a gateway closes its WebSockets with 1001 going away; the client resumes on another gateway with since and misses nothing', async () => {
     const s = await testStorage('roster-sigterm-gw-')
     const bind = await freeLeaderBind()
-    spawnRoster(['leader', '--bind', bind, ...(s.databaseUrl === undefined ? ['--data-dir', s.dataDir] : ['--database-url', s.databaseUrl])])
+    spawnRoster(['leader', '--bind', bind, ...storageFlags(s)])
     spawnRoster(['worker', '--leader', bind])
     const [g1, g2] = await Promise.all([spawnGateway([bind], STARTUP_TIMEOUT_MS), spawnGateway([bind], STARTUP_TIMEOUT_MS)])
     const control = await readFeed(g2.url, '?service=bye')
@@ -138,7 +133,7 @@ describe('SIGTERM to a gateway or a worker', () => {
     const PROVIDERS = 4
     const s = await testStorage('roster-sigterm-worker-')
     const bind = await freeLeaderBind()
-    spawnRoster(['leader', '--bind', bind, ...(s.databaseUrl === undefined ? ['--data-dir', s.dataDir] : ['--database-url', s.databaseUrl])])
+    spawnRoster(['leader', '--bind', bind, ...storageFlags(s)])
     const w0 = spawnRoster(['worker', '--leader', bind])
     const w1 = spawnRoster(['worker', '--leader', bind])
     const gw = await spawnGateway([bind], STARTUP_TIMEOUT_MS)
@@ -168,7 +163,6 @@ describe.skipIf(!hasPostgres)(`SIGTERM whatever the state${hasPostgres ? '' : ` 
   it('a leader whose Postgres is unreachable, and a worker and a gateway without a leader, all exit promptly', async () => {
     const url = (await testStorage('roster-sigterm-stuck-')).databaseUrl as string
     const { proxy, url: proxied } = await startPostgresProxy(url)
-    proxies.push(proxy)
     const bind = await freeLeaderBind()
     const leader = spawnRoster(['leader', '--bind', bind, '--database-url', proxied])
     const worker = spawnRoster(['worker', '--leader', bind])

@@ -14,11 +14,16 @@ import { freeLeaderEndpoint, freePort } from './ports.js'
 import { waitFor } from './wait-for.js'
 
 // Moved to ports.ts (importable outside vitest); still exported here for the existing tests.
-export { freeLeaderBind, freeLeaderEndpoint, freePort } from './ports.js'
+export { freeLeaderBind, freeLeaderEndpoint, freePort, portOf } from './ports.js'
 
 const ROSTER_BIN = fileURLToPath(new URL('../../bin/roster.js', import.meta.url))
 
 export interface Storage { databaseUrl?: string, dataDir: string }
+
+/** The `roster leader|up` flags that point at this storage. */
+export function storageFlags (s: Storage): string[] {
+  return s.databaseUrl === undefined ? ['--data-dir', s.dataDir] : ['--database-url', s.databaseUrl]
+}
 
 const storageDirs: string[] = []
 

@@ -62,3 +62,8 @@ export async function twoLeaderBinds (): Promise<[string, string]> {
   }
   throw new Error('no second leader endpoint found')
 }
+
+/** The port of a `tcp://HOST:PORT` endpoint. */
+export function portOf (endpoint: string): number {
+  return Number(endpoint.slice(endpoint.lastIndexOf(':') + 1))
+}

@@ -20,6 +20,13 @@ export interface TcpProxy {
   close(): Promise<void>
 }
 
+const open = new Set<TcpProxy>()
+
+/** Closes every proxy still open: for an afterEach, like killAllRoster and killAllEmitters. */
+export async function closeAllProxies (): Promise<void> {
+  for (const p of [...open]) await p.close()
+}
+
 export async function startTcpProxy (target: { host: string, port: number }, opts: { port?: number } = {}): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>()
   const clients = new Set<net.Socket>()
@@ -56,7 +63,7 @@ export async function startTcpProxy (target: { host: string, port: number }, opt
     for (const socket of sockets) socket.resetAndDestroy()
   }
 
-  return {
+  const proxy: TcpProxy = {
     host: '127.0.0.1',
     port: address.port,
     blackhole () { mode = 'blackhole' },
@@ -74,10 +81,13 @@ export async function startTcpProxy (target: { host: string, port: number }, opt
       refusingNew = false
     },
     async close () {
+      open.delete(proxy)
       for (const socket of sockets) socket.destroy()
       await new Promise<void>((resolve) => server.close(() => { resolve() }))
     }
   }
+  open.add(proxy)
+  return proxy
 }
 
 /** A proxy in front of the Postgres server of `databaseUrl`, and the same URL through it. */
