@@ -35,6 +35,11 @@ export function createAssignment ({ watchers = 1, onUnwatch }: AssignmentOptions
   const byWorker = new Map<string, Set<string>>()
   const byProvider = new Map<string, Set<string>>()
   const touched = new Set<string>()
+  /** Providers that may have fewer watchers than they should (new, or one left), so that
+   *  balance() looks at those and not at every provider: it runs after every commit. */
+  const understaffed = new Set<string>()
+  /** A worker joined while fewer than `watchers` were live: every provider can take one more. */
+  let rescanAll = false
 
   function place (providerId: string, workerId: string): void {
     byWorker.get(workerId)?.add(providerId)
@@ -46,6 +51,7 @@ export function createAssignment ({ watchers = 1, onUnwatch }: AssignmentOptions
     byWorker.get(workerId)?.delete(providerId)
     byProvider.get(providerId)?.delete(workerId)
     touched.add(workerId)
+    understaffed.add(providerId)
     onUnwatch?.(providerId, workerId)
   }
 
@@ -63,6 +69,7 @@ export function createAssignment ({ watchers = 1, onUnwatch }: AssignmentOptions
       if (byWorker.has(workerId)) return
       byWorker.set(workerId, new Set())
       touched.add(workerId)
+      if (byWorker.size <= watchers) rescanAll = true
     },
     removeWorker (workerId) {
       const set = byWorker.get(workerId)
@@ -77,6 +84,7 @@ export function createAssignment ({ watchers = 1, onUnwatch }: AssignmentOptions
       if (current === undefined) {
         current = new Set()
         byProvider.set(providerId, current)
+        understaffed.add(providerId)
       }
       if (preferred !== undefined && byWorker.has(preferred) && !current.has(preferred) && current.size < watchers) {
         place(providerId, preferred)
@@ -85,14 +93,20 @@ export function createAssignment ({ watchers = 1, onUnwatch }: AssignmentOptions
     removeProvider (providerId) {
       for (const w of byProvider.get(providerId) ?? NONE) unplace(providerId, w)
       byProvider.delete(providerId)
+      understaffed.delete(providerId)
     },
     watchersOf: (providerId) => byProvider.get(providerId) ?? NONE,
     tasksOf: (workerId) => byWorker.get(workerId) ?? NONE,
     workers: () => [...byWorker.keys()],
     balance () {
       const wanted = Math.min(watchers, byWorker.size)
-      for (const [p, current] of byProvider) {
-        while (current.size < wanted) place(p, leastLoadedFor(p) as string)
+      if (wanted > 0) {
+        for (const p of rescanAll ? byProvider.keys() : understaffed) {
+          const current = byProvider.get(p)
+          while (current !== undefined && current.size < wanted) place(p, leastLoadedFor(p) as string)
+        }
+        understaffed.clear()
+        rescanAll = false
       }
       // Move one watch at a time from the fullest to the emptiest worker until they differ by
       // at most one: the fewest moves that reach an even spread. The fullest always holds a
