@@ -13,6 +13,7 @@ import type { Change, Provider, TtlCheck } from '../protocol/model.js'
 import { createSendQueue, type SendQueue } from '../protocol/send-queue.js'
 import { FencedError, type RegistryStore } from '../store/registry-store.js'
 import type { LeaderLock } from '../store/leader-lock.js'
+import { everyAfterReads } from '../shared/after-reads.js'
 import type { Log } from '../shared/log.js'
 import { createAssignment, type Assignment } from './assignment.js'
 import { createFlapDamper, DEFAULT_FLAP_DAMPING, type FlapDamper, type FlapDampingConfig } from './flap-damping.js'
@@ -20,7 +21,7 @@ import { createObserverQuorum, type ObserverQuorum } from './quorum.js'
 import {
   decideObservation, decideReap, decideWrite, sameWatch, TTL_EXPIRED_REASON, type Judgement, type Lookup, type PendingChange
 } from './registry.js'
-import { createTtlTracker, TTL_CHECK_INTERVAL_MS, TTL_STALL_MS, type TtlTracker } from './ttl-tracker.js'
+import { createTtlTracker, TTL_CHECK_INTERVAL_MS, type TtlTracker } from './ttl-tracker.js'
 import { createWorkerRegistry, type WorkerRegistry } from './worker-registry.js'
 
 /** 5 BEATs a second: a gateway that missed the tail of the feed learns the latest revision
@@ -125,10 +126,6 @@ interface Term {
   damper: FlapDamper
   /** Renewals of ttl checks, in memory only; a new term grants every up provider a full TTL. */
   ttl: TtlTracker
-  /** When the TTL check last ran, to notice a stalled event loop (TTL_STALL_MS), and whether
-   *  that run was deferred because of one (only one run in a row is). */
-  ttlCheckedAt: number
-  ttlDeferred: boolean
   /** Providers with a deregisterAfterMs, the only ones the reaper looks at. */
   reapable: Set<string>
   loop: Promise<void>
@@ -237,8 +234,6 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       // Per term: a new leader starts counting flaps afresh (it has no window of its own yet).
       damper: createFlapDamper(config.flapDamping ?? DEFAULT_FLAP_DAMPING),
       ttl: createTtlTracker(),
-      ttlCheckedAt: Date.now(),
-      ttlDeferred: false,
       reapable: new Set(),
       loop: Promise.resolve(),
       readLoop: Promise.resolve()
@@ -266,13 +261,13 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     })
     t.timers.push(
       setInterval(() => publish(t, 'BEAT', { epoch: t.epoch, revision: t.head }), BEAT_INTERVAL_MS),
-      // After the poll phase (setImmediate): timers run before socket reads in an event-loop
-      // turn, and after a stall of the leader every worker's PINGs would still be unread.
-      setInterval(() => setImmediate(() => { if (term === t) expireWorkers(t) }), 250),
+      // Both liveness checks run after the turn's socket reads (shared/after-reads.ts): after a
+      // stall, the workers' PINGs and the providers' renewals that came in time are read first.
+      everyAfterReads(() => { if (term === t) expireWorkers(t) }, 250),
       setTimeout(() => { t.settling = false; rebalance(t) }, TAKEOVER_SETTLE_MS),
       setInterval(() => { t.pruneDue = true; t.wake?.() }, PRUNE_INTERVAL_MS),
       setInterval(() => releaseFlapping(t), FLAP_RELEASE_CHECK_MS),
-      setInterval(() => expireTtls(t), TTL_CHECK_INTERVAL_MS),
+      everyAfterReads(() => { if (term === t) expireTtls(t) }, TTL_CHECK_INTERVAL_MS),
       setInterval(() => reapDown(t), REAP_CHECK_INTERVAL_MS)
     )
     log.info({ epoch, revision: t.head, providers: t.state.size, bind: config.bind, events: pubEndpoint(config.bind) }, 'active leader')
@@ -417,18 +412,9 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   }
 
   function expireTtls (t: Term): void {
-    const now = Date.now()
-    const late = now - t.ttlCheckedAt - TTL_CHECK_INTERVAL_MS
-    t.ttlCheckedAt = now
-    // Timers run before socket reads in an event-loop turn: after a stall, a renewal that came
-    // in time may still be unread. One tick later it is queued ahead of any expiry, which it
-    // voids. Never two deferrals in a row, so that a leader under constant load still expires.
-    if (late > TTL_STALL_MS && !t.ttlDeferred) {
-      t.ttlDeferred = true
-      return
-    }
-    t.ttlDeferred = false
     if (t.ttl.size === 0) return
+    // A renewal read in this turn was queued ahead of the expiry, which it voids (commitBatch).
+    const now = Date.now()
     for (const { providerId, lastRenewal } of t.ttl.expire(now)) {
       enqueue(t, {
         kind: 'observe',

@@ -8,11 +8,6 @@
  *  next to the shortest TTL (100 ms), and a pass over the tracked providers costs microseconds
  *  per thousand. */
 export const TTL_CHECK_INTERVAL_MS = 25
-/** A check that runs this much later than scheduled means the leader's event loop was stalled
- *  (a long commit on embedded Postgres, a GC pause): renewals that arrived meanwhile are still
- *  unread, so that check expires nothing and the next one (after the reads) decides. 50 ms is two
- *  ticks: ordinary timer jitter stays below it. */
-export const TTL_STALL_MS = 50
 
 export interface Expired { providerId: string, lastRenewal: number, ttlMs: number }
 

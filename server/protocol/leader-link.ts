@@ -7,6 +7,7 @@ import { Dealer } from 'zeromq'
 import { decodeOrDrop, encode } from './frames.js'
 import { type Body, type Message, type Verb } from './messages.js'
 import { createSendQueue, type SendQueue } from './send-queue.js'
+import { everyAfterReads } from '../shared/after-reads.js'
 import type { Log } from '../shared/log.js'
 
 /** 4 × 250 ms: a dead leader is noticed within 1–1.25 s, which leaves a standby's takeover
@@ -189,10 +190,9 @@ export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): L
       if (running) return
       running = true
       open()
-      // The silence check waits for the poll phase (setImmediate): timers run before socket reads
-      // in an event-loop turn, so after a stall of this process the leader's PONGs would still
-      // be unread and a live leader would look silent.
-      timer = setInterval(() => setImmediate(tick), pingIntervalMs)
+      // After the turn's socket reads (shared/after-reads.ts): after a stall of this process,
+      // the leader's PONGs that came in time are read before it is called silent.
+      timer = everyAfterReads(tick, pingIntervalMs)
     },
     async stop () {
       if (!running) return

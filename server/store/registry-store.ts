@@ -166,15 +166,15 @@ export function createRegistryStore (db: Db): RegistryStore {
         else kept.push({ ...change.provider, revision: change.revision })
       }
 
-      // One statement (prepared: parsed and planned once per connection), so one round trip and
-      // one transaction: under load every round trip is a wake-up of this process and of a
-      // Postgres backend, and six of them (BEGIN, delete, upsert, log, fence, COMMIT) made a
-      // commit several times slower than its work. The fence
-      // comes first and everything else writes only if it matched, so a refused batch writes
-      // nothing. Race: a new leader's claimEpoch may commit while this statement waits for the
-      // meta row's lock; the update then re-checks its WHERE against the new epoch, matches
-      // nothing, and so does every write. Had this statement locked the row first, claimEpoch
-      // waits for our commit and the new leader's load() sees the whole batch.
+      // One statement (prepared: parsed and planned once per connection), so one round trip and one
+      // transaction: under load every round trip is a wake-up of this process and of a Postgres
+      // backend, and six of them (BEGIN, delete, upsert, log, fence, COMMIT) made a commit several
+      // times slower than its work. The fence comes first and everything else writes only if it
+      // matched, so a refused batch writes nothing. Race: a new leader's claimEpoch may commit
+      // while this statement waits for the meta row's lock; the update then re-checks its WHERE
+      // against the new epoch, matches nothing, and so does every write. Had this statement locked
+      // the row first, claimEpoch waits for our commit and the new leader's load() sees the whole
+      // batch.
       let advanced: Array<{ revision: number }>
       try {
         advanced = await db.prepared<{ revision: number }>('roster_commit', COMMIT_SQL, [

@@ -1,9 +1,9 @@
-// The worker role's shell: it owns two SUBs that together connect to every heartbeat endpoint
-// the leader assigned (see HeartbeatLane), their monitors, the timer that expires silent providers, the timers and
-// in-flight runs of http/tcp checks, and a LeaderLink (the DEALER to the active leader). The rules
-// live in liveness.ts and checks.ts; this module turns socket input and probe outcomes into calls
-// to them and their transitions into REPORTs. Nothing a provider or a leader sends may stop it:
-// bad input is counted and dropped, and it keeps watching with no leader.
+// The worker role's shell: it owns two SUBs that together connect to every heartbeat endpoint the
+// leader assigned (see HeartbeatLane), their monitors, the timer that expires silent providers, the
+// timers and in-flight runs of http/tcp checks, and a LeaderLink (the DEALER to the active leader).
+// The rules live in liveness.ts and checks.ts; this module turns socket input and probe outcomes
+// into calls to them and their transitions into REPORTs. Nothing a provider or a leader sends may
+// stop it: bad input is counted and dropped, and it keeps watching with no leader.
 import { isUtf8 } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Subscriber } from 'zeromq'
 import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
 import type { Message, Observation, Task } from '../protocol/messages.js'
+import { afterReads } from '../shared/after-reads.js'
 import type { Log } from '../shared/log.js'
 import { createCheckBook, type ProbeJob } from './checks.js'
 import { createEndpointAliases } from './endpoint-aliases.js'
@@ -36,13 +37,13 @@ const REPORT_MAX_OBSERVATIONS = 1000
 const SUB_RECONNECT_MS = DISCONNECT_QUIET_MS
 const SUB_RECONNECT_MAX_MS = 1000
 
-/** ZMTP heartbeats on the `pinged` SUB: libzmq's I/O thread PINGs each provider connection every second
- *  and drops it after 5 s without any traffic, which tears down half-open TCP (a provider host
- *  that vanished without a FIN) so that the SUB reconnects and the provider is reported down
- *  'disconnected'. Providers with intervals under ~1.7 s are caught by the silence rule first
- *  (3 intervals < 5 s). The TTL asks the provider's side to drop a vanished worker likewise.
- *  Caveat: a peer too old to answer ZMTP 3.1 PINGs (libzmq < 4.2) that also heartbeats less often
- *  than every 5 s would be disconnected and reconnected every 5 s. */
+/** ZMTP heartbeats on the `pinged` SUB: libzmq's I/O thread PINGs each provider connection every
+ *  second and drops it after 5 s without any traffic, which tears down half-open TCP (a provider
+ *  host that vanished without a FIN) so that the SUB reconnects and the provider is reported
+ *  down 'disconnected'. Providers with intervals under ~1.7 s are caught by the silence rule
+ *  first (3 intervals < 5 s). The TTL asks the provider's side to drop a vanished worker
+ *  likewise. Caveat: a peer too old to answer ZMTP 3.1 PINGs (libzmq < 4.2) that also heartbeats
+ *  less often than every 5 s would be disconnected and reconnected every 5 s. */
 const ZMTP_HEARTBEAT_INTERVAL_MS = 1000
 const ZMTP_HEARTBEAT_TIMEOUT_MS = 5000
 /** The same 5 s bound the ZMTP handshake (libzmq's default is 30 s), which heartbeats do not
@@ -166,7 +167,8 @@ export function createWorker (opts: WorkerOptions): Worker {
   const { log } = opts
   const workerId = opts.workerId ?? defaultWorkerId()
   const resendMs = opts.reportResendMs ?? REPORT_RESEND_MS
-  const liveness = createLiveness({ livenessMisses: opts.livenessMisses ?? LIVENESS_MISSES })
+  const misses = opts.livenessMisses ?? LIVENESS_MISSES
+  const liveness = createLiveness({ livenessMisses: misses })
   const connectedCount = (): number => lanes.plain.connected.size + lanes.pinged.connected.size
   const checks = createCheckBook()
   /** The pending timer of each checked provider's next probe run (absent while one runs). */
@@ -179,7 +181,6 @@ export function createWorker (opts: WorkerOptions): Worker {
 
   let running = false
   let stopping: Promise<void> | null = null
-  const misses = opts.livenessMisses ?? LIVENESS_MISSES
   /** Each lane's SUB (null while stopped) and the endpoints it is connected to (libzmq keeps
    *  reconnecting them on its own). An endpoint is in at most one lane. */
   const lanes: Record<HeartbeatLane, { sub: Subscriber | null, connected: Set<string> }> = {
@@ -434,14 +435,11 @@ export function createWorker (opts: WorkerOptions): Worker {
     expiryTimer = setTimeout(onExpiry, Math.max(0, next - clock()))
   }
 
-  /** Timers run before socket reads in an event-loop turn. A silence timer that comes due while
-   *  heartbeats wait unread in the SUBs (the loop was busy, or stalled: starved of CPU, a GC
-   *  pause) would call those providers silent, after a long stall the whole fleet at once. So the
-   *  decision waits for this turn's check phase (setImmediate), after the poll phase has read
-   *  what the sockets hold; it costs microseconds and never defers twice. */
+  /** The silence timer decides after the turn's socket reads (shared/after-reads.ts): heartbeats
+   *  that came in time during a stall are read first, or the whole fleet would look silent. */
   function onExpiry (): void {
     expiryTimer = null
-    expiryImmediate = setImmediate(expireSilent)
+    expiryImmediate = afterReads(expireSilent)
   }
 
   function expireSilent (): void {
