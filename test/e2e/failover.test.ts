@@ -4,11 +4,12 @@
 // meanwhile, nothing acknowledged is lost, revisions never repeat, and a feed client sees every
 // event once, in order. A leader that starts while no leader was active reconciles: a provider
 // that died meanwhile is reported down, one that stayed alive is not.
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
-  type FeedMessage, http, killAllRoster, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, testStorage
+  type FeedMessage, http, readFeed, type RosterProcess, spawnGateway, spawnRoster, testStorage
 } from '../helpers/cluster.js'
-import { killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
+import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
+import { spawnEmitter } from '../helpers/emitters.js'
 import {
   acknowledged, type Attempt, describeAttempts, expectNothingLost, firstAckAfter, hasLockSession, leaderLockHolder, longestOutage, startPoller, startWriter
 } from '../helpers/load.js'
@@ -32,13 +33,7 @@ function spawnLeader (bind: string, databaseUrl: string): RosterProcess {
 
 const events = (messages: FeedMessage[]): FeedMessage[] => messages.filter((m) => m.type === 'event')
 
-afterEach(async () => {
-  await killAllEmitters()
-  await killAllRoster()
-})
-afterAll(async () => {
-  await removeTestStorage()
-})
+cleanUpAfterEachTest()
 
 describe.skipIf(!hasPostgres)(`standby leaders${hasPostgres ? '' : ` (${POSTGRES_SKIP_REASON})`}`, () => {
   it.each(['SIGKILL', 'SIGSTOP'] as const)('%s of the active leader under load: a standby accepts writes within its bound, reads never stop, nothing acknowledged is lost, the feed sees every event once', async (signal) => {

@@ -2,11 +2,12 @@
 // serve the same registry at the same revision, a feed client that loses its gateway (closed,
 // or the process SIGKILLed) resumes on another with `since` and misses nothing, and a worker
 // SIGKILLed under load costs no provider a false `down` while its providers move to a survivor.
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
-  type FeedMessage, type FeedReader, freeLeaderBind, type GatewayProcess, http, killAllRoster, portOf, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, storageFlags, testStorage
+  type FeedMessage, type FeedReader, freeLeaderBind, type GatewayProcess, http, portOf, readFeed, type RosterProcess, spawnGateway, spawnRoster, storageFlags, testStorage
 } from '../helpers/cluster.js'
-import { killAllEmitters, spawnEmitter, type Emitter } from '../helpers/emitters.js'
+import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
+import { spawnEmitter, type Emitter } from '../helpers/emitters.js'
 import { connectedPorts } from '../helpers/proc-net.js'
 import { waitFor } from '../helpers/wait-for.js'
 
@@ -94,13 +95,7 @@ function startWriter (url: string, service: string, max = 2000): { stop: () => P
   }
 }
 
-afterEach(async () => {
-  await killAllEmitters()
-  await killAllRoster()
-})
-afterAll(async () => {
-  await removeTestStorage()
-})
+cleanUpAfterEachTest()
 
 describe('two gateways, separate processes', () => {
   it('serve the same providers at the same revision after a burst of writes through one of them', async () => {

@@ -2,14 +2,14 @@
 // reach the leader through TCP proxies that the test blackholes (bytes dropped, nothing closed,
 // as a partition looks) and then restores. Both sides must notice within their liveness bounds,
 // recover with no operator action, and the gateway must repair its replica without a gap.
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
-  freeLeaderBind, http, killAllRoster, portOf, readFeed, removeTestStorage, spawnGateway, spawnRoster, storageFlags, testStorage
+  freeLeaderBind, http, portOf, readFeed, spawnGateway, spawnRoster, storageFlags, testStorage
 } from '../helpers/cluster.js'
-import { killAllEmitters } from '../helpers/emitters.js'
+import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import { acknowledged, startPoller, startWriter } from '../helpers/load.js'
 import { connectedPorts } from '../helpers/proc-net.js'
-import { closeAllProxies, startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { watchedProviders } from '../helpers/watched.js'
 
@@ -27,14 +27,7 @@ async function proxy (target: number, port?: number): Promise<TcpProxy> {
   return await startTcpProxy({ host: '127.0.0.1', port: target }, port === undefined ? {} : { port })
 }
 
-afterEach(async () => {
-  await killAllEmitters()
-  await killAllRoster()
-  await closeAllProxies()
-})
-afterAll(async () => {
-  await removeTestStorage()
-})
+cleanUpAfterEachTest()
 
 describe('link cuts', () => {
   it('worker ↔ leader: the leader moves the cut worker\'s providers without a false down, the worker notices, and both recover when the link returns', async () => {

@@ -4,15 +4,16 @@
 // Writes must fail within 1 s with 503 + Retry-After, nothing may hang, reads go on; when the
 // link returns everything recovers by itself and nothing acknowledged is lost. The machine's
 // Postgres cluster itself is never touched.
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
-  freeLeaderBind, killAllRoster, readFeed, removeTestStorage, spawnGateway, spawnRoster, testStorage
+  freeLeaderBind, readFeed, spawnGateway, spawnRoster, testStorage
 } from '../helpers/cluster.js'
+import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import {
   acknowledged, type Attempt, describeAttempts, expectNothingLost, firstAckAfter, longestOutage, startPoller, startWriter
 } from '../helpers/load.js'
 import { hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
-import { closeAllProxies, startPostgresProxy } from '../helpers/tcp-proxy.js'
+import { startPostgresProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const STARTUP_TIMEOUT_MS = 60_000
@@ -23,13 +24,7 @@ const FAIL_FAST_MS = 1000
 const OUTAGE_MS = 3000
 const SPEC = { host: '127.0.0.1', port: 8080, protocol: 'http', heartbeat: 'tcp://127.0.0.1:9', heartbeatIntervalMs: 1000 }
 
-afterEach(async () => {
-  await killAllRoster()
-  await closeAllProxies()
-})
-afterAll(async () => {
-  await removeTestStorage()
-})
+cleanUpAfterEachTest()
 
 async function outage (kind: 'refuse' | 'blackhole'): Promise<void> {
   const url = (await testStorage('roster-pg-outage-')).databaseUrl as string

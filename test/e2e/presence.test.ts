@@ -1,11 +1,12 @@
 // The whole life of a provider as a user sees it, through real HTTP, a real WebSocket client,
 // a real heartbeat emitter process, and Roster run twice: in this process (`roster up` wiring)
 // and as separate `roster leader|worker|gateway` child processes.
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
-  type FeedReader, freeLeaderEndpoint, freePort, http, killAllRoster, readFeed, removeTestStorage, spawnRoster, startInProcess, type Storage, storageFlags, testStorage, waitForLeader, waitForReady
+  type FeedReader, freeLeaderEndpoint, freePort, http, readFeed, spawnRoster, startInProcess, type Storage, storageFlags, testStorage, waitForLeader, waitForReady
 } from '../helpers/cluster.js'
-import { killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
+import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
+import { spawnEmitter } from '../helpers/emitters.js'
 
 const INTERVAL_MS = 100
 
@@ -34,13 +35,7 @@ const childProcesses: Launch = async (s) => {
   }
 }
 
-afterEach(async () => {
-  await killAllEmitters()
-  await killAllRoster()
-})
-afterAll(async () => {
-  await removeTestStorage()
-})
+cleanUpAfterEachTest()
 
 describe.each([
   ['in one process', inProcess],

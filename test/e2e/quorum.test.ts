@@ -3,27 +3,21 @@
 // reset, its reconnects refused) while the other's link carries on. With `--watchers 1` the
 // provider's only watcher is the one cut off, and the cut is a `down`; with `--watchers 2` it is
 // one dissenting view and nothing happens on the feed, until the provider really dies.
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
-  freeLeaderBind, http, killAllRoster, portOf, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, storageFlags, testStorage
+  freeLeaderBind, http, portOf, readFeed, type RosterProcess, spawnGateway, spawnRoster, storageFlags, testStorage
 } from '../helpers/cluster.js'
-import { killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
+import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
+import { spawnEmitter } from '../helpers/emitters.js'
 import { connectedPorts, tcpConnections } from '../helpers/proc-net.js'
-import { closeAllProxies, startTcpProxy } from '../helpers/tcp-proxy.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const INTERVAL_MS = 100
 /** Processes start through tsx: several seconds each on a loaded 2-core machine. */
 const STARTUP_TIMEOUT_MS = 60_000
 
-afterEach(async () => {
-  await killAllEmitters()
-  await killAllRoster()
-  await closeAllProxies()
-})
-afterAll(async () => {
-  await removeTestStorage()
-})
+cleanUpAfterEachTest()
 
 describe.each([1, 2])('--watchers %i, one worker cut off from the provider', (watchers) => {
   it(watchers === 1

@@ -3,18 +3,18 @@
 // 1001 "going away" and its clients resume on another gateway with `since`; a worker says BYE and
 // its providers move at once, with no false down. And whatever state a process is in (its
 // Postgres unreachable, no leader to talk to), SIGTERM makes it exit promptly.
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
-  freeLeaderBind, http, killAllRoster, portOf, readFeed, removeTestStorage, type RosterProcess, spawnGateway, spawnRoster, storageFlags, testStorage
+  freeLeaderBind, http, portOf, readFeed, type RosterProcess, spawnGateway, spawnRoster, storageFlags, testStorage
 } from '../helpers/cluster.js'
-import { killAllEmitters } from '../helpers/emitters.js'
+import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import {
   acknowledged, type Attempt, describeAttempts, expectNothingLost, firstAckAfter, hasLockSession, leaderLockHolder, longestOutage, startWriter
 } from '../helpers/load.js'
 import { twoLeaderBinds } from '../helpers/ports.js'
 import { hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
 import { connectedPorts } from '../helpers/proc-net.js'
-import { closeAllProxies, startPostgresProxy } from '../helpers/tcp-proxy.js'
+import { startPostgresProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { watchedProviders } from '../helpers/watched.js'
 
@@ -37,14 +37,7 @@ async function terminate (p: RosterProcess): Promise<{ ms: number, code: number 
   return { ms: Date.now() - t0, ...how }
 }
 
-afterEach(async () => {
-  await killAllEmitters()
-  await killAllRoster()
-  await closeAllProxies()
-})
-afterAll(async () => {
-  await removeTestStorage()
-})
+cleanUpAfterEachTest()
 
 describe.skipIf(!hasPostgres)(`SIGTERM to the active leader${hasPostgres ? '' : ` (${POSTGRES_SKIP_REASON})`}`, () => {
   it('unlocks and notifies: the standby takes over at once, under write load, and nothing is lost', async () => {

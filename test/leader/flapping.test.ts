@@ -1,41 +1,21 @@
 // Flap damping through the real leader: a scripted worker (a real DEALER) reports a provider
 // bouncing, and the leader's feed (a real SUB) shows one `down` with reason `flapping` instead of
 // every bounce, then the provider's real state once it has been stable for the hold time.
-import { afterEach, beforeAll, expect, it } from 'vitest'
+import { beforeAll, expect, it } from 'vitest'
 import { context } from 'zeromq'
-import { createLeader, type Leader } from '../../server/leader/leader.js'
-import { silentLog } from '../../server/shared/log.js'
-import { createLocalLeaderLock } from '../../server/store/leader-lock.js'
-import { createRegistryStore } from '../../server/store/registry-store.js'
-import { freeLeaderEndpoint } from '../helpers/cluster.js'
 import { describeBackends, type Backend } from '../helpers/postgres.js'
-import { readLeaderFeed, startFollower, type FeedReader, type ScriptedFollower } from './scripted-follower.js'
+import { useLocalLeaders } from './local-leader.js'
 
 beforeAll(() => { context.blocky = false })
 
 const FLAP = { maxChanges: 3, windowMs: 10_000, holdMs: 1500 }
 
 describeBackends('flap damping', (backend: Backend) => {
-  let leader: Leader | null = null
-  const closers: Array<ScriptedFollower | FeedReader> = []
-  afterEach(async () => {
-    for (const c of closers.splice(0)) c.close()
-    await leader?.stop()
-    leader = null
-  })
+  const { start, follower } = useLocalLeaders(backend, { flapDamping: FLAP })
 
   it('holds a bouncing provider down as flapping, publishes no bounce meanwhile, and releases it once stable', async () => {
-    const bind = await freeLeaderEndpoint()
-    // The local lock suffices: this test is about the leader's decisions, not its election.
-    leader = createLeader({ store: createRegistryStore(backend.db), lock: createLocalLeaderLock(), log: silentLog, config: { bind, flapDamping: FLAP } })
-    await leader.start()
-    await leader.whenActive()
-    const feed = readLeaderFeed(bind)
-    closers.push(feed)
-    await feed.connected()
-    const gw = startFollower(bind)
-    const worker = startFollower(bind)
-    closers.push(gw, worker)
+    const { bind, gw, feed } = await start()
+    const worker = follower(bind)
 
     const put = await gw.write({ type: 'register', service: 'bouncy', id: 'b-1', spec: { host: '127.0.0.1', port: 80, protocol: 'rpc', heartbeat: 'tcp://127.0.0.1:39999', heartbeatIntervalMs: 100 } })
     expect(put.ok).toBe(true)

@@ -2,17 +2,14 @@
 // gateway, the owning worker's ASSIGN, observations ignored meanwhile) and deregisterAfterMs (a
 // provider down too long removed with reason down-too-long, also when the leader restarts). The
 // peers are real DEALERs and a real SUB (scripted-follower.ts); assertions are on what they see.
-import { afterEach, beforeAll, expect, it } from 'vitest'
+import { beforeAll, expect, it } from 'vitest'
 import { context } from 'zeromq'
-import { createLeader, TAKEOVER_SETTLE_MS, type Leader } from '../../server/leader/leader.js'
+import { TAKEOVER_SETTLE_MS } from '../../server/leader/leader.js'
+import { createRegistryStore } from '../../server/store/registry-store.js'
 import type { WriteOp } from '../../server/protocol/messages.js'
 import type { Provider, ProviderSpec } from '../../server/protocol/model.js'
-import { silentLog } from '../../server/shared/log.js'
-import { createLocalLeaderLock } from '../../server/store/leader-lock.js'
-import { createRegistryStore } from '../../server/store/registry-store.js'
-import { freeLeaderEndpoint } from '../helpers/cluster.js'
 import { describeBackends, type Backend } from '../helpers/postgres.js'
-import { readLeaderFeed, startFollower, type FeedReader, type ScriptedFollower } from './scripted-follower.js'
+import { useLocalLeaders } from './local-leader.js'
 
 beforeAll(() => { context.blocky = false })
 
@@ -22,31 +19,7 @@ const maintenance = (id: string, enabled: boolean, reason?: string): WriteOp =>
   ({ type: 'maintenance', service: 'orders', id, enabled, ...(reason === undefined ? {} : { reason }) })
 
 describeBackends('leader: maintenance and deregisterAfterMs', (backend: Backend) => {
-  const leaders: Leader[] = []
-  const closers: Array<ScriptedFollower | FeedReader> = []
-  afterEach(async () => {
-    for (const c of closers.splice(0)) c.close()
-    for (const l of leaders.splice(0)) await l.stop()
-  })
-
-  async function start (bind?: string): Promise<{ bind: string, gw: ScriptedFollower, feed: FeedReader }> {
-    const endpoint = bind ?? await freeLeaderEndpoint()
-    const leader = createLeader({ store: createRegistryStore(backend.db), lock: createLocalLeaderLock(), log: silentLog, config: { bind: endpoint } })
-    leaders.push(leader)
-    await leader.start()
-    await leader.whenActive()
-    const feed = readLeaderFeed(endpoint)
-    const gw = startFollower(endpoint)
-    closers.push(feed, gw)
-    await feed.connected()
-    return { bind: endpoint, gw, feed }
-  }
-
-  function follower (bind: string, id: string): ScriptedFollower {
-    const f = startFollower(bind, id)
-    closers.push(f)
-    return f
-  }
+  const { start, follower } = useLocalLeaders(backend)
 
   it('holds a provider in maintenance with the operator\'s note, ignores its watcher meanwhile, and releases it to pending', async () => {
     const { bind, gw, feed } = await start()

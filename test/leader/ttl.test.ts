@@ -2,19 +2,14 @@
 // a scripted gateway) make a provider up and keep it so without new revisions, a missed renewal
 // makes it down (ttl-expired) within its TTL plus the tracker's tick, a takeover grants a full TTL
 // (no false down), and http/tcp checks are handed to workers as probe tasks.
-import { afterEach, beforeAll, expect, it } from 'vitest'
+import { beforeAll, expect, it } from 'vitest'
 import { context } from 'zeromq'
-import { createLeader, type Leader } from '../../server/leader/leader.js'
 import { TTL_CHECK_INTERVAL_MS } from '../../server/leader/ttl-tracker.js'
 import type { WriteOp, WriteResult } from '../../server/protocol/messages.js'
 import type { ProviderSpec } from '../../server/protocol/model.js'
-import { silentLog } from '../../server/shared/log.js'
-import { createLocalLeaderLock } from '../../server/store/leader-lock.js'
-import { createRegistryStore } from '../../server/store/registry-store.js'
-import { freeLeaderEndpoint } from '../helpers/cluster.js'
 import { describeBackends, type Backend } from '../helpers/postgres.js'
 import { waitFor } from '../helpers/wait-for.js'
-import { readLeaderFeed, startFollower, type FeedReader, type ScriptedFollower } from './scripted-follower.js'
+import { useLocalLeaders } from './local-leader.js'
 
 beforeAll(() => { context.blocky = false })
 
@@ -31,25 +26,7 @@ function ok (r: WriteResult): Extract<WriteResult, { ok: true }> {
 }
 
 describeBackends('leader: ttl checks and check tasks', (backend: Backend) => {
-  const leaders: Leader[] = []
-  const closers: Array<ScriptedFollower | FeedReader> = []
-  afterEach(async () => {
-    for (const c of closers.splice(0)) c.close()
-    for (const l of leaders.splice(0)) await l.stop()
-  })
-
-  async function start (bind?: string): Promise<{ leader: Leader, bind: string, gw: ScriptedFollower, feed: FeedReader }> {
-    const endpoint = bind ?? await freeLeaderEndpoint()
-    const leader = createLeader({ store: createRegistryStore(backend.db), lock: createLocalLeaderLock(), log: silentLog, config: { bind: endpoint } })
-    leaders.push(leader)
-    await leader.start()
-    await leader.whenActive()
-    const feed = readLeaderFeed(endpoint)
-    const gw = startFollower(endpoint)
-    closers.push(feed, gw)
-    await feed.connected()
-    return { leader, bind: endpoint, gw, feed }
-  }
+  const { start, follower } = useLocalLeaders(backend)
 
   it('is up from the first renewal, stays up without new revisions while renewed, goes down ttl-expired, and up at the next renewal', async () => {
     const { gw, feed } = await start()
@@ -135,8 +112,7 @@ describeBackends('leader: ttl checks and check tasks', (backend: Backend) => {
 
   it('hands http and tcp checks to workers as probe tasks with the provider\'s host and port, and keeps ttl checks itself', async () => {
     const { bind, gw } = await start()
-    const w = startFollower(bind, 'worker-c')
-    closers.push(w)
+    const w = follower(bind, 'worker-c')
     await w.ready()
     ok(await gw.write(register('c-http', { ...BASE, port: 8081, check: { type: 'http', path: '/health', intervalMs: 200, timeoutMs: 100 } })))
     ok(await gw.write(register('c-tcp', { ...BASE, port: 8082, check: { type: 'tcp', intervalMs: 300, timeoutMs: 50 } })))
