@@ -14,7 +14,9 @@ type Role = 'up' | 'leader' | 'worker' | 'gateway'
  *  0.1 s, the leader unlocks and ends its lock session within 1 s. */
 const STOP_DEADLINE_MS = 3000
 
-interface Flag { env: string[], help: string, roles: Role[], default?: string }
+/** A flag takes a value unless `boolean`: then it is given bare (`--insecure-no-auth`) and its
+ *  environment twin is true when set to 1 or true. */
+interface Flag { env: string[], help: string, roles: Role[], default?: string, boolean?: true }
 
 const FLAGS: Record<string, Flag> = {
   port: { env: ['ROSTER_PORT', 'PORT'], help: 'gateway HTTP port', roles: ['up', 'gateway'], default: '7070' },
@@ -27,6 +29,7 @@ const FLAGS: Record<string, Flag> = {
   'flap-max-changes': { env: ['ROSTER_FLAP_MAX_CHANGES'], help: 'presence changes tolerated within the flap window before a provider is held down as flapping', roles: ['up', 'leader'], default: '5' },
   'flap-window-ms': { env: ['ROSTER_FLAP_WINDOW_MS'], help: 'the flap window', roles: ['up', 'leader'], default: '60000' },
   'flap-hold-ms': { env: ['ROSTER_FLAP_HOLD_MS'], help: 'stable time that ends a flapping hold', roles: ['up', 'leader'], default: '30000' },
+  'insecure-no-auth': { env: ['ROSTER_INSECURE_NO_AUTH'], help: 'allow a gateway without auth, or a leader without cluster keys, on a non-loopback address', roles: ['up', 'leader', 'gateway'], boolean: true },
   'log-level': { env: ['ROSTER_LOG_LEVEL'], help: 'fatal, error, warn, info, debug or silent', roles: ['up', 'leader', 'worker', 'gateway'], default: 'info' }
 }
 
@@ -50,22 +53,25 @@ function usage (role?: Role): string {
   for (const [name, f] of Object.entries(FLAGS)) {
     if (!f.roles.includes(role)) continue
     const def = f.default === undefined ? '' : ` (default ${f.default})`
-    lines.push(`  --${name.padEnd(14)} ${f.help}${def} [${f.env.join(', ')}]`)
+    lines.push(`  --${name.padEnd(18)} ${f.help}${def} [${f.env.join(', ')}]`)
   }
-  lines.push('  --help          show this help')
+  lines.push(`  --${'help'.padEnd(18)} show this help`)
   return lines.join('\n')
 }
 
 type Config = Record<keyof typeof FLAGS, string | undefined>
 
 function readConfig (role: Role, argv: string[], env: NodeJS.ProcessEnv): Config {
-  const options = Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: 'string' as const }]))
+  const options = Object.fromEntries(Object.entries(FLAGS).map(([k, f]) => [k, { type: f.boolean === true ? 'boolean' as const : 'string' as const }]))
   const { values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' } }, strict: true })
   const config: Record<string, string | undefined> = {}
   for (const [name, f] of Object.entries(FLAGS)) {
-    const given = (values as Record<string, unknown>)[name] as string | undefined
-    if (given !== undefined && !f.roles.includes(role)) throw new Error(`--${name} does not apply to \`roster ${role}\``)
-    config[name] = given ?? f.env.map((e) => env[e]).find((v) => v !== undefined && v !== '') ?? f.default
+    const raw = (values as Record<string, unknown>)[name] as string | boolean | undefined
+    if (raw !== undefined && !f.roles.includes(role)) throw new Error(`--${name} does not apply to \`roster ${role}\``)
+    // A boolean flag is stored as 'true' or absent, so that every value here is a string.
+    const given = raw === true ? 'true' : raw === false ? undefined : raw
+    const fromEnv = f.env.map((e) => env[e]).find((v) => v !== undefined && v !== '')
+    config[name] = given ?? (f.boolean === true ? (fromEnv === '1' || fromEnv === 'true' ? 'true' : undefined) : fromEnv) ?? f.default
   }
   const port = Number(config.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer 0–65535, got ${JSON.stringify(config.port)}`)
