@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Subscriber } from 'zeromq'
 import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
 import type { Message, Observation, Task } from '../protocol/messages.js'
+import { REASON_MAX_LENGTH } from '../protocol/model.js'
 import { endpointTarget, firstOutside, notAllowedDetail, type AllowedTargets } from '../protocol/targets.js'
 import { afterReads } from '../shared/after-reads.js'
 import type { Log } from '../shared/log.js'
@@ -359,7 +360,9 @@ export function createWorker (opts: WorkerOptions): Worker {
         const refusal = verdictOn(endpoint)
         if (refusal === undefined) continue // being looked up; syncEndpoints runs again then
         if (refusal !== null) {
-          for (const obs of liveness.refused(endpoint, refusal, clock())) transition(obs)
+          // An Observation's detail is at most REASON_MAX_LENGTH characters (a longer one would
+          // make the whole REPORT a bad frame); a long list of ranges is cut short.
+          for (const obs of liveness.refused(endpoint, refusal.slice(0, REASON_MAX_LENGTH), clock())) transition(obs)
           continue
         }
       }
