@@ -12,7 +12,7 @@ import {
   bareHost, endpointTarget, firstOutside, leaderReservedPorts, notAllowedDetail, reservedHit,
   type AllowedTargets, type ReservedPort
 } from '../protocol/targets.js'
-import { RosterError } from './errors.js'
+import { TargetNotAllowedError, TargetUnresolvedError } from './errors.js'
 
 /** 2 s: a resolver answers in milliseconds or, when a server is down, after its own 5 s retry;
  *  the registration should not wait that long, and the client may retry (it gets a 503). */
@@ -28,24 +28,6 @@ export interface TargetGuardOptions {
   /** This gateway's `--host`, if it is an address of its own beyond its interfaces'. */
   ownHost?: string
   lookupTimeoutMs?: number
-}
-
-/** The registration names a target Roster must not connect to. */
-export class TargetNotAllowedError extends RosterError {
-  static readonly code = 'ROSTER_ERR_TARGET_NOT_ALLOWED'
-  constructor (message: string) {
-    super(TargetNotAllowedError.code, 400, message)
-    this.name = 'TargetNotAllowedError'
-  }
-}
-
-/** The target's name does not resolve (400), or the resolver did not answer in time (503). */
-export class TargetUnresolvedError extends RosterError {
-  static readonly code = 'ROSTER_ERR_TARGET_UNRESOLVED'
-  constructor (message: string, statusCode: 400 | 503) {
-    super(TargetUnresolvedError.code, statusCode, message, { expose: true })
-    this.name = 'TargetUnresolvedError'
-  }
 }
 
 interface Target { field: string, shown: string, host: string, port: number }

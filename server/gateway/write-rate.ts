@@ -5,21 +5,13 @@
 // client spread over G gateways gets up to G × N.
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
-import { RosterError } from './errors.js'
+import { RateLimitedError } from './errors.js'
 
 /** Counting window: N per second, as the flag says. */
 const WRITE_RATE_WINDOW_MS = 1000
 /** Clients remembered at once (an LRU): past this many distinct keys within a window the
  *  oldest are forgotten, which bounds the memory a spray of addresses can take. */
 const WRITE_RATE_MAX_CLIENTS = 10_000
-
-export class RateLimitedError extends RosterError {
-  static readonly code = 'ROSTER_ERR_RATE_LIMITED'
-  constructor (perSecond: number, retryAfterS: number) {
-    super(RateLimitedError.code, 429, `write rate limit exceeded: at most ${perSecond} writes per second per client (--write-rate); retry in ${retryAfterS} s`)
-    this.name = 'RateLimitedError'
-  }
-}
 
 /** Whose budget a write counts against: the client's address. With auth on, the token's id
  *  (`request.token?.id ?? request.ip`), so that clients behind one proxy are told apart and one
