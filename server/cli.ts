@@ -4,6 +4,8 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { parseTcpEndpoint, pubEndpoint } from './protocol/endpoints.js'
+import { parseAllowTargets } from './protocol/targets.js'
+import { CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS } from './protocol/model.js'
 import { createLog } from './shared/log.js'
 import { startGateway, startLeader, startWorker, type Stopper } from './roles.js'
 
@@ -29,6 +31,11 @@ const FLAGS: Record<string, Flag> = {
   'flap-max-changes': { env: ['ROSTER_FLAP_MAX_CHANGES'], help: 'presence changes tolerated within the flap window before a provider is held down as flapping', roles: ['up', 'leader'], default: '5' },
   'flap-window-ms': { env: ['ROSTER_FLAP_WINDOW_MS'], help: 'the flap window', roles: ['up', 'leader'], default: '60000' },
   'flap-hold-ms': { env: ['ROSTER_FLAP_HOLD_MS'], help: 'stable time that ends a flapping hold', roles: ['up', 'leader'], default: '30000' },
+  'allow-targets': { env: ['ROSTER_ALLOW_TARGETS'], help: 'CIDR ranges (comma-separated) that heartbeat endpoints and check targets must resolve into', roles: ['up', 'gateway', 'worker'], default: 'any' },
+  'max-providers-per-service': { env: ['ROSTER_MAX_PROVIDERS_PER_SERVICE'], help: 'providers one service may hold; a new one beyond is 429', roles: ['up', 'leader'], default: '100000' },
+  'max-providers': { env: ['ROSTER_MAX_PROVIDERS'], help: 'providers the registry may hold; a new one beyond is 429', roles: ['up', 'leader'], default: '500000' },
+  'write-rate': { env: ['ROSTER_WRITE_RATE'], help: 'writes per second per client (per token with auth on), beyond: 429 with Retry-After; unset: off', roles: ['up', 'gateway'] },
+  'min-check-interval-ms': { env: ['ROSTER_MIN_CHECK_INTERVAL_MS'], help: `shortest http/tcp check intervalMs accepted (at least ${CHECK_INTERVAL_MIN_MS})`, roles: ['up', 'gateway'], default: '1000' },
   'insecure-no-auth': { env: ['ROSTER_INSECURE_NO_AUTH'], help: 'allow a gateway without auth, or a leader without cluster keys, on a non-loopback address', roles: ['up', 'leader', 'gateway'], boolean: true },
   'log-level': { env: ['ROSTER_LOG_LEVEL'], help: 'fatal, error, warn, info, debug or silent', roles: ['up', 'leader', 'worker', 'gateway'], default: 'info' }
 }
@@ -75,10 +82,15 @@ function readConfig (role: Role, argv: string[], env: NodeJS.ProcessEnv): Config
   }
   const port = Number(config.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer 0–65535, got ${JSON.stringify(config.port)}`)
-  for (const name of ['flap-max-changes', 'flap-window-ms', 'flap-hold-ms', 'watchers']) {
+  for (const name of ['flap-max-changes', 'flap-window-ms', 'flap-hold-ms', 'watchers', 'max-providers-per-service', 'max-providers', ...(config['write-rate'] === undefined ? [] : ['write-rate'])]) {
     const n = Number(config[name])
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(config[name])}`)
   }
+  const minCheck = Number(config['min-check-interval-ms'])
+  if (!Number.isInteger(minCheck) || minCheck < CHECK_INTERVAL_MIN_MS || minCheck > CHECK_INTERVAL_MAX_MS) {
+    throw new Error(`--min-check-interval-ms must be an integer ${CHECK_INTERVAL_MIN_MS}–${CHECK_INTERVAL_MAX_MS}, got ${JSON.stringify(config['min-check-interval-ms'])}`)
+  }
+  parseAllowTargets(config['allow-targets'])
   parseTcpEndpoint(config.bind as string, '--bind')
   for (const c of (config.leader as string).split(',')) parseTcpEndpoint(c.trim(), '--leader')
   return config as Config
@@ -144,6 +156,7 @@ async function main (): Promise<void> {
       dataDir: resolve(config['data-dir'] as string),
       bind: config.bind as string,
       watchers: Number(config.watchers),
+      quotas: { maxProvidersPerService: Number(config['max-providers-per-service']), maxProviders: Number(config['max-providers']) },
       flapDamping: {
         maxChanges: Number(config['flap-max-changes']),
         windowMs: Number(config['flap-window-ms']),
@@ -165,9 +178,17 @@ async function main (): Promise<void> {
     }
     log.info({ storage, bind: config.bind, events: pubEndpoint(config.bind as string) }, 'leader started (active once it holds the lock)')
   }
-  if (role === 'up' || role === 'worker') stoppers.push(await startWorker(candidates, log))
+  const allowTargets = parseAllowTargets(config['allow-targets'])
+  if (role === 'up' || role === 'worker') stoppers.push(await startWorker(candidates, log, { allowTargets }))
   if (role === 'up' || role === 'gateway') {
-    const gateway = await startGateway({ port: Number(config.port), host: config.host as string, candidates }, log)
+    const gateway = await startGateway({
+      port: Number(config.port),
+      host: config.host as string,
+      candidates,
+      allowTargets,
+      minCheckIntervalMs: Number(config['min-check-interval-ms']),
+      ...(config['write-rate'] === undefined ? {} : { writeRatePerSecond: Number(config['write-rate']) })
+    }, log)
     stoppers.push(gateway.stop)
     if (role === 'up') {
       await gateway.whenReady()

@@ -9,6 +9,8 @@ import { createRegistryStore } from './store/registry-store.js'
 import { createLocalLeaderLock, createPgLeaderLock } from './store/leader-lock.js'
 import { createLeader, type Leader } from './leader/leader.js'
 import type { FlapDampingConfig } from './leader/flap-damping.js'
+import type { QuotaLimits } from './leader/quota.js'
+import type { AllowedTargets } from './protocol/targets.js'
 import { createWorker } from './worker/worker.js'
 import { buildGateway } from './gateway/app.js'
 import { createReplica } from './gateway/replica.js'
@@ -24,6 +26,8 @@ export interface LeaderRoleConfig {
   flapDamping?: FlapDampingConfig
   /** Workers per provider (`--watchers`). */
   watchers?: number
+  /** `--max-providers-per-service`, `--max-providers` (default: quota.ts DEFAULT_QUOTAS). */
+  quotas?: QuotaLimits
 }
 
 export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<Stopper & { leader: Leader }> {
@@ -40,25 +44,45 @@ export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<
   const lock = databaseUrl !== undefined
     ? createPgLeaderLock({ databaseUrl, applicationName: `roster-leader-${process.pid}` })
     : createLocalLeaderLock()
-  const leader = createLeader({ store: createRegistryStore(db), lock, log: log.child({ role: 'leader' }), config: { bind: config.bind, flapDamping: config.flapDamping, watchers: config.watchers } })
+  const leader = createLeader({ store: createRegistryStore(db), lock, log: log.child({ role: 'leader' }), config: { bind: config.bind, flapDamping: config.flapDamping, watchers: config.watchers, quotas: config.quotas } })
   await leader.start()
   const stop = async (): Promise<void> => { await leader.stop(); await db.close() }
   return Object.assign(stop, { leader })
 }
 
-export async function startWorker (candidates: string[], log: Log): Promise<Stopper> {
-  const worker = createWorker({ leaders: candidates, workerId: `worker-${randomUUID()}`, log: log.child({ role: 'worker' }) })
+export interface WorkerRoleConfig {
+  /** `--allow-targets` (null: any). */
+  allowTargets?: AllowedTargets | null
+}
+
+export async function startWorker (candidates: string[], log: Log, config: WorkerRoleConfig = {}): Promise<Stopper> {
+  const worker = createWorker({ leaders: candidates, workerId: `worker-${randomUUID()}`, log: log.child({ role: 'worker' }), allowTargets: config.allowTargets ?? null })
   await worker.start()
   return () => worker.stop()
 }
 
-export interface GatewayRoleConfig { port: number, host: string, candidates: string[] }
+export interface GatewayRoleConfig {
+  port: number
+  host: string
+  candidates: string[]
+  /** `--allow-targets` (null: any). */
+  allowTargets?: AllowedTargets | null
+  /** `--min-check-interval-ms` (default 1000, routes/services.ts). */
+  minCheckIntervalMs?: number
+  /** `--write-rate` (absent: off). */
+  writeRatePerSecond?: number
+}
 
 export async function startGateway (config: GatewayRoleConfig, log: Log): Promise<{ stop: Stopper, url: string, whenReady: () => Promise<void> }> {
   const replica = createReplica()
   const leader = createLeaderClient({ candidates: config.candidates, replica, log: log.child({ role: 'gateway' }) })
   leader.start()
-  const app = await buildGateway({ replica, leader }, { loggerInstance: log.child({ role: 'gateway' }) })
+  const app = await buildGateway({ replica, leader }, {
+    loggerInstance: log.child({ role: 'gateway' }),
+    targets: { allow: config.allowTargets ?? null, leaderCandidates: config.candidates, ownHost: config.host },
+    ...(config.minCheckIntervalMs === undefined ? {} : { minCheckIntervalMs: config.minCheckIntervalMs }),
+    ...(config.writeRatePerSecond === undefined ? {} : { writeRatePerSecond: config.writeRatePerSecond })
+  })
   const url = await app.listen({ port: config.port, host: config.host })
   // Reads are served once the replica holds its first snapshot from the leader.
   const whenReady = async (): Promise<void> => {

@@ -6,18 +6,22 @@ import swagger from '@fastify/swagger'
 import websocket from '@fastify/websocket'
 import AjvCompiler from '@fastify/ajv-compiler'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { AddressInfo } from 'node:net'
 import type { Change } from '../protocol/model.js'
+import type { AllowedTargets } from '../protocol/targets.js'
 import type { WriteOp, WriteResult } from '../protocol/messages.js'
 import { errorBody, RosterError } from './errors.js'
 import { createReadGate, MIN_REVISION_WAIT_MS } from './read-gate.js'
 import type { Replica } from './replica.js'
 import { healthRoutes } from './routes/health.js'
 import { openapiRoutes } from './routes/openapi.js'
-import { servicesRoutes, WRITE_VISIBLE_WAIT_MS } from './routes/services.js'
+import { MIN_CHECK_INTERVAL_DEFAULT_MS, servicesRoutes, WRITE_VISIBLE_WAIT_MS } from './routes/services.js'
 import { watchRoutes } from './routes/watch.js'
 import { ErrorResponse, sharedSchemas } from './schemas/common.js'
 import { formatValidationErrors } from './validation.js'
+import { createTargetGuard } from './target-guard.js'
 import { createWatchHub, type WatchLimits } from './watch-hub.js'
+import { writeRateLimit } from './write-rate.js'
 
 /** What the gateway needs from the leader; server/gateway/leader-client.ts implements it. */
 export interface LeaderPort {
@@ -41,6 +45,13 @@ export interface GatewayOptions {
   writeVisibleWaitMs?: number
   /** The watch feed's per-client bounds (watch-hub.ts). */
   watch?: Partial<WatchLimits>
+  /** Where registrations may make workers connect (target-guard.ts): `--allow-targets` (null or
+   *  absent: anywhere) and the leader candidates, whose ports are never a valid target. */
+  targets?: { allow?: AllowedTargets | null, leaderCandidates?: readonly string[], ownHost?: string }
+  /** The shortest http/tcp check interval accepted (`--min-check-interval-ms`). Default 1000. */
+  minCheckIntervalMs?: number
+  /** Writes per second per client (`--write-rate`); absent: no limit. */
+  writeRatePerSecond?: number
 }
 
 /** 64 KiB: the largest valid registration (32 tags of 64 characters, 32 meta entries of
@@ -141,12 +152,25 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
   })
 
   const readGate = createReadGate(replica, opts.minRevisionWaitMs ?? MIN_REVISION_WAIT_MS)
+  const targetGuard = createTargetGuard({
+    allow: opts.targets?.allow ?? null,
+    leaderCandidates: opts.targets?.leaderCandidates ?? [],
+    ownHost: opts.targets?.ownHost,
+    ownPort: () => {
+      const address = app.server.address() as AddressInfo | string | null
+      return typeof address === 'object' && address !== null ? address.port : null
+    }
+  })
+  const writeLimit = opts.writeRatePerSecond === undefined ? undefined : await writeRateLimit(app, opts.writeRatePerSecond)
   await app.register(healthRoutes, { replica, leader })
   await app.register(servicesRoutes, {
     replica,
     leader,
     readGate,
-    writeVisibleWaitMs: opts.writeVisibleWaitMs ?? WRITE_VISIBLE_WAIT_MS
+    writeVisibleWaitMs: opts.writeVisibleWaitMs ?? WRITE_VISIBLE_WAIT_MS,
+    targetGuard,
+    minCheckIntervalMs: opts.minCheckIntervalMs ?? MIN_CHECK_INTERVAL_DEFAULT_MS,
+    writeLimit
   })
   await app.register(watchRoutes, { replica, hub })
   await app.register(openapiRoutes)

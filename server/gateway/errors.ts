@@ -99,6 +99,33 @@ export class InvalidRegistrationError extends RosterError {
   }
 }
 
+/** The registration names a target Roster must not connect to. */
+export class TargetNotAllowedError extends RosterError {
+  static readonly code = 'ROSTER_ERR_TARGET_NOT_ALLOWED'
+  constructor (message: string) {
+    super(TargetNotAllowedError.code, 400, message)
+    this.name = 'TargetNotAllowedError'
+  }
+}
+
+/** The target's name does not resolve (400), or the resolver did not answer in time (503). */
+export class TargetUnresolvedError extends RosterError {
+  static readonly code = 'ROSTER_ERR_TARGET_UNRESOLVED'
+  constructor (message: string, statusCode: 400 | 503) {
+    super(TargetUnresolvedError.code, statusCode, message, { expose: true })
+    this.name = 'TargetUnresolvedError'
+  }
+}
+
+/** `--write-rate` reached (write-rate.ts); @fastify/rate-limit sets Retry-After. */
+export class RateLimitedError extends RosterError {
+  static readonly code = 'ROSTER_ERR_RATE_LIMITED'
+  constructor (perSecond: number, retryAfterS: number) {
+    super(RateLimitedError.code, 429, `write rate limit exceeded: at most ${perSecond} writes per second per client (--write-rate); retry in ${retryAfterS} s`)
+    this.name = 'RateLimitedError'
+  }
+}
+
 /** A plain HTTP GET on the WebSocket feed. */
 export class UpgradeRequiredError extends RosterError {
   static readonly code = 'ROSTER_ERR_UPGRADE_REQUIRED'

@@ -18,6 +18,7 @@ import type { Log } from '../shared/log.js'
 import { createAssignment, type Assignment } from './assignment.js'
 import { createFlapDamper, DEFAULT_FLAP_DAMPING, type FlapDamper, type FlapDampingConfig } from './flap-damping.js'
 import { createObserverQuorum, type ObserverQuorum } from './quorum.js'
+import { createProviderCounts, DEFAULT_QUOTAS, type MutableCounts, type QuotaLimits } from './quota.js'
 import {
   decideObservation, decideReap, decideWrite, sameWatch, TTL_EXPIRED_REASON, type Judgement, type Lookup, type PendingChange
 } from './registry.js'
@@ -65,6 +66,8 @@ export interface LeaderConfig {
   /** Workers that watch each provider (`--watchers`, default 1); with more than one, `down`
    *  needs all of them to agree (quorum.ts). */
   watchers?: number
+  /** Provider quotas (`--max-providers-per-service`, `--max-providers`); quota.ts. */
+  quotas?: QuotaLimits
 }
 
 export interface LeaderDeps {
@@ -128,6 +131,8 @@ interface Term {
   ttl: TtlTracker
   /** Providers with a deregisterAfterMs, the only ones the reaper looks at. */
   reapable: Set<string>
+  /** Committed providers per service, for the quotas. */
+  counts: MutableCounts
   loop: Promise<void>
   readLoop: Promise<void>
 }
@@ -235,6 +240,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       damper: createFlapDamper(config.flapDamping ?? DEFAULT_FLAP_DAMPING),
       ttl: createTtlTracker(),
       reapable: new Set(),
+      counts: createProviderCounts(loaded.providers.map((p) => p.service)),
       loop: Promise.resolve(),
       readLoop: Promise.resolve()
     }
@@ -473,11 +479,13 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     const changes: Change[] = []
     const after: Array<() => void> = []
     let next = t.head
+    const counts = t.counts.overlay()
 
     const record = (change: PendingChange): Change => {
       const provider = { ...change.provider, revision: ++next }
       overlay.set(provider.id, change.event === 'deregistered' ? null : provider)
       const c: Change = { revision: provider.revision, event: change.event, provider }
+      counts.note(c)
       changes.push(c)
       return c
     }
@@ -497,7 +505,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
         const change = decideObservation(lookup, judge(t, item.obs, now, item.released === true), now)
         if (change !== null) record(change)
       } else {
-        const d = decideWrite(lookup, item.op, now)
+        const d = decideWrite(lookup, item.op, now, { limits: config.quotas ?? DEFAULT_QUOTAS, counts })
         let result: WriteResult
         if (!d.ok) {
           result = { ok: false, statusCode: d.statusCode, code: d.code, message: d.message }
@@ -562,6 +570,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
 
   function applyCommitted (t: Term, c: Change): void {
     const id = c.provider.id
+    t.counts.note(c)
     const before = t.state.get(id)
     const watchers = t.assignment.watchersOf(id)
     const renotify = (): void => { for (const w of watchers) t.dirtyWorkers.add(w) }

@@ -7,6 +7,7 @@ import {
   HEARTBEAT_INTERVAL_DEFAULT_MS, registrationProblem, type EventKind, type Provider, type ProviderRecordSpec, type ProviderSpec
 } from '../protocol/model.js'
 import type { Observation, WriteOp } from '../protocol/messages.js'
+import { quotaRefusal, type ProviderCounts, type QuotaLimits } from './quota.js'
 
 /** A provider as it will be stored once the shell gives the change its revision. */
 export type Draft = Omit<Provider, 'revision'>
@@ -30,7 +31,11 @@ export type WriteDecision =
   /** `change` is null for an idempotent write; `current` is then the stored provider. */
   | { ok: true, statusCode: number, change: PendingChange | null, current?: Provider }
 
-export function decideWrite (lookup: Lookup, op: WriteOp, now: number): WriteDecision {
+/** The quotas and the counts they are checked against (quota.ts), including the earlier
+ *  changes of the batch being decided. */
+export interface Quota { limits: QuotaLimits, counts: ProviderCounts }
+
+export function decideWrite (lookup: Lookup, op: WriteOp, now: number, quota?: Quota): WriteDecision {
   const existing = lookup(op.id)
   if (existing !== undefined && existing.service !== op.service) {
     return {
@@ -70,6 +75,9 @@ export function decideWrite (lookup: Lookup, op: WriteOp, now: number): WriteDec
   if (problem !== null) return { ok: false, statusCode: 400, code: ErrorCodes.invalid, message: problem }
   const spec = withDefaults(op.spec)
   if (existing === undefined) {
+    // Only a new provider is counted: an update of an existing one is never refused by a quota.
+    const refusal = quota === undefined ? null : quotaRefusal(quota.counts, op.service, quota.limits)
+    if (refusal !== null) return { ok: false, statusCode: 429, ...refusal }
     const provider: Draft = { id: op.id, service: op.service, ...spec, state: 'pending', stateSince: stamp, lastSeen: null }
     return { ok: true, statusCode: 201, change: { event: 'registered', provider } }
   }

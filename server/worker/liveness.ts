@@ -44,6 +44,10 @@ export interface Liveness {
   heartbeat: (providerId: string, now: number) => Observation | null
   /** The connection to `endpoint` dropped: every `up` provider there goes `down`. */
   disconnected: (endpoint: string, now: number) => Observation[]
+  /** The worker will not connect to `endpoint` (its address is outside `--allow-targets`): every
+   *  provider there that is not already down goes `down`, reason `disconnected` with `detail`
+   *  saying why, pending ones included (they would otherwise wait forever). */
+  refused: (endpoint: string, detail: string, now: number) => Observation[]
   /** Every `up` provider whose silence reached its deadline goes `down`. */
   expire: (now: number) => Observation[]
   /** The current view of every watched provider, for READY after a leader change. */
@@ -66,6 +70,8 @@ interface Entry {
   state: WatchState
   lastSeen: number | null
   reason: DownReason | undefined
+  /** Why it is down, beyond its reason (only for a refused endpoint). */
+  detail: string | undefined
   /** When an `up` provider becomes silent; meaningless in the other states. */
   deadline: number
   /** The earliest heap key that refers to this entry, null when the heap holds none. */
@@ -142,6 +148,7 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
   function observation (e: Entry): Observation {
     const obs: Observation = { providerId: e.providerId, state: e.state, lastSeen: e.lastSeen }
     if (e.state === 'down' && e.reason !== undefined) obs.reason = e.reason
+    if (e.state === 'down' && e.detail !== undefined) obs.detail = e.detail
     return obs
   }
 
@@ -173,9 +180,10 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
     if (set.size === 0) byEndpoint.delete(e.endpoint)
   }
 
-  function goDown (e: Entry, reason: DownReason, now: number): Observation {
+  function goDown (e: Entry, reason: DownReason, now: number, detail?: string): Observation {
     e.state = 'down'
     e.reason = reason
+    e.detail = detail
     e.downAt = now
     const obs = observation(e)
     if (e.lastSeen !== null) obs.detectedAfterMs = Math.max(0, Math.round(now - e.lastSeen))
@@ -203,6 +211,7 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
             kept.state = task.state
             kept.lastSeen = task.lastSeen
             kept.reason = undefined
+            kept.detail = undefined
             if (kept.state === 'up') rearm(kept, now)
             outcome.restarted.push(task.providerId)
           } else {
@@ -225,6 +234,7 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
           state: task.state,
           lastSeen: task.lastSeen,
           reason: undefined,
+          detail: undefined,
           deadline: 0,
           armedAt: null,
           downAt: -Infinity,
@@ -254,6 +264,7 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
       if (e.state === 'up') return null
       e.state = 'up'
       e.reason = undefined
+      e.detail = undefined
       arm(e, e.deadline)
       return observation(e)
     },
@@ -262,6 +273,14 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
       const out: Observation[] = []
       for (const e of byEndpoint.get(endpoint) ?? []) {
         if (e.state === 'up') out.push(goDown(e, 'disconnected', now))
+      }
+      return out
+    },
+
+    refused (endpoint, detail, now) {
+      const out: Observation[] = []
+      for (const e of byEndpoint.get(endpoint) ?? []) {
+        if (e.state !== 'down') out.push(goDown(e, 'disconnected', now, detail))
       }
       return out
     },

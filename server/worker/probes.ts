@@ -2,25 +2,46 @@
 // http://host:port/path on a fresh connection and is healthy on a 2xx status line within the
 // timeout (the body is not awaited); a tcp check is healthy when a connection is established
 // within the timeout. A probe never throws and never outlives its timeout: every failure,
-// including a bug in the provider's answer, is an outcome with a short detail.
+// including a bug in the provider's answer, is an outcome with a short detail. With an allow
+// list (`--allow-targets`) the probe connects only to an address it has just checked: the name is
+// resolved by the probe's own lookup, which refuses a target if any address is outside, so a
+// name cannot resolve to an allowed address for the check and another one for the connection.
+import { lookup as dnsLookup } from 'node:dns'
 import { request } from 'node:http'
-import { connect } from 'node:net'
+import { connect, isIP, type LookupFunction } from 'node:net'
 import type { Probe } from '../protocol/messages.js'
+import { bareHost, firstOutside, notAllowedDetail, type AllowedTargets } from '../protocol/targets.js'
 import type { ProbeOutcome } from './checks.js'
 
 const USER_AGENT = 'roster-check/1'
 const DETAIL_MAX_LENGTH = 200
 
 /** Runs `probe` once. `signal` ends it early (the worker is stopping) with a failed outcome that
- *  the caller is expected to drop. */
-export async function runProbe (probe: Probe, signal?: AbortSignal): Promise<ProbeOutcome> {
+ *  the caller is expected to drop. With `allow`, a target outside it is not connected to: the
+ *  outcome is a failure whose detail starts with `target not allowed`. */
+export async function runProbe (probe: Probe, signal?: AbortSignal, allow: AllowedTargets | null = null): Promise<ProbeOutcome> {
   if (signal?.aborted === true) return { ok: false, detail: 'aborted' }
-  return await (probe.type === 'http' ? httpProbe(probe, signal) : tcpProbe(probe, signal))
+  const host = bareHost(probe.host)
+  if (allow !== null && isIP(host) !== 0 && firstOutside(allow, [host]) !== null) {
+    return { ok: false, detail: notAllowedDetail(host, host, allow).slice(0, DETAIL_MAX_LENGTH) }
+  }
+  const lookup = allow === null ? undefined : allowedLookup(allow)
+  return await (probe.type === 'http' ? httpProbe(probe, signal, lookup) : tcpProbe(probe, signal, lookup))
 }
 
-/** Registrations may bracket IPv6 literals ([::1]); sockets want them bare. */
-function bareHost (host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
+/** A lookup for net/http that fails, with the `target not allowed` detail as its message, when any
+ *  address of the name is outside `allow`, and otherwise answers as dns.lookup would. */
+function allowedLookup (allow: AllowedTargets): LookupFunction {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err !== null) { callback(err, ''); return }
+      const outside = firstOutside(allow, addresses.map((a) => a.address))
+      if (outside !== null) { callback(new Error(notAllowedDetail(hostname, outside, allow)), ''); return }
+      const first = addresses[0]
+      if (options.all === true || first === undefined) callback(null, addresses)
+      else callback(null, first.address, first.family)
+    })
+  }
 }
 
 function failure (err: unknown): ProbeOutcome {
@@ -54,7 +75,7 @@ function bounded (
   })
 }
 
-function httpProbe (probe: Extract<Probe, { type: 'http' }>, signal: AbortSignal | undefined): Promise<ProbeOutcome> {
+function httpProbe (probe: Extract<Probe, { type: 'http' }>, signal: AbortSignal | undefined, lookup: LookupFunction | undefined): Promise<ProbeOutcome> {
   return bounded(probe.timeoutMs, signal, (settle) => {
     // agent: false, so each check opens its own connection: a provider that stopped accepting
     // connections must fail its check, not pass it over an old keep-alive socket.
@@ -64,6 +85,7 @@ function httpProbe (probe: Extract<Probe, { type: 'http' }>, signal: AbortSignal
       path: probe.path,
       method: 'GET',
       agent: false,
+      ...(lookup === undefined ? {} : { lookup }),
       headers: { 'user-agent': USER_AGENT, accept: '*/*', connection: 'close' }
     }, (res) => {
       const status = res.statusCode ?? 0
@@ -78,9 +100,9 @@ function httpProbe (probe: Extract<Probe, { type: 'http' }>, signal: AbortSignal
   })
 }
 
-function tcpProbe (probe: Extract<Probe, { type: 'tcp' }>, signal: AbortSignal | undefined): Promise<ProbeOutcome> {
+function tcpProbe (probe: Extract<Probe, { type: 'tcp' }>, signal: AbortSignal | undefined, lookup: LookupFunction | undefined): Promise<ProbeOutcome> {
   return bounded(probe.timeoutMs, signal, (settle) => {
-    const socket = connect({ host: bareHost(probe.host), port: probe.port })
+    const socket = connect({ host: bareHost(probe.host), port: probe.port, ...(lookup === undefined ? {} : { lookup }) })
     socket.once('connect', () => settle({ ok: true }))
     // After a settle, the destroyed socket may still report an error: nothing listens for it then.
     socket.on('error', (err) => settle(failure(err)))

@@ -6,11 +6,15 @@
 // stop it: bad input is counted and dropped, and it keeps watching with no leader.
 import { isUtf8 } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
+import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Subscriber } from 'zeromq'
 import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
 import type { Message, Observation, Task } from '../protocol/messages.js'
+import { REASON_MAX_LENGTH } from '../protocol/model.js'
+import { endpointTarget, firstOutside, notAllowedDetail, type AllowedTargets } from '../protocol/targets.js'
 import { afterReads } from '../shared/after-reads.js'
 import type { Log } from '../shared/log.js'
 import { createCheckBook, type ProbeJob } from './checks.js'
@@ -77,6 +81,14 @@ const BAD_INPUT_LOG_MS = 1000
 /** A loop that failed unexpectedly is restarted after this pause rather than spinning. */
 const LOOP_RESTART_MS = 1000
 
+/** With `--allow-targets`, a heartbeat host's verdict (allowed, or why not) is trusted for 30 s:
+ *  it is asked again only for an endpoint not yet connected, so an allowed endpoint costs one
+ *  lookup, and a refused one is looked up again at most twice a minute, which is also how soon
+ *  a name moved into the allowed ranges is connected to. */
+const TARGET_VERDICT_TTL_MS = 30_000
+/** A resolver that has not answered in 2 s is retried at the next verdict expiry. */
+const TARGET_LOOKUP_TIMEOUT_MS = 2000
+
 /** Provider ids are 1–128 ASCII characters (protocol/model.ts); anything longer is not one. */
 const MAX_PROVIDER_ID_BYTES = 128
 const HB_TOPIC = Buffer.from('hb', 'ascii')
@@ -91,6 +103,9 @@ export interface WorkerOptions {
   /** Passed to the LeaderLink (default 250 ms); tests shorten it to fail over faster. */
   pingIntervalMs?: number
   reportResendMs?: number
+  /** `--allow-targets`: heartbeat endpoints and check targets outside are not connected to, and
+   *  their providers are reported down. Null or absent: any address. */
+  allowTargets?: AllowedTargets | null
 }
 
 export interface WorkerStats {
@@ -176,6 +191,11 @@ export function createWorker (opts: WorkerOptions): Worker {
   /** Ends the probe runs in flight when the worker stops. */
   let probeAbort = new AbortController()
   const aliases = createEndpointAliases({ log })
+  const allow = opts.allowTargets ?? null
+  /** Per heartbeat host: null (allowed) or the refusal detail, and when it was decided. */
+  const verdicts = new Map<string, { refusal: string | null, at: number }>()
+  const resolving = new Set<string>()
+  let verdictsSweptAt = 0
   const logBadFrame = createThrottle(BAD_INPUT_LOG_MS)
   const logUnknown = createThrottle(BAD_INPUT_LOG_MS)
 
@@ -336,6 +356,16 @@ export function createWorker (opts: WorkerOptions): Worker {
     for (const [endpoint, name] of want) {
       const lane = lanes[name]
       if (lane.connected.has(endpoint)) continue
+      if (allow !== null) {
+        const refusal = verdictOn(endpoint)
+        if (refusal === undefined) continue // being looked up; syncEndpoints runs again then
+        if (refusal !== null) {
+          // An Observation's detail is at most REASON_MAX_LENGTH characters (a longer one would
+          // make the whole REPORT a bad frame); a long list of ranges is cut short.
+          for (const obs of liveness.refused(endpoint, refusal.slice(0, REASON_MAX_LENGTH), clock())) transition(obs)
+          continue
+        }
+      }
       try {
         lane.sub?.connect(endpoint)
       } catch (err) {
@@ -346,6 +376,56 @@ export function createWorker (opts: WorkerOptions): Worker {
       lane.connected.add(endpoint)
       aliases.add(endpoint)
     }
+  }
+
+  /** Whether the worker may connect to `endpoint`: null (yes), the refusal detail, or undefined
+   *  while its host is being looked up (a lookup is started). An IP literal is decided at once. */
+  function verdictOn (endpoint: string): string | null | undefined {
+    if (allow === null) return null
+    const { host } = endpointTarget(endpoint)
+    if (isIP(host) !== 0) return firstOutside(allow, [host]) === null ? null : notAllowedDetail(host, host, allow)
+    const known = verdicts.get(host)
+    if (known !== undefined && clock() - known.at < TARGET_VERDICT_TTL_MS) return known.refusal
+    if (!resolving.has(host)) {
+      resolving.add(host)
+      void decideHost(allow, host)
+    }
+    return undefined
+  }
+
+  async function decideHost (allowed: AllowedTargets, host: string): Promise<void> {
+    let refusal: string | null
+    try {
+      const found = await Promise.race([
+        lookup(host, { all: true, verbatim: true }),
+        sleep(TARGET_LOOKUP_TIMEOUT_MS, undefined, { ref: false }).then(() => { throw Object.assign(new Error('timeout'), { code: 'ETIMEOUT' }) })
+      ])
+      const outside = firstOutside(allowed, found.map((a) => a.address))
+      refusal = outside === null ? null : notAllowedDetail(host, outside, allowed)
+    } catch (err) {
+      const code = (err as { code?: unknown }).code
+      refusal = `target not checked: ${host} does not resolve (${typeof code === 'string' ? code : 'no address'})`
+    }
+    resolving.delete(host)
+    verdicts.set(host, { refusal, at: clock() })
+    if (refusal !== null) log.warn({ host, refusal }, 'not connecting to a heartbeat endpoint outside --allow-targets')
+    if (running) syncEndpoints()
+  }
+
+  /** Forgets expired verdicts and, if any host was refused, looks at the endpoints again: a
+   *  name may have moved into the allowed ranges. Called from the resend tick. */
+  function sweepVerdicts (): void {
+    const now = clock()
+    if (allow === null || now - verdictsSweptAt < TARGET_VERDICT_TTL_MS) return
+    verdictsSweptAt = now
+    let refused = false
+    for (const [host, v] of verdicts) {
+      if (now - v.at >= TARGET_VERDICT_TTL_MS) {
+        verdicts.delete(host)
+        refused ||= v.refusal !== null
+      }
+    }
+    if (refused) syncEndpoints()
   }
 
   function onHeartbeat (frames: Buffer[]): void {
@@ -411,7 +491,7 @@ export function createWorker (opts: WorkerOptions): Worker {
     if (!running || !checks.current(job.providerId, job.generation)) return
     const startedAt = clock()
     const { signal } = probeAbort
-    const outcome = await runProbe(job.probe, signal)
+    const outcome = await runProbe(job.probe, signal, allow)
     // Race: the task may have been removed or changed, or the worker stopped (even restarted),
     // while the probe ran; such a result decides nothing, and nothing is rescheduled.
     if (!running || signal.aborted || !checks.current(job.providerId, job.generation)) return
@@ -550,6 +630,7 @@ export function createWorker (opts: WorkerOptions): Worker {
         try {
           const cutoff = clock() - resendMs
           sendReports((p) => p.seq === 0 || p.sentAt <= cutoff)
+          sweepVerdicts()
         } catch (err) {
           log.error({ err }, 'resending reports failed; retrying at the next tick')
         }

@@ -9,7 +9,7 @@ let app: FastifyInstance
 beforeAll(async () => {
   const replica = createReplica()
   replica.loadSnapshot(1, [])
-  app = await buildGateway({ replica, leader: noLeader() })
+  app = await buildGateway({ replica, leader: noLeader() }, { minCheckIntervalMs: 50 })
 })
 
 afterAll(async () => {

@@ -8,7 +8,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { silentLog } from '../../server/shared/log.js'
-import { startGateway, startLeader, startWorker, type Stopper } from '../../server/roles.js'
+import {
+  startGateway, startLeader, startWorker, type GatewayRoleConfig, type LeaderRoleConfig, type Stopper, type WorkerRoleConfig
+} from '../../server/roles.js'
 import { freshDatabaseUrl } from './postgres.js'
 import { freeLeaderEndpoint, freePort } from './ports.js'
 import { waitFor } from './wait-for.js'
@@ -43,13 +45,24 @@ export async function removeTestStorage (): Promise<void> {
 
 export interface InProcessRoster { url: string, bind: string, stop: Stopper }
 
+/** The shortest check interval the test gateways accept: the schema's floor, so that tests see
+ *  checks act within milliseconds. Production gateways default to 1000 ms. */
+export const TEST_MIN_CHECK_INTERVAL_MS = 50
+
+/** What a test may set on the roles startInProcess starts. */
+export interface InProcessOptions {
+  leader?: Partial<Omit<LeaderRoleConfig, 'bind' | 'databaseUrl' | 'dataDir'>>
+  worker?: WorkerRoleConfig
+  gateway?: Partial<Omit<GatewayRoleConfig, 'candidates'>>
+}
+
 /** All three roles in this process, as `roster up` wires them. */
-export async function startInProcess (storage: Storage, bind?: string): Promise<InProcessRoster> {
+export async function startInProcess (storage: Storage, bind?: string, opts: InProcessOptions = {}): Promise<InProcessRoster> {
   const endpoint = bind ?? await freeLeaderEndpoint()
   const stoppers: Stopper[] = []
-  stoppers.push(await startLeader({ ...storage, bind: endpoint }, silentLog))
-  stoppers.push(await startWorker([endpoint], silentLog))
-  const gateway = await startGateway({ port: 0, host: '127.0.0.1', candidates: [endpoint] }, silentLog)
+  stoppers.push(await startLeader({ ...storage, ...opts.leader, bind: endpoint }, silentLog))
+  stoppers.push(await startWorker([endpoint], silentLog, opts.worker))
+  const gateway = await startGateway({ port: 0, host: '127.0.0.1', minCheckIntervalMs: TEST_MIN_CHECK_INTERVAL_MS, ...opts.gateway, candidates: [endpoint] }, silentLog)
   stoppers.push(gateway.stop)
   await waitForLeader(gateway.url)
   await waitForReady(gateway.url)
@@ -118,10 +131,11 @@ export interface GatewayProcess { proc: RosterProcess, url: string }
  * A `roster gateway` process following `candidates` on a free port, once it serves reads; on
  * another port if the chosen one was taken before the gateway could bind it (freePort).
  */
-export async function spawnGateway (candidates: string[], timeoutMs = 60_000): Promise<GatewayProcess> {
+export async function spawnGateway (candidates: string[], timeoutMs = 60_000, extraArgs: string[] = []): Promise<GatewayProcess> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort()
-    const g = { proc: spawnRoster(['gateway', '--leader', candidates.join(','), '--port', String(port)]), url: `http://127.0.0.1:${port}` }
+    const args = ['gateway', '--leader', candidates.join(','), '--port', String(port), '--min-check-interval-ms', String(TEST_MIN_CHECK_INTERVAL_MS), ...extraArgs]
+    const g = { proc: spawnRoster(args), url: `http://127.0.0.1:${port}` }
     await waitFor(async () => g.proc.child.exitCode !== null || (await fetch(`${g.url}/v1/health`).catch(() => null))?.ok === true, {
       timeoutMs, what: `gateway ${g.url} to listen`
     }).catch((err: Error) => { throw new Error(`${err.message}\ngateway: ${g.proc.output()}`) })

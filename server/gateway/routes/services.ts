@@ -3,13 +3,14 @@
 // waiting (bounded) for this gateway's replica to catch up so that its next read sees them.
 // Handlers never touch the leader's sockets or the database: only the two ports they are given.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, onRequestHookHandler } from 'fastify'
 import { endpointPort, registrationProblem, type Provider } from '../../protocol/model.js'
 import type { WriteOp, WriteResult } from '../../protocol/messages.js'
 import { InvalidHeartbeatError, InvalidRegistrationError, LeaderRejectedError, ProviderNotFoundError } from '../errors.js'
 import type { ReadGate } from '../read-gate.js'
 import type { Replica } from '../replica.js'
 import type { LeaderPort } from '../app.js'
+import type { TargetGuard } from '../target-guard.js'
 import {
   badRequestResponse,
   errorResponse,
@@ -35,11 +36,23 @@ import {
  *  client that must read it through this gateway can pass `minRevision`. */
 export const WRITE_VISIBLE_WAIT_MS = 2000
 
+/** 1 s: an http or tcp check opens a connection per run, so 200 checks at the schema's 50 ms
+ *  floor made 4,000 connections a second to whatever host they named. At 1 s a provider is still
+ *  seen down within about a second, like a silent heartbeat at the default interval. The flag
+ *  may lower it to the schema's own floor (CHECK_INTERVAL_MIN_MS, 50 ms), never below. */
+export const MIN_CHECK_INTERVAL_DEFAULT_MS = 1000
+
 export interface ServicesRoutesOptions {
   replica: Replica
   leader: LeaderPort
   readGate: ReadGate
   writeVisibleWaitMs?: number
+  /** Refuses registrations whose heartbeat or check target Roster must not connect to. */
+  targetGuard?: TargetGuard
+  /** http and tcp checks run at most this often (`--min-check-interval-ms`). */
+  minCheckIntervalMs?: number
+  /** The write rate limit's hook (write-rate.ts), on every write route; absent: no limit. */
+  writeLimit?: onRequestHookHandler
 }
 
 /** Serialized provider lists kept (one per service read, the latest revision only). */
@@ -56,6 +69,16 @@ const readErrors = {
 export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = async (app, opts) => {
   const { replica, leader, readGate } = opts
   const writeVisibleWaitMs = opts.writeVisibleWaitMs ?? WRITE_VISIBLE_WAIT_MS
+  const minCheckIntervalMs = opts.minCheckIntervalMs ?? MIN_CHECK_INTERVAL_DEFAULT_MS
+  /** Hooks shared by every write route: the write rate limit, when there is one. */
+  const writeHooks = opts.writeLimit === undefined ? {} : { onRequest: opts.writeLimit }
+  const rateErrors = {
+    429: errorResponse('the write rate limit (--write-rate) was reached: ROSTER_ERR_RATE_LIMITED, with Retry-After')
+  }
+  const registerErrors = {
+    429: errorResponse('a new provider beyond a quota (ROSTER_ERR_QUOTA_SERVICE, ROSTER_ERR_QUOTA_TOTAL; the message ' +
+      'names the quota and its value), or the write rate limit (--write-rate) reached: ROSTER_ERR_RATE_LIMITED, with Retry-After')
+  }
 
   /** Turns the leader's verdict into an answer, or throws it as the leader's own error. */
   async function settled (result: WriteResult): Promise<number> {
@@ -174,9 +197,11 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
         400: badRequestResponse,
         409: errorResponse('the id is registered under another service'),
         413: errorResponse('the body is larger than 64 KiB'),
+        ...registerErrors,
         503: unavailableResponse
       }
-    }
+    },
+    ...writeHooks
   }, async (req, reply) => {
     const { service, id } = req.params
     if (req.body.heartbeat !== undefined) {
@@ -185,6 +210,11 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
     }
     const problem = registrationProblem(req.body)
     if (problem !== null) throw new InvalidRegistrationError(problem)
+    const check = req.body.check
+    if (check !== undefined && check.type !== 'ttl' && check.intervalMs < minCheckIntervalMs) {
+      throw new InvalidRegistrationError(`body/check/intervalMs must be >= ${minCheckIntervalMs} (this gateway's --min-check-interval-ms), got ${check.intervalMs}`)
+    }
+    await opts.targetGuard?.(req.body)
     const { statusCode, provider, revision } = await writeProvider({ type: 'register', service, id, spec: req.body })
     reply.code(statusCode === 201 ? 201 : 200)
     return { provider, revision }
@@ -204,9 +234,11 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
         200: registered('the provider in its new (or unchanged) mode'),
         400: badRequestResponse,
         404: errorResponse('no such provider under this service'),
+        ...rateErrors,
         503: unavailableResponse
       }
-    }
+    },
+    ...writeHooks
   }, async (req) => {
     const { service, id } = req.params
     const { enabled, reason } = req.body
@@ -227,9 +259,11 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
         400: badRequestResponse,
         404: errorResponse('no such provider under this service'),
         409: errorResponse('the provider has no ttl check'),
+        ...rateErrors,
         503: unavailableResponse
       }
-    }
+    },
+    ...writeHooks
   }, async (req) => {
     const { service, id } = req.params
     const { provider, revision } = await writeProvider({ type: 'renew', service, id })
@@ -245,9 +279,11 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
         200: Deregistered,
         400: badRequestResponse,
         404: errorResponse('no such provider under this service'),
+        ...rateErrors,
         503: unavailableResponse
       }
-    }
+    },
+    ...writeHooks
   }, async (req) => {
     const { service, id } = req.params
     const revision = await settled(await leader.write({ type: 'deregister', service, id }))

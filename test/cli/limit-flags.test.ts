@@ -1,0 +1,89 @@
+// The flags of where workers may connect and of the write limits, as a user of the `roster`
+// command meets them: bad values exit 2 naming the flag, the help lists them with their
+// environment twins and defaults, and a real `roster up` applies the defaults and the twins
+// (ROSTER_ALLOW_TARGETS, ROSTER_MIN_CHECK_INTERVAL_MS, ROSTER_WRITE_RATE).
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { freeLeaderBind, freePort, http, killAllRoster, runRoster, storageFlags, testStorage, removeTestStorage } from '../helpers/cluster.js'
+import { waitFor } from '../helpers/wait-for.js'
+
+const EXIT_TIMEOUT_MS = 60_000
+const CLEAN_ENV: NodeJS.ProcessEnv = Object.fromEntries([
+  'ROSTER_PORT', 'PORT', 'ROSTER_HOST', 'HOST', 'ROSTER_DATABASE_URL', 'DATABASE_URL', 'ROSTER_DATA_DIR', 'ROSTER_BIND', 'ROSTER_LEADER',
+  'ROSTER_LOG_LEVEL', 'ROSTER_ALLOW_TARGETS', 'ROSTER_MIN_CHECK_INTERVAL_MS', 'ROSTER_WRITE_RATE', 'ROSTER_MAX_PROVIDERS',
+  'ROSTER_MAX_PROVIDERS_PER_SERVICE'
+].map((k) => [k, undefined]))
+
+const dirs: string[] = []
+afterEach(async () => { await killAllRoster() })
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true })
+  await removeTestStorage()
+})
+
+async function run (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const cmd = runRoster(args, { ...CLEAN_ENV, ...env })
+  const timer = setTimeout(() => { void cmd.kill('SIGKILL') }, EXIT_TIMEOUT_MS)
+  const { code } = await cmd.exited
+  clearTimeout(timer)
+  return { code, stdout: cmd.stdout(), stderr: cmd.stderr() }
+}
+
+describe('bad values exit 2 and name the flag', () => {
+  it('for every new flag, given as a flag or through its environment twin', async () => {
+    const dataDir = join(await mkdtemp(join(tmpdir(), 'roster-flags-')), 'never-created')
+    dirs.push(dataDir)
+    const cases: Array<{ args: string[], env?: NodeJS.ProcessEnv, names: string }> = [
+      { args: ['gateway', '--allow-targets', '10.0.0.0/33'], names: '--allow-targets' },
+      { args: ['worker', '--allow-targets', 'example.com'], names: '--allow-targets' },
+      { args: ['up', '--data-dir', dataDir], env: { ROSTER_ALLOW_TARGETS: '10.0.0.0/8,' }, names: '--allow-targets' },
+      { args: ['gateway', '--min-check-interval-ms', '49'], names: '--min-check-interval-ms' },
+      { args: ['gateway', '--min-check-interval-ms', '60001'], names: '--min-check-interval-ms' },
+      { args: ['gateway', '--write-rate', '0'], names: '--write-rate' },
+      { args: ['gateway'], env: { ROSTER_WRITE_RATE: 'fast' }, names: '--write-rate' },
+      { args: ['leader', '--max-providers', '-1', '--data-dir', dataDir], names: '--max-providers' },
+      { args: ['leader', '--max-providers-per-service', '1.5', '--data-dir', dataDir], names: '--max-providers-per-service' },
+      { args: ['leader', '--write-rate', '5', '--data-dir', dataDir], names: '--write-rate' },
+      { args: ['gateway', '--max-providers', '5'], names: '--max-providers' }
+    ]
+    const results = []
+    for (const c of cases) results.push({ ...c, ...await run(c.args, c.env) })
+    const wrong = results.filter((r) => r.code !== 2 || !r.stderr.includes(r.names) || r.stdout !== '')
+    expect(wrong.map((r) => `${r.args.join(' ')} ${JSON.stringify(r.env ?? {})} → ${r.code}: ${r.stderr.split('\n')[0] ?? ''}`)).toEqual([])
+  }, 240_000)
+
+  it('the help lists them with defaults and environment twins', async () => {
+    const { stdout } = await run(['up', '--help'])
+    expect(stdout).toMatch(/--allow-targets\b.*default any.*ROSTER_ALLOW_TARGETS/)
+    expect(stdout).toMatch(/--max-providers-per-service\b.*default 100000.*ROSTER_MAX_PROVIDERS_PER_SERVICE/)
+    expect(stdout).toMatch(/--max-providers\s.*default 500000.*ROSTER_MAX_PROVIDERS\]/)
+    expect(stdout).toMatch(/--write-rate\b.*unset: off.*ROSTER_WRITE_RATE/)
+    expect(stdout).toMatch(/--min-check-interval-ms\b.*default 1000.*ROSTER_MIN_CHECK_INTERVAL_MS/)
+    expect((await run(['worker', '--help'])).stdout).toMatch(/--allow-targets\b/)
+  }, 60_000)
+})
+
+describe('roster up', () => {
+  it('applies the default minimum check interval, and --allow-targets and --write-rate from their environment twins', async () => {
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    const cmd = runRoster(['up', '--port', String(port), '--bind', await freeLeaderBind(), ...storageFlags(await testStorage()), '--log-level', 'warn'],
+      { ...CLEAN_ENV, ROSTER_ALLOW_TARGETS: '127.0.0.0/8', ROSTER_WRITE_RATE: '3' })
+    await waitFor(() => cmd.stdout().includes('Roster is up') || cmd.child.exitCode !== null, { timeoutMs: 60_000, what: '"Roster is up"' })
+    expect(cmd.stdout(), cmd.output()).toContain('Roster is up')
+    const provider = `${url}/v1/services/web/providers/web-1`
+    const base = { host: '127.0.0.1', port: 8080, protocol: 'http' }
+
+    const tooOften = await http('PUT', provider, { ...base, check: { type: 'tcp', intervalMs: 999, timeoutMs: 100 } })
+    expect(tooOften).toMatchObject({ status: 400, body: { message: "body/check/intervalMs must be >= 1000 (this gateway's --min-check-interval-ms), got 999" } })
+    const outside = await http('PUT', provider, { ...base, heartbeat: 'tcp://192.0.2.1:9100' })
+    expect(outside).toMatchObject({ status: 400, body: { code: 'ROSTER_ERR_TARGET_NOT_ALLOWED', message: expect.stringContaining('127.0.0.0/8') } })
+    // Two writes so far in this window, of a budget of 3: the next few reach the limit.
+    const statuses: number[] = []
+    for (let i = 0; i < 10 && !statuses.includes(429); i++) statuses.push((await http('PUT', provider, { ...base, check: { type: 'tcp', intervalMs: 1000, timeoutMs: 100 } })).status)
+    expect(statuses).toContain(429)
+    expect(statuses[0]).toBe(201)
+  }, 120_000)
+})
