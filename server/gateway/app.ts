@@ -16,7 +16,7 @@ import { openapiRoutes } from './routes/openapi.js'
 import { servicesRoutes, WRITE_VISIBLE_WAIT_MS } from './routes/services.js'
 import { watchRoutes } from './routes/watch.js'
 import { ErrorResponse, sharedSchemas } from './schemas/common.js'
-import { formatValidationErrors } from './validation.js'
+import { finiteNumbersOnly, formatValidationErrors, type Validate } from './validation.js'
 import { createWatchHub, type WatchLimits } from './watch-hub.js'
 
 /** What the gateway needs from the leader; server/gateway/leader-client.ts implements it. */
@@ -90,7 +90,7 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
           const options = ajvOptions as { customOptions?: object }
           const coercing = buildAjv(externalSchemas, options)
           const strict = buildAjv(externalSchemas, { ...options, customOptions: { ...options.customOptions, coerceTypes: false } })
-          return (route) => (route.httpPart === 'body' ? strict(route) : coercing(route))
+          return (route) => (route.httpPart === 'body' ? strict(route) : finiteNumbersOnly(coercing(route) as Validate) as ReturnType<typeof coercing>)
         }
       }
     },
