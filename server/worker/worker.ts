@@ -185,6 +185,7 @@ export function createWorker (opts: WorkerOptions): Worker {
   const logBadFrame = createThrottle(BAD_INPUT_LOG_MS)
   const logUnknown = createThrottle(BAD_INPUT_LOG_MS)
   const logUnconnected = createThrottle(BAD_INPUT_LOG_MS)
+  const logUnmatchedHandshake = createThrottle(BAD_INPUT_LOG_MS)
 
   let running = false
   let stopping: Promise<void> | null = null
@@ -392,7 +393,8 @@ export function createWorker (opts: WorkerOptions): Worker {
     const endpoints = aliases.resolve(address).filter((e) => lanes[lane].connected.has(e))
     if (endpoints.length === 0) {
       counters.unmatchedHandshakes++
-      log.debug({ address }, 'handshake with an address that maps to no watched endpoint')
+      // Its provider(s) are not heard until a handshake is attributed: worth a warning.
+      logUnmatchedHandshake((suppressed) => log.warn({ address, suppressed }, 'handshake with an address that maps to no watched endpoint; its heartbeats will not count'))
       return
     }
     for (const endpoint of endpoints) liveness.connected(endpoint)

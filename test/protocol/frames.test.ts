@@ -180,3 +180,8 @@ describe('text Postgres cannot store (protocol/model.ts, STORABLE_TEXT_PATTERN)'
     }
   })
 })
+
+it('a too-long storable text is reported as too long, not as unstorable', () => {
+  const spec = { host: 'h', port: 1, protocol: 'http', heartbeat: 'tcp://h:1', tags: ['x'.repeat(65)] }
+  rejects(frames('WRITE', { requestId: 'r', op: { type: 'register', service: 's', id: 'i', spec } }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/tags\/0 Expected string length less or equal to 64$/)
+})
