@@ -18,8 +18,8 @@ import { openapiRoutes } from './routes/openapi.js'
 import { MIN_CHECK_INTERVAL_DEFAULT_MS, servicesRoutes, WRITE_VISIBLE_WAIT_MS } from './routes/services.js'
 import { watchRoutes } from './routes/watch.js'
 import { ErrorResponse, sharedSchemas } from './schemas/common.js'
-import { formatValidationErrors } from './validation.js'
 import { createTargetGuard } from './target-guard.js'
+import { finiteNumbersOnly, formatValidationErrors, type Validate } from './validation.js'
 import { createWatchHub, type WatchLimits } from './watch-hub.js'
 import { writeRateLimit } from './write-rate.js'
 
@@ -101,7 +101,7 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
           const options = ajvOptions as { customOptions?: object }
           const coercing = buildAjv(externalSchemas, options)
           const strict = buildAjv(externalSchemas, { ...options, customOptions: { ...options.customOptions, coerceTypes: false } })
-          return (route) => (route.httpPart === 'body' ? strict(route) : coercing(route))
+          return (route) => (route.httpPart === 'body' ? strict(route) : finiteNumbersOnly(coercing(route) as Validate) as ReturnType<typeof coercing>)
         }
       }
     },

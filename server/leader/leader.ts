@@ -11,7 +11,7 @@ import { Inbound, type Body, type Message, type Observation, type Task, type Ver
 import { pubEndpoint } from '../protocol/endpoints.js'
 import type { Change, Provider, TtlCheck } from '../protocol/model.js'
 import { createSendQueue, type SendQueue } from '../protocol/send-queue.js'
-import { FencedError, type RegistryStore } from '../store/registry-store.js'
+import { FencedError, UnstorableError, type RegistryStore } from '../store/registry-store.js'
 import type { LeaderLock } from '../store/leader-lock.js'
 import { everyAfterReads } from '../shared/after-reads.js'
 import type { Log } from '../shared/log.js'
@@ -85,7 +85,8 @@ export interface Leader {
   readonly status: 'stopped' | 'standby' | 'active'
   /** Called when the leader cannot work as configured (its --bind is taken): it has stopped. */
   onFatal: (cb: (err: Error) => void) => void
-  readonly stats: { badFrames: number, commits: number, changes: number }
+  /** `unstorable`: items the database refused for their data (isolateUnstorable). */
+  readonly stats: { badFrames: number, commits: number, changes: number, unstorable: number }
 }
 
 type QueueItem =
@@ -139,7 +140,7 @@ interface Term {
 
 export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader {
   const historyLimit = config.historyLimit ?? DEFAULT_HISTORY_LIMIT
-  const stats = { badFrames: 0, commits: 0, changes: 0 }
+  const stats = { badFrames: 0, commits: 0, changes: 0, unstorable: 0 }
   let status: 'stopped' | 'standby' | 'active' = 'stopped'
   let term: Term | null = null
   let campaign: Promise<void> | null = null
@@ -542,6 +543,10 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
           void demote()
           return
         }
+        if (err instanceof UnstorableError) {
+          await isolateUnstorable(t, batch, err)
+          return
+        }
         log.error({ err, changes: changes.length }, 'commit failed; writes answered 503, observations will be resent')
         for (const item of batch) {
           if (item.kind !== 'write') continue
@@ -566,6 +571,39 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       rebalance(t)
     }
     for (const fn of after) fn()
+  }
+
+  /**
+   * Postgres refused something in `batch` for its data and wrote none of it (registry-store.ts
+   * says which errors those are). The halves are committed separately, each decided afresh
+   * against what the one before committed, down to the single item whose change the database
+   * refuses: that item alone is refused (a write is answered 400 ROSTER_ERR_UNSTORABLE, an
+   * observation or a reaping is dropped with a log line), everything else commits, nobody steps
+   * down, and revisions stay gapless since a refused commit used none. Cost: about 2·log2(n)
+   * commits for one culprit in a batch of n, at most 2n − 1 if every item is refused. Caveat: a
+   * provider observed up then down within the refused batch counts one more change in its flap
+   * window when decided again.
+   */
+  async function isolateUnstorable (t: Term, batch: QueueItem[], err: UnstorableError): Promise<void> {
+    if (batch.length > 1) {
+      const half = Math.ceil(batch.length / 2)
+      await commitBatch(t, batch.slice(0, half))
+      if (term === t) await commitBatch(t, batch.slice(half))
+      return
+    }
+    const item = batch[0]
+    stats.unstorable++
+    if (item?.kind === 'write') {
+      log.warn({ err, op: item.op.type, service: item.op.service, id: item.op.id }, 'the database refused a write; answered 400')
+      reply(t, item.identity, 'RESULT', {
+        requestId: item.requestId,
+        epoch: t.epoch,
+        result: { ok: false, statusCode: 400, code: err.code, message: `the registry's database refused this write (${err.problem}); nothing was stored` }
+      })
+    } else {
+      const providerId = item?.kind === 'observe' ? item.obs.providerId : item?.kind === 'reap' ? item.providerId : undefined
+      log.warn({ err, kind: item?.kind, providerId }, 'the database refused a change; dropped')
+    }
   }
 
   function applyCommitted (t: Term, c: Change): void {

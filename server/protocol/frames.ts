@@ -3,8 +3,9 @@
 // throws ProtocolError on anything else, so a peer's bad input can never reach the roles' logic.
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { FormatRegistry, type TSchema } from '@sinclair/typebox'
-import type { ValueError } from '@sinclair/typebox/errors'
+import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import { Bodies, type Body, type Message, type Verb } from './messages.js'
+import { STORABLE_TEXT_PATTERN, STORABLE_TEXT_PROBLEM } from './model.js'
 
 export class ProtocolError extends Error {
   readonly code = 'ROSTER_ERR_PROTOCOL_BAD_FRAME'
@@ -47,7 +48,9 @@ export function decode<const A extends readonly Verb[]> (
   if (!checker.Check(body)) {
     const found = checker.Errors(body).First()
     const first = found === undefined ? undefined : mostSpecific(found)
-    throw new ProtocolError(`${verb}: body${first?.path ?? ''} ${first?.message ?? 'is invalid'}`)
+    const storable = first?.type === ValueErrorType.StringPattern && first.schema.pattern === STORABLE_TEXT_PATTERN
+    const message = storable ? STORABLE_TEXT_PROBLEM : first?.message
+    throw new ProtocolError(`${verb}: body${first?.path ?? ''} ${message ?? 'is invalid'}`)
   }
   return { verb, body } as Extract<Message, { verb: A[number] }>
 }

@@ -3,7 +3,7 @@
 // its executable form. Nothing here touches a socket.
 import { Type, type Static } from '@sinclair/typebox'
 import {
-  Change, CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS, Provider, ProviderId, ProviderSpec, REASON_MAX_LENGTH, ServiceName
+  Change, CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS, Provider, ProviderId, ProviderSpec, REASON_MAX_LENGTH, ServiceName, StorableText
 } from './model.js'
 
 export const Epoch = Type.Integer({ minimum: 1, description: 'the leader term that sent this message' })
@@ -21,7 +21,7 @@ export const Observation = Type.Object(
     lastSeen: EpochMs,
     reason: Type.Optional(Type.Union([Type.Literal('disconnected'), Type.Literal('silent'), Type.Literal('check-failed')])),
     /** On down with reason check-failed: what failed ('HTTP 503', 'ECONNREFUSED', …). */
-    detail: Type.Optional(Type.String({ maxLength: REASON_MAX_LENGTH })),
+    detail: Type.Optional(StorableText({ maxLength: REASON_MAX_LENGTH })),
     /** On down: how long after the last heartbeat (or successful check) the worker decided. */
     detectedAfterMs: Type.Optional(Type.Integer({ minimum: 0 }))
   },
@@ -82,7 +82,7 @@ export const WriteOp = Type.Union([
       service: ServiceName,
       id: ProviderId,
       enabled: Type.Boolean(),
-      reason: Type.Optional(Type.String({ maxLength: REASON_MAX_LENGTH }))
+      reason: Type.Optional(StorableText({ maxLength: REASON_MAX_LENGTH }))
     },
     { additionalProperties: false }
   ),

@@ -1,7 +1,37 @@
 // The registry's data model, shared by every role and by the REST and WebSocket contracts
 // (design.md §3). One TypeBox schema per shape; the static type carries the same name, so the
 // wire format, the HTTP validation and the OpenAPI document cannot drift apart.
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type Static, type StringOptions } from '@sinclair/typebox'
+
+/**
+ * Text Postgres can store: no NUL (text and jsonb refuse it) and no unpaired UTF-16 surrogate
+ * (jsonb refuses its `\ud800` escape; a text parameter would silently become U+FFFD). Every
+ * free-text field a client, a gateway or a worker sends has this pattern, so such input is a 400
+ * naming the field at the gateway and a bad frame at the leader, never a refused commit. The
+ * pattern means the same with and without the `u` flag: Ajv (the gateway) compiles it with `u`,
+ * where a pair is one code point and matches the first branch; TypeBox (the leader's frame
+ * checker) without, where a pair is two code units and matches the second.
+ */
+export const STORABLE_TEXT_PATTERN = '^(?:[^\\0\\ud800-\\udfff]|[\\ud800-\\udbff][\\udc00-\\udfff])*$'
+/** What a field breaking STORABLE_TEXT_PATTERN is told (the gateway's 400, the leader's log). */
+export const STORABLE_TEXT_PROBLEM = 'must not contain NUL or unpaired surrogates'
+const UNSTORABLE = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
+
+/** A string schema whose value must be storable text (STORABLE_TEXT_PATTERN). */
+export function StorableText (options: StringOptions = {}) {
+  return Type.String({ ...options, pattern: STORABLE_TEXT_PATTERN })
+}
+
+/** `text` made storable, for text Roster produces itself from what others sent (a failed check's
+ *  error message): NUL and unpaired surrogates become U+FFFD. */
+export function toStorableText (text: string): string {
+  return text.replace(UNSTORABLE, '\ufffd')
+}
+
+/** A meta key: 1–64 characters (code points in both validators: a pair is one repetition either
+ *  way), none of them a control character (a newline key vanished from REST answers, whose
+ *  serializer matches keys against `^(.*)$`), NUL or an unpaired surrogate. */
+export const META_KEY_PATTERN = '^(?:[^\\0-\\x1f\\x7f-\\x9f\\ud800-\\udfff]|[\\ud800-\\udbff][\\udc00-\\udfff]){1,64}$'
 
 export const ServiceName = Type.String({
   minLength: 1,
@@ -128,12 +158,16 @@ export const ProviderSpec = Type.Object(
       })
     ),
     tags: Type.Optional(
-      Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 32, uniqueItems: true, default: [] })
+      Type.Array(StorableText({ minLength: 1, maxLength: 64 }), { maxItems: 32, uniqueItems: true, default: [] })
     ),
+    // additionalProperties: false makes the key pattern a rule in both validators: a key that
+    // does not match it is an unknown property (without it, such a key was merely unchecked).
     meta: Type.Optional(
-      Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 512 }), {
+      Type.Record(Type.String({ pattern: META_KEY_PATTERN }), StorableText({ maxLength: 512 }), {
         maxProperties: 32,
-        default: {}
+        additionalProperties: false,
+        default: {},
+        description: 'at most 32 entries; keys 1–64 characters without control characters, values up to 512 characters'
       })
     ),
     check: Type.Optional(Check),

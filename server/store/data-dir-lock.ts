@@ -2,8 +2,9 @@
 // that another instance already has open without any error, and two owners corrupt it, so
 // every opener first takes `<dataDir>/roster.pid`, the way Postgres itself uses postmaster.pid.
 // This module must never delete a lock file that names a live process other than the caller.
-import { mkdir, open, readFile, unlink } from 'node:fs/promises'
+import { open, readFile, unlink } from 'node:fs/promises'
 import path from 'node:path'
+import { ensurePrivateDir, PRIVATE_FILE_MODE } from './private-dir.js'
 
 export const DATA_DIR_LOCK_FILE = 'roster.pid'
 
@@ -32,14 +33,15 @@ export interface DataDirLock {
 const lockedHere = new Set<string>()
 
 /**
- * Takes the data-directory lock, creating the directory if needed.
+ * Takes the data-directory lock, creating the directory (0700) if needed.
  * Rejects with DataDirLockedError when a live process (this one included) holds it; takes a
  * stale lock (its process is gone) over.
  */
 export async function lockDataDir (dataDir: string): Promise<DataDirLock> {
   const dir = path.resolve(dataDir)
   const file = path.join(dir, DATA_DIR_LOCK_FILE)
-  await mkdir(dir, { recursive: true })
+  // Private before anything is written in it (private-dir.ts).
+  await ensurePrivateDir(dir)
 
   // A round repeats only after the file vanished or a stale one was cleared; five rounds cover
   // clearing a stale takeover guard, then the stale lock, then creating ours, with room to spare.
@@ -77,7 +79,7 @@ function makeLock (dir: string, file: string): DataDirLock {
 async function createExclusive (file: string): Promise<boolean> {
   let handle
   try {
-    handle = await open(file, 'wx')
+    handle = await open(file, 'wx', PRIVATE_FILE_MODE)
   } catch (err) {
     if (errorCode(err) === 'EEXIST') return false
     throw err

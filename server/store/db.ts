@@ -6,6 +6,7 @@
 import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 import { lockDataDir } from './data-dir-lock.js'
+import { makePrivate } from './private-dir.js'
 
 export interface Queryable {
   query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>
@@ -176,6 +177,17 @@ async function openPglite (dataDir: string): Promise<Db> {
   } catch (err) {
     await lock?.release()
     throw err
+  }
+  if (lock !== undefined) {
+    // What PGlite just unpacked, and whatever an earlier run left loose: 0700 / 0600. The
+    // directory itself was made private by the lock before PGlite wrote anything in it.
+    try {
+      await makePrivate(lock.dataDir)
+    } catch (err) {
+      await pglite.close().catch(() => {})
+      await lock.release()
+      throw err
+    }
   }
 
   let closing: Promise<void> | undefined

@@ -25,6 +25,43 @@ class RevisionOrderError extends Error {
   }
 }
 
+/**
+ * Postgres refused the batch for its data, and wrote none of it. Which SQLSTATE classes mean
+ * that (UNSTORABLE_CLASSES) and why is decided here, once; the leader only isolates the culprit.
+ * `problem` says what was broken in words a client may see (no constraint names, no values).
+ */
+export class UnstorableError extends Error {
+  code = 'ROSTER_ERR_UNSTORABLE'
+  readonly problem: string
+  constructor (problem: string, options?: { cause?: unknown }) {
+    super(`the database refused the batch's data: ${problem}`, options)
+    this.name = 'UnstorableError'
+    this.problem = problem
+  }
+}
+
+/**
+ * SQLSTATE classes that say "these rows", not "this connection" or "this server":
+ * - 22 data exception: a value the column or jsonb cannot hold (invalid text, a NUL, a lone
+ *   surrogate escape, a number out of range);
+ * - 23 integrity constraint violation: a CHECK, NOT NULL or foreign key (or a trigger raising
+ *   check_violation) refuses a row. 23505 is not among them: a commit's only unique violation
+ *   is a revision already stored (providers are upserted), which RevisionOrderError reports;
+ * - 54 program limit exceeded: a value too large (an index row, a jsonb document).
+ * Each is deterministic in the batch's rows, and the commit is one statement that failed as a
+ * whole on a session that still works, so nothing was written and the same batch without the
+ * culprit commits. Everything else is not about a row, or leaves unknown whether COMMIT took
+ * effect: a lost connection (no SQLSTATE, class 08), 57 operator intervention (statement
+ * timeout, shutdown), 53 insufficient resources (disk full), 40 transaction rollback, 42 (a bug
+ * in our SQL), XX internal, P0001 (a trigger's RAISE without a code). Those propagate as they
+ * are, and the leader steps down.
+ */
+const UNSTORABLE_CLASSES: Record<string, string> = {
+  22: 'a value the database cannot store',
+  23: 'a rule (constraint) of the database',
+  54: 'a size limit of the database'
+}
+
 export interface RegistryStore {
   /** All providers (ordered by id) and the latest committed revision, read from one snapshot. */
   load(): Promise<{ revision: number, epoch: number, providers: Provider[] }>
@@ -34,8 +71,9 @@ export interface RegistryStore {
    * Persists a batch in ONE transaction: the providers' rows (deleted on 'deregistered'), the
    * change-log rows, then roster_meta.revision = the last change's revision, fenced by `epoch`.
    * Rejects with FencedError when `epoch` is no longer current, and with code
-   * ROSTER_ERR_REVISION_ORDER when revisions do not strictly increase from the stored one; either
-   * way nothing is written. An empty batch is a no-op.
+   * ROSTER_ERR_REVISION_ORDER when revisions do not strictly increase from the stored one, and
+   * with UnstorableError when Postgres refused a row for its data; in each case nothing is
+   * written. An empty batch is a no-op.
    */
   commit(epoch: number, changes: Change[]): Promise<void>
   /** The change log after `revision`, ascending, at most `limit`. available=false (and no changes)
@@ -182,9 +220,12 @@ export function createRegistryStore (db: Db): RegistryStore {
           JSON.stringify(removed), JSON.stringify(kept), JSON.stringify(changes)
         ])
       } catch (err) {
-        if (sqlState(err) === '23505') {
+        const state = sqlState(err)
+        if (state === '23505') {
           throw new RevisionOrderError(`a revision in ${first.revision}..${last.revision} is already stored`, { cause: err })
         }
+        const problem = typeof state === 'string' ? UNSTORABLE_CLASSES[state.slice(0, 2)] : undefined
+        if (problem !== undefined) throw new UnstorableError(problem, { cause: err })
         throw err
       }
       if (advanced.length > 0) return

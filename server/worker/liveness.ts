@@ -40,14 +40,29 @@ export interface Liveness {
    *  forgotten. See AssignOutcome for what the caller must report or drop. */
   assign: (tasks: readonly Task[], now: number) => AssignOutcome
   /** A heartbeat from `providerId`: the transition to `up`, or null (already up, or unknown).
-   *  Updates lastSeen either way, except for a stale heartbeat read just after a disconnect. */
+   *  Updates lastSeen either way, except for a stale heartbeat read just after a disconnect,
+   *  and except while the provider's endpoint is not connected (see `heard`). */
   heartbeat: (providerId: string, now: number) => Observation | null
-  /** The connection to `endpoint` dropped: every `up` provider there goes `down`. */
+  /**
+   * Whether a heartbeat for `providerId` counts now: only while the connection to its own
+   * registered endpoint is established (a ZMTP handshake completed there, and no disconnect
+   * since). A SUB does not say which connection a message came from, so this is the rule that
+   * keeps a dead provider from being kept up by another publisher forging its id: once its own
+   * endpoint is gone, nothing heard elsewhere counts for it.
+   */
+  heard: (providerId: string) => boolean
+  /** A ZMTP handshake with `endpoint` completed: heartbeats for its providers count again. */
+  connected: (endpoint: string) => void
+  /** The connection to `endpoint` dropped: every `up` provider there goes `down`, and
+   *  heartbeats for its providers stop counting until it is connected again. */
   disconnected: (endpoint: string, now: number) => Observation[]
   /** The worker will not connect to `endpoint` (its address is outside `--allow-targets`): every
    *  provider there that is not already down goes `down`, reason `disconnected` with `detail`
    *  saying why, pending ones included (they would otherwise wait forever). */
   refused: (endpoint: string, detail: string, now: number) => Observation[]
+  /** The worker closed its connection to `endpoint` itself (the endpoint moved to its other
+   *  SUB, or the worker stopped): heartbeats stop counting, with no transition. */
+  closed: (endpoint: string) => void
   /** Every `up` provider whose silence reached its deadline goes `down`. */
   expire: (now: number) => Observation[]
   /** The current view of every watched provider, for READY after a leader change. */
@@ -143,6 +158,8 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
 
   const byId = new Map<string, Entry>()
   const byEndpoint = new Map<string, Set<Entry>>()
+  /** Endpoints whose connection is established (handshake seen, no disconnect since). */
+  const open = new Set<string>()
   const heap = createHeap()
 
   function observation (e: Entry): Observation {
@@ -252,12 +269,13 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
       }
       byId.clear()
       for (const [id, e] of next) byId.set(id, e)
+      for (const endpoint of open) if (!byEndpoint.has(endpoint)) open.delete(endpoint)
       return outcome
     },
 
     heartbeat (providerId, now) {
       const e = byId.get(providerId)
-      if (e === undefined) return null
+      if (e === undefined || !open.has(e.endpoint)) return null
       if (e.state === 'down' && e.reason === 'disconnected' && now - e.downAt < quietMs) return null
       e.lastSeen = now
       e.deadline = now + misses * e.intervalMs
@@ -269,7 +287,21 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
       return observation(e)
     },
 
+    heard (providerId) {
+      const e = byId.get(providerId)
+      return e !== undefined && open.has(e.endpoint)
+    },
+
+    connected (endpoint) {
+      if (byEndpoint.has(endpoint)) open.add(endpoint)
+    },
+
+    closed (endpoint) {
+      open.delete(endpoint)
+    },
+
     disconnected (endpoint, now) {
+      open.delete(endpoint)
       const out: Observation[] = []
       for (const e of byEndpoint.get(endpoint) ?? []) {
         if (e.state === 'up') out.push(goDown(e, 'disconnected', now))

@@ -11,6 +11,7 @@ import { request } from 'node:http'
 import { connect, isIP, type LookupFunction } from 'node:net'
 import type { Probe } from '../protocol/messages.js'
 import { bareHost, firstOutside, notAllowedDetail, type AllowedTargets } from '../protocol/targets.js'
+import { toStorableText } from '../protocol/model.js'
 import type { ProbeOutcome } from './checks.js'
 
 const USER_AGENT = 'roster-check/1'
@@ -47,7 +48,9 @@ function allowedLookup (allow: AllowedTargets): LookupFunction {
 function failure (err: unknown): ProbeOutcome {
   const e = err as { code?: unknown, message?: unknown }
   const detail = typeof e.code === 'string' ? e.code : typeof e.message === 'string' ? e.message : String(err)
-  return { ok: false, detail: detail.slice(0, DETAIL_MAX_LENGTH) }
+  // The leader refuses a REPORT whose detail Postgres could not store (protocol/model.ts), and
+  // the cut may split a surrogate pair: made storable here, the report always goes through.
+  return { ok: false, detail: toStorableText(detail.slice(0, DETAIL_MAX_LENGTH)) }
 }
 
 /** Settles with the first of: what `open` reports, the timeout, or `signal`'s abort. The

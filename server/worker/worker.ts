@@ -115,6 +115,12 @@ export interface WorkerStats {
   badFrames: number
   /** Well-formed heartbeats for providers this worker does not watch. */
   unknownProviders: number
+  /** Heartbeats for a watched provider while its own endpoint is not connected: they can only
+   *  have come over another connection (another provider's publisher using its id), or over
+   *  its own just before a drop; either way they do not count (liveness.ts, `heard`). */
+  unconnectedHeartbeats: number
+  /** Monitor `handshake` events attributed to no watched endpoint. */
+  unmatchedHandshakes: number
   transitions: number
   /** REPORT messages sent, first sends and resends alike. */
   reportsSent: number
@@ -198,6 +204,8 @@ export function createWorker (opts: WorkerOptions): Worker {
   let verdictsSweptAt = 0
   const logBadFrame = createThrottle(BAD_INPUT_LOG_MS)
   const logUnknown = createThrottle(BAD_INPUT_LOG_MS)
+  const logUnconnected = createThrottle(BAD_INPUT_LOG_MS)
+  const logUnmatchedHandshake = createThrottle(BAD_INPUT_LOG_MS)
 
   let running = false
   let stopping: Promise<void> | null = null
@@ -226,6 +234,8 @@ export function createWorker (opts: WorkerOptions): Worker {
     heartbeats: 0,
     badFrames: 0,
     unknownProviders: 0,
+    unconnectedHeartbeats: 0,
+    unmatchedHandshakes: 0,
     transitions: 0,
     reportsSent: 0,
     observationsResent: 0,
@@ -351,6 +361,7 @@ export function createWorker (opts: WorkerOptions): Worker {
         }
         lane.connected.delete(endpoint)
         aliases.remove(endpoint)
+        liveness.closed(endpoint)
       }
     }
     for (const [endpoint, name] of want) {
@@ -444,11 +455,29 @@ export function createWorker (opts: WorkerOptions): Worker {
       logUnknown((suppressed) => log.debug({ providerId, suppressed }, 'heartbeat from a provider this worker does not watch'))
       return
     }
+    if (!liveness.heard(providerId)) {
+      counters.unconnectedHeartbeats++
+      logUnconnected((suppressed) => log.debug({ providerId, suppressed }, 'heartbeat for a provider whose own endpoint is not connected; ignored'))
+      return
+    }
     counters.heartbeats++
     const obs = liveness.heartbeat(providerId, clock())
     if (obs === null) return
     transition(obs)
     armExpiry()
+  }
+
+  /** A ZMTP handshake completed: the provider(s) at that endpoint may be heard from now on. */
+  function onHandshake (lane: HeartbeatLane, address: string): void {
+    counters.connects++
+    const endpoints = aliases.resolve(address).filter((e) => lanes[lane].connected.has(e))
+    if (endpoints.length === 0) {
+      counters.unmatchedHandshakes++
+      // Its provider(s) are not heard until a handshake is attributed: worth a warning.
+      logUnmatchedHandshake((suppressed) => log.warn({ address, suppressed }, 'handshake with an address that maps to no watched endpoint; its heartbeats will not count'))
+      return
+    }
+    for (const endpoint of endpoints) liveness.connected(endpoint)
   }
 
   function onDisconnect (lane: HeartbeatLane, address: string): void {
@@ -560,7 +589,7 @@ export function createWorker (opts: WorkerOptions): Worker {
       loop(`${name} monitor`, name, socket, async () => {
         for await (const ev of events) {
           if (ev.type === 'disconnect') onDisconnect(name, ev.address)
-          else if (ev.type === 'handshake') counters.connects++
+          else if (ev.type === 'handshake') onHandshake(name, ev.address)
         }
       })
     ]
@@ -598,7 +627,7 @@ export function createWorker (opts: WorkerOptions): Worker {
     for (const lane of Object.values(lanes)) lane.sub?.close() // ends its loops
     await Promise.all(loops)
     for (const lane of Object.values(lanes)) {
-      for (const endpoint of lane.connected) aliases.remove(endpoint)
+      for (const endpoint of lane.connected) { aliases.remove(endpoint); liveness.closed(endpoint) }
       lane.connected.clear()
       lane.sub = null
     }

@@ -198,7 +198,18 @@ describe('REST writes that must change nothing', () => {
       { name: 'service with capitals', path: '/v1/services/Orders/providers/ok-1', body: SPEC, field: 'params/service' },
       { name: 'service starting with a dash', path: '/v1/services/-orders/providers/ok-1', body: SPEC, field: 'params/service' },
       { name: 'id with a space', path: '/v1/services/orders/providers/bad%20id', body: SPEC, field: 'params/id' },
-      { name: 'id too long', path: `/v1/services/orders/providers/${'x'.repeat(129)}`, body: SPEC, field: 'params/id' }
+      { name: 'id too long', path: `/v1/services/orders/providers/${'x'.repeat(129)}`, body: SPEC, field: 'params/id' },
+      // What Postgres cannot store (issue 9): once this stopped the leader's writes.
+      ...['\u0000', '\ud800', 'x\udc00'].flatMap((bad) => [
+        { name: `tag ${JSON.stringify(bad)}`, body: { ...SPEC, tags: ['ok', bad] }, field: 'body/tags/1 must not contain NUL or unpaired surrogates' },
+        { name: `meta value ${JSON.stringify(bad)}`, body: { ...SPEC, meta: { v: bad } }, field: 'body/meta/v must not contain NUL or unpaired surrogates' },
+        { name: `meta key ${JSON.stringify(bad)}`, body: { ...SPEC, meta: { [`k${bad}`]: 'v' } }, field: 'body/meta has an invalid key' },
+        { name: `host ${JSON.stringify(bad)}`, body: { ...SPEC, host: `h${bad}` }, field: 'body/host' },
+        { name: `check path ${JSON.stringify(bad)}`, body: { ...SPEC, heartbeat: undefined, check: { type: 'http', path: `/${bad}`, intervalMs: 100, timeoutMs: 50 } }, field: 'body/check/path' },
+        { name: `maintenance reason ${JSON.stringify(bad)}`, path: '/v1/services/orders/providers/ok-1/maintenance', body: { enabled: true, reason: bad }, field: 'body/reason must not contain NUL or unpaired surrogates' }
+      ]),
+      { name: 'meta key with a newline', body: { ...SPEC, meta: { 'a\nb': 'v' } }, field: 'body/meta has an invalid key' },
+      { name: 'meta key over 64 characters', body: { ...SPEC, meta: { ['k'.repeat(65)]: 'v' } }, field: 'body/meta has an invalid key' }
     ]
     const failures: string[] = []
     for (const c of cases) {
@@ -223,6 +234,9 @@ describe('REST writes that must change nothing', () => {
     const badFilter = await http('GET', `${url}/v1/services/orders/providers?state=sleeping`)
     expect(badFilter.status).toBe(400)
     expect(badFilter.body.message).toContain('querystring/state')
+    const infinite = await http('GET', `${url}/v1/services?minRevision=Infinity`)
+    expect(infinite.status).toBe(400)
+    expect(infinite.body.message).toContain('querystring/minRevision')
     const misspelt = await http('GET', `${url}/v1/services/orders/providers?tags=blue`)
     expect(misspelt.status).toBe(400)
     expect(misspelt.body.message).toContain("'tags'")

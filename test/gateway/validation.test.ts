@@ -165,6 +165,81 @@ describe('bad input is a 400 that names the field', () => {
   })
 })
 
+/** Text Postgres cannot store (protocol/model.ts, STORABLE_TEXT_PATTERN): NUL, and a lone high or
+ *  low surrogate, alone or next to good text. */
+const UNSTORABLE = ['\u0000', 'a\u0000b', '\ud800', 'x\udbff', '\udc00y', '\ude00\ud83d']
+const httpCheck = { type: 'http', path: '/health', intervalMs: 100, timeoutMs: 50 }
+
+describe('text Postgres cannot store is a 400 naming the field', () => {
+  it('in a tag, a meta value, a meta key and a maintenance reason', async () => {
+    for (const bad of UNSTORABLE) {
+      const cases: Array<[string, unknown, string]> = [
+        ['/v1/services/orders/providers/orders-1', { ...spec, tags: ['ok', bad] }, 'body/tags/1 must not contain NUL or unpaired surrogates'],
+        ['/v1/services/orders/providers/orders-1', { ...spec, meta: { version: bad } }, 'body/meta/version must not contain NUL or unpaired surrogates'],
+        ['/v1/services/orders/providers/orders-1/maintenance', { enabled: true, reason: `upgrade ${bad}` }, 'body/reason must not contain NUL or unpaired surrogates']
+      ]
+      for (const [url, body, message] of cases) {
+        const res = await app.inject({ method: 'PUT', url, payload: body as object })
+        expect(res.statusCode, JSON.stringify(body)).toBe(400)
+        expect(res.json().message, JSON.stringify(body)).toBe(message)
+      }
+      const key = await put({ ...spec, meta: { [`k${bad}`]: 'v' } })
+      expect(key.statusCode).toBe(400)
+      expect(key.body.message).toMatch(/^body\/meta has an invalid key "k.*" \(at most 32 entries; keys 1–64 characters without control characters/)
+    }
+  })
+
+  it('in the host, the heartbeat endpoint and an http check path (their patterns admit printable ASCII only)', async () => {
+    for (const bad of UNSTORABLE) {
+      const cases: Array<[unknown, RegExp]> = [
+        [{ ...spec, host: `h${bad}` }, /^body\/host must match pattern/],
+        [{ ...spec, heartbeat: `tcp://h${bad}:9100` }, /^body\/heartbeat must match pattern/],
+        [{ ...noHeartbeat, check: { ...httpCheck, path: `/h${bad}` } }, /^body\/check\/path must match pattern/]
+      ]
+      for (const [body, message] of cases) {
+        const res = await put(body)
+        expect(res.statusCode, JSON.stringify(body)).toBe(400)
+        expect(res.body.message, JSON.stringify(body)).toMatch(message)
+      }
+    }
+  })
+
+  it('emoji and other astral characters, accents and CJK stay valid text (they reach the leader)', async () => {
+    const good = ['😀', '\u{10ffff}', 'café', '注册', '𝔘𝔫𝔦', 'a😀b']
+    for (const text of good) {
+      const res = await put({ ...spec, tags: [text], meta: { [text]: text } })
+      expect(res.statusCode, text).toBe(503)
+      const m = await app.inject({ method: 'PUT', url: '/v1/services/orders/providers/orders-1/maintenance', payload: { enabled: true, reason: text } })
+      expect(m.statusCode, text).toBe(503)
+    }
+    // 64 astral characters are a 64-character key; 65 are too many.
+    expect((await put({ ...spec, meta: { ['😀'.repeat(64)]: 'v' } })).statusCode).toBe(503)
+    expect((await put({ ...spec, meta: { ['😀'.repeat(65)]: 'v' } })).statusCode).toBe(400)
+  })
+
+  it('meta keys are 1–64 characters without control characters', async () => {
+    for (const key of ['', 'k'.repeat(65), 'a\nb', 'tab\there', 'del\u007f', 'c1\u0085']) {
+      const res = await put({ ...spec, meta: { [key]: 'v' } })
+      expect(res.statusCode, JSON.stringify(key)).toBe(400)
+      expect(res.body.message, JSON.stringify(key)).toMatch(/^body\/meta has an invalid key /)
+    }
+    for (const key of ['k', 'k'.repeat(64), 'app.kubernetes.io/name', 'with space']) {
+      expect((await put({ ...spec, meta: { [key]: 'v' } })).statusCode, key).toBe(503)
+    }
+  })
+
+  it('minRevision and since must be finite', async () => {
+    for (const url of ['/v1/services?minRevision=Infinity', '/v1/services/orders/providers?minRevision=Infinity', '/v1/services?minRevision=1e400', '/v1/services?minRevision=9007199254740992']) {
+      const res = await app.inject({ url })
+      expect(res.statusCode, url).toBe(400)
+      expect(res.json().message, url).toMatch(/^querystring\/minRevision must be (a finite number|<= 9007199254740991)$/)
+    }
+    const watch = await app.inject({ url: '/v1/watch?since=Infinity' })
+    expect(watch.statusCode).toBe(400)
+    expect(watch.json().message).toMatch(/^querystring\/since must be/)
+  })
+})
+
 describe('writes without a leader', () => {
   it('register is 503 with Retry-After, and says nothing internal', async () => {
     const res = await put({ ...spec, tags: ['blue'], meta: { version: '1.4.2' } })

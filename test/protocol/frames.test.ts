@@ -145,3 +145,43 @@ describe('frames', () => {
     rejects(write({ type: 'deregister', service: 'orders', id: 'o 1' }), Inbound.leaderRouter, /^WRITE: body\/op\/id Expected string to match/)
   })
 })
+
+describe('text Postgres cannot store (protocol/model.ts, STORABLE_TEXT_PATTERN)', () => {
+  const spec = { host: '10.0.0.5', port: 8080, protocol: 'http', heartbeat: 'tcp://10.0.0.5:9100' }
+  const write = (op: unknown): Buffer[] => frames('WRITE', { requestId: 'r1', op })
+  const register = (s: unknown): Buffer[] => write({ type: 'register', service: 'orders', id: 'orders-1', spec: s })
+  const report = (obs: unknown): Buffer[] => frames('REPORT', { workerId: 'w1', seq: 1, observations: [obs] })
+  const down = { providerId: 'orders-1', state: 'down', lastSeen: null, reason: 'check-failed' }
+
+  it('is refused in every string field of a WRITE and of a worker\'s observation, naming the field', () => {
+    for (const bad of ['\u0000', 'a\u0000b', '\ud800', 'x\udbff', '\udc00y', '\ude00\ud83d']) {
+      rejects(register({ ...spec, tags: ['ok', bad] }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/tags\/1 must not contain NUL or unpaired surrogates$/)
+      rejects(register({ ...spec, meta: { version: bad } }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/meta\/version must not contain NUL or unpaired surrogates$/)
+      rejects(register({ ...spec, meta: { [`k${bad}`]: 'v' } }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/meta/)
+      rejects(register({ ...spec, host: `h${bad}` }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/host /)
+      rejects(register({ ...spec, heartbeat: `tcp://h${bad}:1` }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/heartbeat /)
+      rejects(register({ host: 'h', port: 1, protocol: 'http', check: { type: 'http', path: `/${bad}`, intervalMs: 100, timeoutMs: 50 } }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/check/)
+      rejects(write({ type: 'maintenance', service: 'orders', id: 'orders-1', enabled: true, reason: bad }), Inbound.leaderRouter, /^WRITE: body\/op\/reason must not contain NUL or unpaired surrogates$/)
+      rejects(report({ ...down, detail: bad }), Inbound.leaderRouter, /^REPORT: body\/observations\/0\/detail must not contain NUL or unpaired surrogates$/)
+    }
+  })
+
+  it('meta keys are 1–64 characters (code points) without control characters', () => {
+    for (const key of ['', 'k'.repeat(65), 'a\nb', 'del\u007f', '😀'.repeat(65)]) {
+      rejects(register({ ...spec, meta: { [key]: 'v' } }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/meta/)
+    }
+  })
+
+  it('emoji and other astral characters, accents and CJK pass, as they do at the gateway', () => {
+    for (const text of ['😀', '\u{10ffff}', 'café', '注册', 'a😀b']) {
+      expect(() => decode(register({ ...spec, tags: [text], meta: { [text]: text, ['😀'.repeat(64)]: 'v' } }), Inbound.leaderRouter)).not.toThrow()
+      expect(() => decode(write({ type: 'maintenance', service: 'orders', id: 'orders-1', enabled: true, reason: text }), Inbound.leaderRouter)).not.toThrow()
+      expect(() => decode(report({ ...down, detail: text }), Inbound.leaderRouter)).not.toThrow()
+    }
+  })
+})
+
+it('a too-long storable text is reported as too long, not as unstorable', () => {
+  const spec = { host: 'h', port: 1, protocol: 'http', heartbeat: 'tcp://h:1', tags: ['x'.repeat(65)] }
+  rejects(frames('WRITE', { requestId: 'r', op: { type: 'register', service: 's', id: 'i', spec } }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/tags\/0 Expected string length less or equal to 64$/)
+})

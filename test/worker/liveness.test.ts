@@ -3,7 +3,7 @@
 // the next heartbeat, and no false down after a takeover or an interval change.
 import { describe, expect, it } from 'vitest'
 import type { Task } from '../../server/protocol/messages.js'
-import { createLiveness, DISCONNECT_QUIET_MS } from '../../server/worker/liveness.js'
+import { createLiveness as createBareLiveness, DISCONNECT_QUIET_MS, type Liveness, type LivenessOptions } from '../../server/worker/liveness.js'
 
 const E1 = 'tcp://127.0.0.1:9101'
 const E2 = 'tcp://127.0.0.1:9102'
@@ -11,6 +11,25 @@ const T0 = 1_700_000_000_000
 
 function task (providerId: string, overrides: Partial<Task> = {}): Task {
   return { providerId, heartbeat: E1, heartbeatIntervalMs: 100, state: 'pending', lastSeen: null, ...overrides }
+}
+
+/** Liveness as the rules below see it: every heartbeat arrives over its provider's own
+ *  established connection (the worker's monitor reported the handshake before it). The
+ *  connection rule itself is tested on the bare module at the end. */
+function createLiveness (opts?: LivenessOptions): Liveness {
+  const l = createBareLiveness(opts)
+  const endpointOf = new Map<string, string>()
+  const { assign, heartbeat } = l
+  l.assign = (tasks, now) => {
+    for (const t of tasks) if (t.heartbeat !== undefined) endpointOf.set(t.providerId, t.heartbeat)
+    return assign(tasks, now)
+  }
+  l.heartbeat = (providerId, now) => {
+    const endpoint = endpointOf.get(providerId)
+    if (endpoint !== undefined) l.connected(endpoint)
+    return heartbeat(providerId, now)
+  }
+  return l
 }
 
 describe('liveness', () => {
@@ -227,5 +246,48 @@ describe('liveness', () => {
     expect(all.sort()).toEqual(Array.from({ length: n / 100 }, (_, k) => `p${k * 100}`).sort())
     // 200,000 heartbeats plus expiry passes: far below a second even on a loaded machine.
     expect(elapsedMs).toBeLessThan(2000)
+  })
+})
+
+describe('heartbeats count only over the provider\'s own connection', () => {
+  it('ignores a heartbeat for a provider whose endpoint has not completed a handshake', () => {
+    const l = createBareLiveness()
+    l.assign([task('p1'), task('p2', { heartbeat: E2 })], T0)
+    // E2 (another provider's publisher) is connected and forges p1's id: p1 stays pending.
+    l.connected(E2)
+    expect(l.heard('p1')).toBe(false)
+    expect(l.heartbeat('p1', T0 + 10)).toBeNull()
+    expect(l.observations().find((o) => o.providerId === 'p1')).toEqual({ providerId: 'p1', state: 'pending', lastSeen: null })
+    l.connected(E1)
+    expect(l.heard('p1')).toBe(true)
+    expect(l.heartbeat('p1', T0 + 20)).toEqual({ providerId: 'p1', state: 'up', lastSeen: T0 + 20 })
+  })
+
+  it('a dead provider stays down while someone else keeps sending its id, and is up again once its own endpoint reconnects', () => {
+    const l = createBareLiveness()
+    l.assign([task('p1', { state: 'up', lastSeen: T0 }), task('p2', { heartbeat: E2 })], T0)
+    l.connected(E1)
+    l.connected(E2)
+    expect(l.disconnected(E1, T0 + 50)).toMatchObject([{ providerId: 'p1', state: 'down', reason: 'disconnected' }])
+    for (let t = T0 + 100; t <= T0 + 5000; t += 100) expect(l.heartbeat('p1', t)).toBeNull()
+    expect(l.observations().find((o) => o.providerId === 'p1')).toMatchObject({ state: 'down', lastSeen: T0 })
+    l.connected(E1)
+    expect(l.heartbeat('p1', T0 + 5100)).toEqual({ providerId: 'p1', state: 'up', lastSeen: T0 + 5100 })
+  })
+
+  it('forgets a connection the worker closed itself, and one whose endpoint is no longer watched', () => {
+    const l = createBareLiveness()
+    l.assign([task('p1')], T0)
+    l.connected(E1)
+    l.closed(E1)
+    expect(l.heard('p1')).toBe(false)
+    l.connected(E1)
+    l.assign([], T0)
+    l.assign([task('p1')], T0)
+    expect(l.heard('p1')).toBe(false)
+    // A handshake from an endpoint nobody watches opens nothing.
+    l.connected(E2)
+    l.assign([task('p2', { heartbeat: E2 })], T0)
+    expect(l.heard('p2')).toBe(false)
   })
 })

@@ -518,3 +518,34 @@ describe('worker checks', () => {
     await waitForReport(l, { providerId: 'db', state: 'up' }, { from })
   })
 })
+
+describe('worker: heartbeats from another provider\'s publisher', () => {
+  it('do not keep a dead provider up: a forger registered for another provider sends the victim\'s id, the victim is killed, and it goes down and stays down', async () => {
+    const victim = await spawnEmitter({ id: 'victim', intervalMs: 200 })
+    // A real process with a PUB registered for provider `forger`, publishing `hb victim` 4× as
+    // often as the victim does.
+    const forger = await spawnEmitter({ id: 'victim', intervalMs: 50 })
+    const l = await leader({ tasks: [pendingTask('victim', victim.endpoint, 200), pendingTask('forger', forger.endpoint, 200)] })
+    const w = await worker([l])
+    await waitForReport(l, { providerId: 'victim', state: 'up' })
+
+    const from = l.reports().length
+    victim.kill('SIGKILL')
+    await waitForReport(l, { providerId: 'victim', state: 'down', reason: 'disconnected' }, { from, timeoutMs: DISCONNECT_BOUND_MS + SILENCE_MARGIN_MS })
+    const ignored = w.stats.unconnectedHeartbeats
+    // Five of the victim's silence bounds (3 × 200 ms) while the forger keeps sending its id.
+    const until = Date.now() + 5 * 3 * 200
+    while (Date.now() < until) {
+      expect(observed(l, from).filter((s) => s.obs.providerId === 'victim' && s.obs.state === 'up')).toEqual([])
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    expect(w.stats.unconnectedHeartbeats - ignored).toBeGreaterThan(20)
+    // The forger's own provider never beat (it sends no `hb forger`), and is still pending.
+    expect(observed(l).filter((s) => s.obs.providerId === 'forger')).toEqual([])
+
+    // The victim restarted on its own endpoint is heard again.
+    const back = await spawnEmitter({ id: 'victim', intervalMs: 200, endpoint: victim.endpoint })
+    await waitForReport(l, { providerId: 'victim', state: 'up' }, { from })
+    back.kill('SIGKILL')
+  })
+})

@@ -61,8 +61,14 @@ export const revisionHeader = {
   [REVISION_HEADER]: { type: 'integer', description: 'the registry revision this answer reflects' }
 } as const
 
+/** The largest revision a query may name: query strings are coerced with Number(), so without a
+ *  maximum `Infinity` passed as an integer (Ajv's integer check does not exclude it). Revisions
+ *  stay far below it (server/store/db.ts, parseInt8). */
+export const MAX_QUERY_REVISION = Number.MAX_SAFE_INTEGER
+
 export const MinRevision = Type.Integer({
   minimum: 0,
+  maximum: MAX_QUERY_REVISION,
   description: 'wait (bounded) until this gateway has reached this revision, to read your own writes; 504 if it does not'
 })
 

@@ -3,7 +3,7 @@
 // Querystrings reject unknown parameters: a misspelt filter (`?tags=blue`) must fail loudly
 // rather than silently return every provider.
 import { Type, type Static } from '@sinclair/typebox'
-import { ProviderId, ProviderProtocol, ProviderState, REASON_MAX_LENGTH, ServiceName } from '../../protocol/model.js'
+import { ProviderId, ProviderProtocol, ProviderState, REASON_MAX_LENGTH, ServiceName, StorableText } from '../../protocol/model.js'
 import { MinRevision, ProviderRef, Revision, revisionHeader } from './common.js'
 
 export const ServiceParams = Type.Object({ service: ServiceName })
@@ -71,7 +71,7 @@ export type Registered = Static<ReturnType<typeof registered>>
 export const MaintenanceBody = Type.Object(
   {
     enabled: Type.Boolean({ description: 'true: hold the provider out of rotation (state maintenance); false: release it (pending until its watcher reports)' }),
-    reason: Type.Optional(Type.String({ maxLength: REASON_MAX_LENGTH, description: "the operator's note, shown as the provider's reason while in maintenance" }))
+    reason: Type.Optional(StorableText({ maxLength: REASON_MAX_LENGTH, description: "the operator's note, shown as the provider's reason while in maintenance" }))
   },
   { additionalProperties: false }
 )

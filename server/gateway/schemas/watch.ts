@@ -3,12 +3,12 @@
 // documentation and what tests and clients can validate frames against.
 import { Type, type Static } from '@sinclair/typebox'
 import { EventKind, ServiceName } from '../../protocol/model.js'
-import { ProviderRef } from './common.js'
+import { MAX_QUERY_REVISION, ProviderRef } from './common.js'
 
 export const WatchQuery = Type.Object(
   {
     service: Type.Optional(Type.Array(ServiceName, { maxItems: 64, description: 'repeatable; all services when absent' })),
-    since: Type.Optional(Type.Integer({ minimum: 0, description: 'resume after this revision' }))
+    since: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_QUERY_REVISION, description: 'resume after this revision' }))
   },
   { additionalProperties: false }
 )
