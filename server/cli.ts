@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util'
 import { parseTcpEndpoint, pubEndpoint } from './protocol/endpoints.js'
 import { createLog } from './shared/log.js'
 import { startGateway, startLeader, startWorker, type Stopper } from './roles.js'
+import { tokenCommand } from './token-command.js'
 
 type Role = 'up' | 'leader' | 'worker' | 'gateway'
 
@@ -29,6 +30,7 @@ const FLAGS: Record<string, Flag> = {
   'flap-max-changes': { env: ['ROSTER_FLAP_MAX_CHANGES'], help: 'presence changes tolerated within the flap window before a provider is held down as flapping', roles: ['up', 'leader'], default: '5' },
   'flap-window-ms': { env: ['ROSTER_FLAP_WINDOW_MS'], help: 'the flap window', roles: ['up', 'leader'], default: '60000' },
   'flap-hold-ms': { env: ['ROSTER_FLAP_HOLD_MS'], help: 'stable time that ends a flapping hold', roles: ['up', 'leader'], default: '30000' },
+  auth: { env: ['ROSTER_AUTH'], help: 'on: every request needs a bearer token (ROSTER_BOOTSTRAP_TOKEN installs the first, admin one); default off only while --host is loopback', roles: ['up', 'gateway'] },
   'insecure-no-auth': { env: ['ROSTER_INSECURE_NO_AUTH'], help: 'allow a gateway without auth, or a leader without cluster keys, on a non-loopback address', roles: ['up', 'leader', 'gateway'], boolean: true },
   'log-level': { env: ['ROSTER_LOG_LEVEL'], help: 'fatal, error, warn, info, debug or silent', roles: ['up', 'leader', 'worker', 'gateway'], default: 'info' }
 }
@@ -46,6 +48,7 @@ function usage (role?: Role): string {
       'Usage: roster <command> [flags]', '',
       'Commands:',
       ...Object.entries(ROLES).map(([r, h]) => `  ${r.padEnd(9)} ${h}`),
+      `  ${'token'.padEnd(9)} create, list and revoke API tokens (roster token --help)`,
       '', 'Run `roster <command> --help` for its flags.'
     ].join('\n')
   }
@@ -79,6 +82,7 @@ function readConfig (role: Role, argv: string[], env: NodeJS.ProcessEnv): Config
     const n = Number(config[name])
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(config[name])}`)
   }
+  if (config.auth !== undefined && config.auth !== 'on' && config.auth !== 'off') throw new Error(`--auth must be on or off, got ${JSON.stringify(config.auth)}`)
   parseTcpEndpoint(config.bind as string, '--bind')
   for (const c of (config.leader as string).split(',')) parseTcpEndpoint(c.trim(), '--leader')
   return config as Config
@@ -90,9 +94,13 @@ async function main (): Promise<void> {
     console.log(usage())
     return
   }
-  if (!(command in ROLES)) {
+  if (!(command in ROLES) && command !== 'token') {
     console.error(`roster: unknown command ${JSON.stringify(command)}\n\n${usage()}`)
     process.exitCode = 2
+    return
+  }
+  if (command === 'token') {
+    process.exitCode = await tokenCommand(rest, process.env)
     return
   }
   const role = command as Role
@@ -105,6 +113,24 @@ async function main (): Promise<void> {
     config = readConfig(role, rest, process.env)
   } catch (err) {
     console.error(`roster ${role}: ${(err as Error).message}\n\n${usage(role)}`)
+    process.exitCode = 2
+    return
+  }
+  // Auth: off by default only on loopback; anything else must say so (README: Security).
+  const auth = config.auth === undefined ? !isLoopback(config.host as string) : config.auth === 'on'
+  if ((role === 'up' || role === 'gateway') && !auth && !isLoopback(config.host as string) && config['insecure-no-auth'] !== 'true') {
+    console.error(`roster ${role}: refusing to serve --host ${config.host as string} without authentication: ` +
+      'give --auth on (clients then need a bearer token), or --insecure-no-auth to serve it open anyway')
+    process.exitCode = 2
+    return
+  }
+  // Read once, from the environment only (a flag would show in process lists), and removed from
+  // it so that nothing this process starts inherits it.
+  const bootstrapToken = process.env.ROSTER_BOOTSTRAP_TOKEN
+  delete process.env.ROSTER_BOOTSTRAP_TOKEN
+  if ((role === 'up' || role === 'leader') && bootstrapToken !== undefined && bootstrapToken !== '' && !BOOTSTRAP_SECRET_RE.test(bootstrapToken)) {
+    console.error(`roster ${role}: ROSTER_BOOTSTRAP_TOKEN must be 32–256 printable ASCII characters without spaces ` +
+      '(only its SHA-256 is stored, so it must be as hard to guess as a generated secret; e.g. openssl rand -base64 32)')
     process.exitCode = 2
     return
   }
@@ -144,6 +170,7 @@ async function main (): Promise<void> {
       dataDir: resolve(config['data-dir'] as string),
       bind: config.bind as string,
       watchers: Number(config.watchers),
+      bootstrapToken: bootstrapToken === '' ? undefined : bootstrapToken,
       flapDamping: {
         maxChanges: Number(config['flap-max-changes']),
         windowMs: Number(config['flap-window-ms']),
@@ -167,7 +194,11 @@ async function main (): Promise<void> {
   }
   if (role === 'up' || role === 'worker') stoppers.push(await startWorker(candidates, log))
   if (role === 'up' || role === 'gateway') {
-    const gateway = await startGateway({ port: Number(config.port), host: config.host as string, candidates }, log)
+    const gateway = await startGateway({ port: Number(config.port), host: config.host as string, candidates, auth }, log)
+    const authLine = auth
+      ? 'on: every request but /v1/health and /openapi.json needs Authorization: Bearer <secret>'
+      : 'off: anyone who can reach this loopback address can read and write (--auth on to require tokens)'
+    log.info({ auth: auth ? 'on' : 'off' }, `auth ${authLine}`)
     stoppers.push(gateway.stop)
     if (role === 'up') {
       await gateway.whenReady()
@@ -177,10 +208,21 @@ async function main (): Promise<void> {
         `  WebSocket   ${gateway.url.replace(/^http/, 'ws')}/v1/watch`,
         `  OpenAPI     ${gateway.url}/openapi.json`,
         `  leader      ${config.bind as string} (events on ${pubEndpoint(config.bind as string)})`,
+        `  auth        ${authLine}`,
         'Press Ctrl-C to stop.'
       ].join('\n'))
     }
   }
+}
+
+/** 32–256 printable ASCII characters: at 32, even a secret drawn from base64's 64 symbols has 192
+ *  bits, beyond brute force of its SHA-256 (server/shared/token-secret.ts). */
+const BOOTSTRAP_SECRET_RE = /^[\x21-\x7e]{32,256}$/
+
+/** Whether a --host value is a loopback address: only this machine can connect. */
+function isLoopback (host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '')
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
 }
 
 function redact (url: string): string {
