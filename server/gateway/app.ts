@@ -18,7 +18,7 @@ import { watchRoutes } from './routes/watch.js'
 import { ErrorResponse, sharedSchemas } from './schemas/common.js'
 import { formatValidationErrors } from './validation.js'
 import { createWatchHub, type WatchLimits } from './watch-hub.js'
-import { FEED_SUBPROTOCOL, installAuth } from './auth.js'
+import { FEED_SUBPROTOCOL, installAuth, logSafeRequest } from './auth.js'
 import { createTokenTable, type TokenTable } from './token-table.js'
 import { tokensRoutes } from './routes/tokens.js'
 import { Token } from '../protocol/token-model.js'
@@ -79,8 +79,13 @@ const buildAjv = AjvCompiler()
 export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}): Promise<FastifyInstance> {
   const { replica, leader } = deps
   const tokens = deps.tokens ?? createTokenTable()
+  // The request serializer that keeps a secret sent in a URL by mistake out of the logs.
+  const serializers = { req: logSafeRequest }
+  const logger = opts.logger === true ? { serializers } : typeof opts.logger === 'object' ? { ...opts.logger, serializers: { ...opts.logger.serializers, ...serializers } } : opts.logger
   const app = Fastify({
-    ...(opts.loggerInstance === undefined ? { logger: opts.logger ?? false } : { loggerInstance: opts.loggerInstance }),
+    ...(opts.loggerInstance === undefined
+      ? { logger: logger ?? false }
+      : { loggerInstance: opts.loggerInstance.child({}, { serializers }) as FastifyServerOptions['loggerInstance'] }),
     bodyLimit: BODY_LIMIT_BYTES,
     // find-my-way's default (100) answers 414 to a valid 101–128-character provider id; 512
     // lets every over-long id reach the schema, which answers 400 naming params/id.

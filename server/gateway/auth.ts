@@ -72,7 +72,7 @@ export function installAuth (app: FastifyInstance, { enabled, tokens }: AuthOpti
       tokenName: req.token?.name ?? null,
       client: req.ip,
       method: req.method,
-      url: req.url,
+      url: logSafeUrl(req.url),
       statusCode: reply.statusCode
     }, 'write accepted')
   })
@@ -127,5 +127,28 @@ export function readableBy (token: AuthToken | null): ((service: string) => bool
       memo.set(service, ok)
     }
     return ok
+  }
+}
+
+/** Query parameters whose values are never logged, whatever route they are sent to. */
+const SECRET_PARAM_RE = /([?&][^=&]*(?:token|secret|auth|key|password|bearer)[^=&]*=)[^&#]*/gi
+/** A secret in our format anywhere in a URL (a path segment, an unnamed parameter). */
+const SECRET_VALUE_RE = /roster_[A-Za-z0-9_-]{16,}/g
+
+/** A URL as logged: secrets are never read from URLs, but a client that puts one there by
+ *  mistake must not see it copied into every log line of the request. */
+export function logSafeUrl (url: string): string {
+  return url.replace(SECRET_PARAM_RE, '$1[redacted]').replace(SECRET_VALUE_RE, '[redacted]')
+}
+
+/** Fastify's own `req` log serializer (lib/logger-pino.js) with the URL made log-safe. */
+export function logSafeRequest (req: FastifyRequest): Record<string, unknown> {
+  return {
+    method: req.method,
+    url: logSafeUrl(req.url),
+    version: req.headers?.['accept-version'],
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort
   }
 }
