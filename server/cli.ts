@@ -30,7 +30,7 @@ const FLAGS: Record<string, Flag> = {
   'flap-max-changes': { env: ['ROSTER_FLAP_MAX_CHANGES'], help: 'presence changes tolerated within the flap window before a provider is held down as flapping', roles: ['up', 'leader'], default: '5' },
   'flap-window-ms': { env: ['ROSTER_FLAP_WINDOW_MS'], help: 'the flap window', roles: ['up', 'leader'], default: '60000' },
   'flap-hold-ms': { env: ['ROSTER_FLAP_HOLD_MS'], help: 'stable time that ends a flapping hold', roles: ['up', 'leader'], default: '30000' },
-  auth: { env: ['ROSTER_AUTH'], help: 'on: every request needs a bearer token (ROSTER_BOOTSTRAP_TOKEN installs the first, admin one); default off only while --host is loopback', roles: ['up', 'gateway'] },
+  auth: { env: ['ROSTER_AUTH'], help: 'on: every request needs a bearer token (ROSTER_BOOTSTRAP_TOKEN installs the first, admin one); off (the default) only while --host is loopback, unless --insecure-no-auth', roles: ['up', 'gateway'], default: 'off' },
   'insecure-no-auth': { env: ['ROSTER_INSECURE_NO_AUTH'], help: 'allow a gateway without auth, or a leader without cluster keys, on a non-loopback address', roles: ['up', 'leader', 'gateway'], boolean: true },
   'log-level': { env: ['ROSTER_LOG_LEVEL'], help: 'fatal, error, warn, info, debug or silent', roles: ['up', 'leader', 'worker', 'gateway'], default: 'info' }
 }
@@ -116,8 +116,9 @@ async function main (): Promise<void> {
     process.exitCode = 2
     return
   }
-  // Auth: off by default only on loopback; anything else must say so (README: Security).
-  const auth = config.auth === undefined ? !isLoopback(config.host as string) : config.auth === 'on'
+  // Auth is off unless asked for, which is allowed only on loopback: a gateway on any other
+  // address must be told --auth on, or be told explicitly that it may serve everyone.
+  const auth = config.auth === 'on'
   if ((role === 'up' || role === 'gateway') && !auth && !isLoopback(config.host as string) && config['insecure-no-auth'] !== 'true') {
     console.error(`roster ${role}: refusing to serve --host ${config.host as string} without authentication: ` +
       'give --auth on (clients then need a bearer token), or --insecure-no-auth to serve it open anyway')
