@@ -4,6 +4,8 @@
 // API, revocation seen by the other gateway within 1 s, expiry, the feed (header, subprotocol,
 // 403 before the upgrade, filtering), the write log, and that no secret ever reaches a log.
 import { Writable } from 'node:stream'
+import fc from 'fast-check'
+import { request as httpRequest } from 'node:http'
 import { pino } from 'pino'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
@@ -136,6 +138,33 @@ describe('auth on: REST', () => {
     expect((await call('PUT', `${A}/v1/services/payroll/providers/roll-2`, { token: writer.secret, body: spec() })).status).toBe(201)
     expect((await call('PUT', `${A}/v1/services/payroll-eu/providers/roll-3`, { token: writer.secret, body: spec() })).status).toBe(403)
   })
+})
+
+describe('auth on: generated hostile input', () => {
+  it('answers any Authorization header with 401 (never 5xx), and any token creation with 201 or 400', async () => {
+    // Header values: any Latin-1 text HTTP allows in a header (no control characters nor DEL).
+    const headerText = fc.string({ unit: fc.integer({ min: 0x20, max: 0xfe }).map((c) => String.fromCharCode(c === 0x7f ? 0xff : c)), maxLength: 300 })
+    // node:http sends what fetch (undici) would refuse to, e.g. `Bearer ` with nothing after it.
+    const rawStatus = (value: string): Promise<number> => new Promise((resolve, reject) => {
+      const req = httpRequest(`${A}/v1/services`, { headers: { authorization: value } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)) })
+      req.on('error', reject)
+      req.end()
+    })
+    await fc.assert(fc.asyncProperty(fc.oneof(headerText, headerText.map((s) => `Bearer ${s}`)), async (value) => {
+      expect(await rawStatus(value)).toBe(401)
+    }), { numRuns: 200 })
+    const anyText = fc.string({ unit: 'binary', maxLength: 80 })
+    await fc.assert(fc.asyncProperty(
+      fc.record({ name: fc.oneof(anyText, fc.anything()), scopes: fc.oneof(fc.array(anyText, { maxLength: 40 }), fc.anything()), expiresAt: fc.option(fc.oneof(anyText, fc.date().map((d) => (Number.isNaN(d.getTime()) ? 'x' : d.toISOString()))), { nil: undefined }) }, { requiredKeys: [] }),
+      async (body) => {
+        const res = await call('POST', `${A}/v1/tokens`, { token: BOOTSTRAP, body })
+        expect([201, 400], JSON.stringify(body).slice(0, 200)).toContain(res.status)
+        if (res.status === 201) {
+          secrets.push(res.body.secret as string)
+          expect((await call('DELETE', `${A}/v1/tokens/${res.body.token.id as string}`, { token: BOOTSTRAP })).status).toBe(204)
+        }
+      }), { numRuns: 300 })
+  }, 120_000)
 })
 
 describe('auth on: the token API', () => {
