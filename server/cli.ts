@@ -172,6 +172,7 @@ async function main (): Promise<void> {
       bind: config.bind as string,
       watchers: Number(config.watchers),
       bootstrapToken: bootstrapToken === '' ? undefined : bootstrapToken,
+      authOff: role === 'up' && !auth,
       flapDamping: {
         maxChanges: Number(config['flap-max-changes']),
         windowMs: Number(config['flap-window-ms']),

@@ -28,6 +28,8 @@ export interface LeaderRoleConfig {
   watchers?: number
   /** ROSTER_BOOTSTRAP_TOKEN, read by cli.ts: becomes the admin token `bootstrap` if none exists. */
   bootstrapToken?: string
+  /** `roster up` without --auth on: a missing admin token is logged at info, not warn. */
+  authOff?: boolean
 }
 
 export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<Stopper & { leader: Leader }> {
@@ -49,7 +51,7 @@ export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<
     tokens: createTokenStore(db),
     lock,
     log: log.child({ role: 'leader' }),
-    config: { bind: config.bind, flapDamping: config.flapDamping, watchers: config.watchers, bootstrapToken: config.bootstrapToken }
+    config: { bind: config.bind, flapDamping: config.flapDamping, watchers: config.watchers, bootstrapToken: config.bootstrapToken, authOff: config.authOff }
   })
   await leader.start()
   const stop = async (): Promise<void> => { await leader.stop(); await db.close() }

@@ -71,7 +71,10 @@ const API_DESCRIPTION = [
   'header `X-Roster-Revision`); `?minRevision=N` reads your own writes through any gateway.',
   '',
   'The change feed is a WebSocket at `GET /v1/watch?service=…&since=…`, which OpenAPI cannot',
-  'describe: its messages (`snapshot`, `event`, resume and close codes) are documented in the README.'
+  'describe: its messages (`snapshot`, `event`, resume and close codes) are documented in the README.',
+  '',
+  'With `--auth on`, every operation but `/v1/health` needs `Authorization: Bearer <secret>` (a token',
+  'from `POST /v1/tokens`); the feed also accepts the WebSocket subprotocols `bearer.<secret>, roster.v1`.'
 ].join('\n')
 
 const buildAjv = AjvCompiler()

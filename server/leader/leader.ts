@@ -74,6 +74,9 @@ export interface LeaderConfig {
   /** ROSTER_BOOTSTRAP_TOKEN: installed as an admin token named `bootstrap` when the leader takes
    *  over and no admin token is stored. Hashed at once; the secret is not kept. */
   bootstrapToken?: string
+  /** `roster up` with auth off: no admin token is the normal case, said at info, not warn. A
+   *  standalone leader cannot know its gateways' --auth, so it warns. */
+  authOff?: boolean
 }
 
 export interface LeaderDeps {
@@ -302,7 +305,7 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
     const tokens = await tokenStore.list()
     if (tokens.some((tk) => isAdmin(tk.scopes))) return tokens
     if (bootstrapHash === null) {
-      log.warn('no admin token is stored: a gateway with --auth on refuses every request until one is; ' +
+      log[config.authOff === true ? 'info' : 'warn']('no admin token is stored: a gateway with --auth on refuses every request until one is; ' +
         'start the leader with the environment variable ROSTER_BOOTSTRAP_TOKEN set to a secret of at least 32 characters to install one')
       return tokens
     }
