@@ -8,6 +8,7 @@ import { parseAllowTargets } from './protocol/targets.js'
 import { CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS } from './protocol/model.js'
 import { createLog } from './shared/log.js'
 import { startGateway, startLeader, startWorker, type Stopper } from './roles.js'
+import { tokenCommand } from './token-command.js'
 
 type Role = 'up' | 'leader' | 'worker' | 'gateway'
 
@@ -36,6 +37,7 @@ const FLAGS: Record<string, Flag> = {
   'max-providers': { env: ['ROSTER_MAX_PROVIDERS'], help: 'providers the registry may hold; a new one beyond is 429', roles: ['up', 'leader'], default: '500000' },
   'write-rate': { env: ['ROSTER_WRITE_RATE'], help: 'writes per second per client (per token with auth on), beyond: 429 with Retry-After; unset: off', roles: ['up', 'gateway'] },
   'min-check-interval-ms': { env: ['ROSTER_MIN_CHECK_INTERVAL_MS'], help: `shortest http/tcp check intervalMs accepted (at least ${CHECK_INTERVAL_MIN_MS})`, roles: ['up', 'gateway'], default: '1000' },
+  auth: { env: ['ROSTER_AUTH'], help: 'on: every request needs a bearer token (ROSTER_BOOTSTRAP_TOKEN installs the first, admin one); off (the default) only while --host is loopback, unless --insecure-no-auth', roles: ['up', 'gateway'], default: 'off' },
   'insecure-no-auth': { env: ['ROSTER_INSECURE_NO_AUTH'], help: 'allow a gateway without auth, or a leader without cluster keys, on a non-loopback address', roles: ['up', 'leader', 'gateway'], boolean: true },
   'log-level': { env: ['ROSTER_LOG_LEVEL'], help: 'fatal, error, warn, info, debug or silent', roles: ['up', 'leader', 'worker', 'gateway'], default: 'info' }
 }
@@ -53,6 +55,7 @@ function usage (role?: Role): string {
       'Usage: roster <command> [flags]', '',
       'Commands:',
       ...Object.entries(ROLES).map(([r, h]) => `  ${r.padEnd(9)} ${h}`),
+      `  ${'token'.padEnd(9)} create, list and revoke API tokens (roster token --help)`,
       '', 'Run `roster <command> --help` for its flags.'
     ].join('\n')
   }
@@ -91,6 +94,7 @@ function readConfig (role: Role, argv: string[], env: NodeJS.ProcessEnv): Config
     throw new Error(`--min-check-interval-ms must be an integer ${CHECK_INTERVAL_MIN_MS}–${CHECK_INTERVAL_MAX_MS}, got ${JSON.stringify(config['min-check-interval-ms'])}`)
   }
   parseAllowTargets(config['allow-targets'])
+  if (config.auth !== undefined && config.auth !== 'on' && config.auth !== 'off') throw new Error(`--auth must be on or off, got ${JSON.stringify(config.auth)}`)
   parseTcpEndpoint(config.bind as string, '--bind')
   for (const c of (config.leader as string).split(',')) parseTcpEndpoint(c.trim(), '--leader')
   return config as Config
@@ -102,9 +106,13 @@ async function main (): Promise<void> {
     console.log(usage())
     return
   }
-  if (!(command in ROLES)) {
+  if (!(command in ROLES) && command !== 'token') {
     console.error(`roster: unknown command ${JSON.stringify(command)}\n\n${usage()}`)
     process.exitCode = 2
+    return
+  }
+  if (command === 'token') {
+    process.exitCode = await tokenCommand(rest, process.env)
     return
   }
   const role = command as Role
@@ -117,6 +125,25 @@ async function main (): Promise<void> {
     config = readConfig(role, rest, process.env)
   } catch (err) {
     console.error(`roster ${role}: ${(err as Error).message}\n\n${usage(role)}`)
+    process.exitCode = 2
+    return
+  }
+  // Auth is off unless asked for, which is allowed only on loopback: a gateway on any other
+  // address must be told --auth on, or be told explicitly that it may serve everyone.
+  const auth = config.auth === 'on'
+  if ((role === 'up' || role === 'gateway') && !auth && !isLoopback(config.host as string) && config['insecure-no-auth'] !== 'true') {
+    console.error(`roster ${role}: refusing to serve --host ${config.host as string} without authentication: ` +
+      'give --auth on (clients then need a bearer token), or --insecure-no-auth to serve it open anyway')
+    process.exitCode = 2
+    return
+  }
+  // Read once, from the environment only (a flag would show in process lists), and removed from
+  // it so that nothing this process starts inherits it.
+  const bootstrapToken = process.env.ROSTER_BOOTSTRAP_TOKEN
+  delete process.env.ROSTER_BOOTSTRAP_TOKEN
+  if ((role === 'up' || role === 'leader') && bootstrapToken !== undefined && bootstrapToken !== '' && !BOOTSTRAP_SECRET_RE.test(bootstrapToken)) {
+    console.error(`roster ${role}: ROSTER_BOOTSTRAP_TOKEN must be 32–256 printable ASCII characters without spaces ` +
+      '(only its SHA-256 is stored, so it must be as hard to guess as a generated secret; e.g. openssl rand -base64 32)')
     process.exitCode = 2
     return
   }
@@ -157,6 +184,8 @@ async function main (): Promise<void> {
       bind: config.bind as string,
       watchers: Number(config.watchers),
       quotas: { maxProvidersPerService: Number(config['max-providers-per-service']), maxProviders: Number(config['max-providers']) },
+      bootstrapToken: bootstrapToken === '' ? undefined : bootstrapToken,
+      authOff: role === 'up' && !auth,
       flapDamping: {
         maxChanges: Number(config['flap-max-changes']),
         windowMs: Number(config['flap-window-ms']),
@@ -185,10 +214,15 @@ async function main (): Promise<void> {
       port: Number(config.port),
       host: config.host as string,
       candidates,
+      auth,
       allowTargets,
       minCheckIntervalMs: Number(config['min-check-interval-ms']),
       ...(config['write-rate'] === undefined ? {} : { writeRatePerSecond: Number(config['write-rate']) })
     }, log)
+    const authLine = auth
+      ? 'on: every request but /v1/health and /openapi.json needs Authorization: Bearer <secret>'
+      : 'off: anyone who can reach this loopback address can read and write (--auth on to require tokens)'
+    log.info({ auth: auth ? 'on' : 'off' }, `auth ${authLine}`)
     stoppers.push(gateway.stop)
     if (role === 'up') {
       await gateway.whenReady()
@@ -198,10 +232,21 @@ async function main (): Promise<void> {
         `  WebSocket   ${gateway.url.replace(/^http/, 'ws')}/v1/watch`,
         `  OpenAPI     ${gateway.url}/openapi.json`,
         `  leader      ${config.bind as string} (events on ${pubEndpoint(config.bind as string)})`,
+        `  auth        ${authLine}`,
         'Press Ctrl-C to stop.'
       ].join('\n'))
     }
   }
+}
+
+/** 32–256 printable ASCII characters: at 32, even a secret drawn from base64's 64 symbols has 192
+ *  bits, beyond brute force of its SHA-256 (server/shared/token-secret.ts). */
+const BOOTSTRAP_SECRET_RE = /^[\x21-\x7e]{32,256}$/
+
+/** Whether a --host value is a loopback address: only this machine can connect. */
+function isLoopback (host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '')
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
 }
 
 function redact (url: string): string {

@@ -6,6 +6,7 @@ import type { Log } from './shared/log.js'
 import { openDb } from './store/db.js'
 import { migrate } from './store/migrate.js'
 import { createRegistryStore } from './store/registry-store.js'
+import { createTokenStore } from './store/token-store.js'
 import { createLocalLeaderLock, createPgLeaderLock } from './store/leader-lock.js'
 import { createLeader, type Leader } from './leader/leader.js'
 import type { FlapDampingConfig } from './leader/flap-damping.js'
@@ -15,6 +16,7 @@ import { createWorker } from './worker/worker.js'
 import { buildGateway } from './gateway/app.js'
 import { createReplica } from './gateway/replica.js'
 import { createLeaderClient } from './gateway/leader-client.js'
+import { createTokenTable } from './gateway/token-table.js'
 
 export type Stopper = () => Promise<void>
 
@@ -28,6 +30,10 @@ export interface LeaderRoleConfig {
   watchers?: number
   /** `--max-providers-per-service`, `--max-providers` (default: quota.ts DEFAULT_QUOTAS). */
   quotas?: QuotaLimits
+  /** ROSTER_BOOTSTRAP_TOKEN, read by cli.ts: becomes the admin token `bootstrap` if none exists. */
+  bootstrapToken?: string
+  /** `roster up` without --auth on: a missing admin token is logged at info, not warn. */
+  authOff?: boolean
 }
 
 export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<Stopper & { leader: Leader }> {
@@ -44,7 +50,13 @@ export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<
   const lock = databaseUrl !== undefined
     ? createPgLeaderLock({ databaseUrl, applicationName: `roster-leader-${process.pid}` })
     : createLocalLeaderLock()
-  const leader = createLeader({ store: createRegistryStore(db), lock, log: log.child({ role: 'leader' }), config: { bind: config.bind, flapDamping: config.flapDamping, watchers: config.watchers, quotas: config.quotas } })
+  const leader = createLeader({
+    store: createRegistryStore(db),
+    tokens: createTokenStore(db),
+    lock,
+    log: log.child({ role: 'leader' }),
+    config: { bind: config.bind, flapDamping: config.flapDamping, watchers: config.watchers, bootstrapToken: config.bootstrapToken, authOff: config.authOff, quotas: config.quotas }
+  })
   await leader.start()
   const stop = async (): Promise<void> => { await leader.stop(); await db.close() }
   return Object.assign(stop, { leader })
@@ -71,14 +83,27 @@ export interface GatewayRoleConfig {
   minCheckIntervalMs?: number
   /** `--write-rate` (absent: off). */
   writeRatePerSecond?: number
+  /** `--auth on`: bearer tokens required (server/gateway/auth.ts). Default off. */
+  auth?: boolean
 }
 
 export async function startGateway (config: GatewayRoleConfig, log: Log): Promise<{ stop: Stopper, url: string, whenReady: () => Promise<void> }> {
   const replica = createReplica()
-  const leader = createLeaderClient({ candidates: config.candidates, replica, log: log.child({ role: 'gateway' }) })
+  const gatewayLog = log.child({ role: 'gateway' })
+  let warnedNoAdmin = false
+  const tokens = createTokenTable({
+    onLoad: (table) => {
+      if (config.auth !== true || table.hasAdmin || warnedNoAdmin) return
+      warnedNoAdmin = true
+      gatewayLog.warn('auth is on but no admin token exists, so every request is refused (401): start the leader with the ' +
+        'environment variable ROSTER_BOOTSTRAP_TOKEN set to a secret of at least 32 characters, then use it to create tokens')
+    }
+  })
+  const leader = createLeaderClient({ candidates: config.candidates, replica, tokens, log: gatewayLog })
   leader.start()
-  const app = await buildGateway({ replica, leader }, {
-    loggerInstance: log.child({ role: 'gateway' }),
+  const app = await buildGateway({ replica, leader, tokens }, {
+    loggerInstance: gatewayLog,
+    auth: config.auth === true,
     targets: { allow: config.allowTargets ?? null, leaderCandidates: config.candidates, ownHost: config.host },
     ...(config.minCheckIntervalMs === undefined ? {} : { minCheckIntervalMs: config.minCheckIntervalMs }),
     ...(config.writeRatePerSecond === undefined ? {} : { writeRatePerSecond: config.writeRatePerSecond })

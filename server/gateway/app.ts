@@ -9,7 +9,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { AddressInfo } from 'node:net'
 import type { Change } from '../protocol/model.js'
 import type { AllowedTargets } from '../protocol/targets.js'
-import type { WriteOp, WriteResult } from '../protocol/messages.js'
+import type { TokenOp, TokenResult, WriteOp, WriteResult } from '../protocol/messages.js'
 import { errorBody, RosterError } from './errors.js'
 import { createReadGate, MIN_REVISION_WAIT_MS } from './read-gate.js'
 import type { Replica } from './replica.js'
@@ -22,6 +22,10 @@ import { createTargetGuard } from './target-guard.js'
 import { finiteNumbersOnly, formatValidationErrors, type Validate } from './validation.js'
 import { createWatchHub, type WatchLimits } from './watch-hub.js'
 import { writeRateLimit } from './write-rate.js'
+import { FEED_SUBPROTOCOL, installAuth, logSafeRequest } from './auth.js'
+import { createTokenTable, type TokenTable } from './token-table.js'
+import { tokensRoutes } from './routes/tokens.js'
+import { Token } from '../protocol/token-model.js'
 
 /** What the gateway needs from the leader; server/gateway/leader-client.ts implements it. */
 export interface LeaderPort {
@@ -30,9 +34,17 @@ export interface LeaderPort {
   write: (op: WriteOp) => Promise<WriteResult>
   /** The leader's durable change log after `revision` (for `since` older than the replica's ring). Rejects LeaderUnavailableError. */
   changesSince: (revision: number, limit: number) => Promise<{ available: boolean, changes: Change[] }>
+  /** Creates or revokes a token; resolves with the leader's answer and the epoch it answered in
+   *  (the token table reaches that generation of that epoch soon after). Rejects LeaderUnavailableError. */
+  tokenWrite: (op: TokenOp) => Promise<{ epoch: number, result: TokenResult }>
 }
 
-export interface GatewayDeps { replica: Replica, leader: LeaderPort }
+export interface GatewayDeps {
+  replica: Replica
+  leader: LeaderPort
+  /** The token list the leader client keeps current; an empty one when not given (auth off). */
+  tokens?: TokenTable
+}
 
 export interface GatewayOptions {
   /** Fastify's logger option (false, true, or pino options). Default false. */
@@ -43,6 +55,9 @@ export interface GatewayOptions {
   minRevisionWaitMs?: number
   /** Bound on a write's wait for the replica to show it, ms. Default 2000 (routes/services.ts). */
   writeVisibleWaitMs?: number
+  /** `--auth on`: every request but health and the OpenAPI document needs a bearer token
+   *  (auth.ts). Default false. */
+  auth?: boolean
   /** The watch feed's per-client bounds (watch-hub.ts). */
   watch?: Partial<WatchLimits>
   /** Where registrations may make workers connect (target-guard.ts): `--allow-targets` (null or
@@ -67,15 +82,24 @@ const API_DESCRIPTION = [
   'header `X-Roster-Revision`); `?minRevision=N` reads your own writes through any gateway.',
   '',
   'The change feed is a WebSocket at `GET /v1/watch?service=…&since=…`, which OpenAPI cannot',
-  'describe: its messages (`snapshot`, `event`, resume and close codes) are documented in the README.'
+  'describe: its messages (`snapshot`, `event`, resume and close codes) are documented in the README.',
+  '',
+  'With `--auth on`, every operation but `/v1/health` needs `Authorization: Bearer <secret>` (a token',
+  'from `POST /v1/tokens`); the feed also accepts the WebSocket subprotocols `bearer.<secret>, roster.v1`.'
 ].join('\n')
 
 const buildAjv = AjvCompiler()
 
 export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}): Promise<FastifyInstance> {
   const { replica, leader } = deps
+  const tokens = deps.tokens ?? createTokenTable()
+  // The request serializer that keeps a secret sent in a URL by mistake out of the logs.
+  const serializers = { req: logSafeRequest }
+  const logger = opts.logger === true ? { serializers } : typeof opts.logger === 'object' ? { ...opts.logger, serializers: { ...opts.logger.serializers, ...serializers } } : opts.logger
   const app = Fastify({
-    ...(opts.loggerInstance === undefined ? { logger: opts.logger ?? false } : { loggerInstance: opts.loggerInstance }),
+    ...(opts.loggerInstance === undefined
+      ? { logger: logger ?? false }
+      : { loggerInstance: opts.loggerInstance.child({}, { serializers }) as FastifyServerOptions['loggerInstance'] }),
     bodyLimit: BODY_LIMIT_BYTES,
     // find-my-way's default (100) answers 414 to a valid 101–128-character provider id; 512
     // lets every over-long id reach the schema, which answers 400 naming params/id.
@@ -108,7 +132,7 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
     schemaErrorFormatter: formatValidationErrors
   })
 
-  for (const schema of [...sharedSchemas, ErrorResponse]) app.addSchema(schema)
+  for (const schema of [...sharedSchemas, ErrorResponse, Token]) app.addSchema(schema)
 
   // Before any route: routes registered earlier are missing from the document (stack-notes 4.3).
   await app.register(swagger, {
@@ -118,8 +142,14 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
       tags: [
         { name: 'services', description: 'register, deregister and look up providers' },
         { name: 'health', description: 'this gateway and its link to the leader' },
+        { name: 'tokens', description: 'API tokens and their scopes (admin only)' },
         { name: 'watch', description: 'the change feed is a WebSocket at /v1/watch, documented in the README (WebSocket routes are not part of this document)' }
-      ]
+      ],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'a token secret (roster_…), with `--auth on`; see /v1/tokens' }
+        }
+      }
     },
     // Keeps `Provider`, `ProviderSpec` and `Error` as component names instead of def-0, def-1…
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) }
@@ -127,7 +157,12 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
 
   const hub = createWatchHub({ replica, leader, log: app.log.child({ component: 'watch-hub' }), limits: opts.watch })
   await app.register(websocket, {
-    options: { maxPayload: WATCH_MAX_INBOUND_BYTES },
+    options: {
+      maxPayload: WATCH_MAX_INBOUND_BYTES,
+      // Only ever select roster.v1: ws would otherwise echo the first protocol offered, which
+      // may be `bearer.<secret>`. A client that offers neither gets no subprotocol, as before.
+      handleProtocols: (protocols) => (protocols.has(FEED_SUBPROTOCOL) ? FEED_SUBPROTOCOL : false)
+    },
     // The default closes clients without a code; they must see 1001 to know to reconnect elsewhere.
     preClose: async () => {
       await hub.close()
@@ -151,6 +186,8 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
     return reply.status(body.statusCode).send(body)
   })
 
+  installAuth(app, { enabled: opts.auth ?? false, tokens })
+
   const readGate = createReadGate(replica, opts.minRevisionWaitMs ?? MIN_REVISION_WAIT_MS)
   const targetGuard = createTargetGuard({
     allow: opts.targets?.allow ?? null,
@@ -173,6 +210,7 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
     writeLimit
   })
   await app.register(watchRoutes, { replica, hub })
+  await app.register(tokensRoutes, { leader, tokens })
   await app.register(openapiRoutes)
   return app
 }

@@ -137,6 +137,48 @@ export class UpgradeRequiredError extends RosterError {
   }
 }
 
+/** RFC 6750 §3: a 401 names the scheme; `error="invalid_token"` when a token was presented. */
+const BEARER_CHALLENGE = 'Bearer realm="roster"'
+
+/** No token, or one that is unknown, revoked or expired. The message never quotes the token. */
+export class UnauthorizedError extends RosterError {
+  static readonly code = 'ROSTER_ERR_UNAUTHORIZED'
+  constructor (message: string, presented: boolean) {
+    super(UnauthorizedError.code, 401, message, {
+      headers: { 'WWW-Authenticate': presented ? `${BEARER_CHALLENGE}, error="invalid_token"` : BEARER_CHALLENGE }
+    })
+    this.name = 'UnauthorizedError'
+  }
+}
+
+/** A valid token without the scope this request needs; the message names that scope. */
+export class ForbiddenError extends RosterError {
+  static readonly code = 'ROSTER_ERR_FORBIDDEN'
+  constructor (needed: string) {
+    super(ForbiddenError.code, 403, `this token may not do this: needs ${needed}`)
+    this.name = 'ForbiddenError'
+  }
+}
+
+/** Auth is on and this gateway has no token list from a leader yet: an unknown secret may be
+ *  valid, so the answer is "retry" (503 + Retry-After) rather than 401. */
+export class TokensNotLoadedError extends RosterError {
+  static readonly code = 'ROSTER_ERR_TOKENS_NOT_LOADED'
+  constructor () {
+    super(TokensNotLoadedError.code, 503, 'this gateway has not received the token list from a leader yet; retry shortly', { expose: true })
+    this.name = 'TokensNotLoadedError'
+  }
+}
+
+/** A token's `expiresAt` that is not in the future: JSON Schema cannot compare with now. */
+export class InvalidTokenRequestError extends RosterError {
+  static readonly code = 'ROSTER_ERR_INVALID_TOKEN_REQUEST'
+  constructor (message: string) {
+    super(InvalidTokenRequestError.code, 400, message)
+    this.name = 'InvalidTokenRequestError'
+  }
+}
+
 /** The leader refused a write (409 conflict, 404 unknown, …): its status and code pass through. */
 export class LeaderRejectedError extends RosterError {
   constructor (statusCode: number, code: string, message: string) {

@@ -13,7 +13,8 @@ const target = fileURLToPath(new URL('../../openapi/openapi.json', import.meta.u
 const idleLeader: LeaderPort = {
   connected: false,
   write: async () => { throw new LeaderUnavailableError('export-openapi has no leader') },
-  changesSince: async () => { throw new LeaderUnavailableError('export-openapi has no leader') }
+  changesSince: async () => { throw new LeaderUnavailableError('export-openapi has no leader') },
+  tokenWrite: async () => { throw new LeaderUnavailableError('export-openapi has no leader') }
 }
 
 const app = await buildGateway({ replica: createReplica(), leader: idleLeader })

@@ -1,7 +1,9 @@
 // The gateway's link to the leader, the client half of the Clone pattern (ZeroMQ Guide ch. 5):
 // subscribe to the leader's feed first, then ask for a snapshot, apply the queued events above
 // its revision, and repair any gap in revisions by asking for the missing range (or a new
-// snapshot when the leader no longer has it). It also carries writes and change-log queries.
+// snapshot when the leader no longer has it). It also carries writes and change-log queries,
+// and keeps the token table current: it asks for the token list when it follows a leader and
+// whenever a BEAT announces another generation than the one it holds.
 // It owns the feed SUB and the leader link; it must never apply an event out of order or one
 // from a fenced (older) epoch.
 import { randomUUID } from 'node:crypto'
@@ -9,12 +11,13 @@ import { Subscriber } from 'zeromq'
 import { decodeOrDrop } from '../protocol/frames.js'
 import { pubEndpoint } from '../protocol/endpoints.js'
 import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
-import { Inbound, type Body, type Message, type WriteOp, type WriteResult } from '../protocol/messages.js'
+import { Inbound, type Body, type Message, type TokenOp, type TokenResult, type WriteOp, type WriteResult } from '../protocol/messages.js'
 import type { Change } from '../protocol/model.js'
 import type { Log } from '../shared/log.js'
 import type { LeaderPort } from './app.js'
 import { LeaderUnavailableError } from './errors.js'
 import type { Replica } from './replica.js'
+import { createTokenTable, type TokenTable } from './token-table.js'
 
 /** A sync request the leader has not answered in this time is retried; a write gets twice as
  *  long before it fails with 503. 2 s covers a batched commit under load; a dead leader is
@@ -36,9 +39,14 @@ type Pending =
   | { kind: 'sync', timer: NodeJS.Timeout }
   | { kind: 'write', timer: NodeJS.Timeout, resolve: (r: WriteResult) => void, reject: (e: Error) => void }
   | { kind: 'query', timer: NodeJS.Timeout, resolve: (r: { available: boolean, changes: Change[] }) => void, reject: (e: Error) => void }
+  | { kind: 'tokens', timer: NodeJS.Timeout }
+  | { kind: 'token-write', timer: NodeJS.Timeout, resolve: (r: { epoch: number, result: TokenResult }) => void, reject: (e: Error) => void }
 
-export function createLeaderClient (opts: { candidates: readonly string[], replica: Replica, log: Log, peerId?: string }): LeaderClient {
+export function createLeaderClient (opts: { candidates: readonly string[], replica: Replica, tokens?: TokenTable, log: Log, peerId?: string }): LeaderClient {
   const { replica, log } = opts
+  const tokens = opts.tokens ?? createTokenTable()
+  /** The TOKENS_REQ in flight, if any: one at a time. */
+  let fetchingTokens: string | null = null
   const stats = { badFrames: 0, snapshots: 0, repairs: 0, fencedEvents: 0 }
   const pending = new Map<string, Pending>()
   /** Events above a gap (or received before the first snapshot), by revision. */
@@ -64,15 +72,35 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
     // Whatever happened while we were away (or under a previous leader) is in the change log.
     syncing = null
     sync()
+    fetchingTokens = null
+    fetchTokens()
+  }
+
+  function fetchTokens (): void {
+    if (fetchingTokens !== null || link.leader === null) return
+    const requestId = randomUUID()
+    const timer = setTimeout(() => {
+      if (!pending.delete(requestId)) return
+      if (fetchingTokens === requestId) fetchingTokens = null
+      fetchTokens()
+    }, REQUEST_TIMEOUT_MS)
+    pending.set(requestId, { kind: 'tokens', timer })
+    if (!link.send('TOKENS_REQ', { requestId })) {
+      clearTimeout(timer)
+      pending.delete(requestId)
+      return
+    }
+    fetchingTokens = requestId
   }
 
   function onLost (): void {
     for (const [id, p] of pending) {
       clearTimeout(p.timer)
-      if (p.kind !== 'sync') p.reject(new LeaderUnavailableError())
+      if ('reject' in p) p.reject(new LeaderUnavailableError())
       pending.delete(id)
     }
     syncing = null
+    fetchingTokens = null
   }
 
   function openFeed (leaderEndpoint: string): void {
@@ -95,9 +123,13 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
       if (msg.body.epoch < epoch) { stats.fencedEvents++; continue }
       if (msg.verb === 'EVENT') {
         offer(msg.body.change)
-      } else if (msg.body.revision > replica.revision && syncing === null) {
-        // The tail of the feed was lost (no later event revealed the gap): fetch it.
-        sync()
+      } else {
+        if (msg.body.revision > replica.revision && syncing === null) {
+          // The tail of the feed was lost (no later event revealed the gap): fetch it.
+          sync()
+        }
+        // A token was created or revoked (or this is another leader's list): fetch the list.
+        if (msg.body.epoch !== tokens.epoch || msg.body.tokens !== tokens.generation) fetchTokens()
       }
     }
   }
@@ -166,7 +198,7 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
     return requestId
   }
 
-  function onMessage (msg: Extract<Message, { verb: 'PONG' | 'SNAPSHOT' | 'EVENTS' | 'RESULT' }>): void {
+  function onMessage (msg: Extract<Message, { verb: (typeof Inbound.gatewayDealer)[number] }>): void {
     if (msg.verb === 'PONG') return
     const p = pending.get(msg.body.requestId)
     if (p === undefined) return
@@ -175,6 +207,14 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
     switch (msg.verb) {
       case 'RESULT':
         if (p.kind === 'write') p.resolve(msg.body.result)
+        return
+      case 'TOKEN_RESULT':
+        if (p.kind === 'token-write') p.resolve({ epoch: msg.body.epoch, result: msg.body.result })
+        return
+      case 'TOKENS':
+        if (p.kind !== 'tokens') return
+        if (fetchingTokens === msg.body.requestId) fetchingTokens = null
+        tokens.load(msg.body.epoch, msg.body.generation, msg.body.tokens)
         return
       case 'SNAPSHOT':
         if (syncing !== msg.body.requestId) return
@@ -219,6 +259,20 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
         }, REQUEST_TIMEOUT_MS * 2)
         pending.set(requestId, { kind: 'write', timer, resolve, reject })
         if (!link.send('WRITE', { requestId, op })) {
+          clearTimeout(timer)
+          pending.delete(requestId)
+          reject(new LeaderUnavailableError())
+        }
+      })
+    },
+    tokenWrite (op: TokenOp) {
+      return new Promise<{ epoch: number, result: TokenResult }>((resolve, reject) => {
+        const requestId = randomUUID()
+        const timer = setTimeout(() => {
+          if (pending.delete(requestId)) reject(new LeaderUnavailableError('the leader did not answer in time'))
+        }, REQUEST_TIMEOUT_MS * 2)
+        pending.set(requestId, { kind: 'token-write', timer, resolve, reject })
+        if (!link.send('TOKEN_WRITE', { requestId, op })) {
           clearTimeout(timer)
           pending.delete(requestId)
           reject(new LeaderUnavailableError())

@@ -57,6 +57,8 @@ export interface WatchRequest {
   services: readonly string[] | null
   /** Resume after this revision; null for a snapshot first. */
   since: number | null
+  /** With no `services`: the services this client's token may read; null (or absent) for all. */
+  readable?: ((service: string) => boolean) | null
 }
 
 export interface WatchHub {
@@ -78,6 +80,7 @@ export interface WatchHubDeps {
 interface Client {
   readonly socket: WebSocket
   readonly services: ReadonlySet<string> | null
+  readonly readable: ((service: string) => boolean) | null
   /** Everything up to this revision, for this client's services, has been sent. */
   cursor: number
   /** Live: changes are sent as they come. Otherwise a catch-up is running and they queue. */
@@ -104,7 +107,8 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
   pinger.unref()
 
   function wants (client: Client, change: Change): boolean {
-    return client.services === null || client.services.has(change.provider.service)
+    if (client.services !== null) return client.services.has(change.provider.service)
+    return client.readable === null || client.readable(change.provider.service)
   }
 
   function eventFrame (change: Change): string {
@@ -255,9 +259,12 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
     // are in `pending` (the client was registered before), older queued ones are skipped.
     const revision = replica.revision
     client.cursor = revision
-    const frame = client.services === null
-      ? fullSnapshot(revision, reset)
-      : snapshotFrame(revision, reset, [...client.services].sort().flatMap((s) => replica.providers(s)))
+    const { services, readable } = client
+    const frame = services !== null
+      ? snapshotFrame(revision, reset, [...services].sort().flatMap((s) => replica.providers(s)))
+      : readable === null
+        ? fullSnapshot(revision, reset)
+        : snapshotFrame(revision, reset, replica.providers().filter((p) => readable(p.service)))
     // Waiting for the snapshot to reach the kernel keeps a large one out of the live client's
     // bufferedAmount, which would otherwise read as "too far behind" on the next event.
     await sendFlushed(client, frame)
@@ -318,6 +325,7 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
       const client: Client = {
         socket,
         services: request.services === null ? null : new Set(request.services),
+        readable: request.readable ?? null,
         cursor: request.since ?? replica.revision,
         live: false,
         pending: [],

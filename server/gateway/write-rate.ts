@@ -13,11 +13,11 @@ const WRITE_RATE_WINDOW_MS = 1000
  *  oldest are forgotten, which bounds the memory a spray of addresses can take. */
 const WRITE_RATE_MAX_CLIENTS = 10_000
 
-/** Whose budget a write counts against: the client's address. With auth on, the token's id
- *  (`request.token?.id ?? request.ip`), so that clients behind one proxy are told apart and one
- *  token cannot escape its budget by changing address. */
+/** Whose budget a write counts against: with auth on, the token's id, so that clients behind
+ *  one proxy are told apart and one token cannot escape its budget by changing address; with
+ *  auth off (request.token is null), the client's address. */
 export function writeRateKey (request: FastifyRequest): string {
-  return request.ip
+  return request.token?.id ?? request.ip
 }
 
 /** Registers the limiter and returns the hook to put on each write route; one store, so every

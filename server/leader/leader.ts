@@ -5,9 +5,15 @@
 // the TTL checks' renewals in memory (ttl-tracker.ts) and removes providers down longer than
 // their deregisterAfterMs. It must never publish, acknowledge or reply OK to anything that is not
 // committed, and it stops acting the moment it loses the lock or is fenced by a newer epoch.
+// It also keeps the API tokens (hashes only) in memory, stores token changes (fenced likewise),
+// hands the list to gateways, and announces each change in the next BEAT (token-table.ts).
 import { Publisher, Router } from 'zeromq'
 import { decodeOrDrop, encode } from '../protocol/frames.js'
-import { Inbound, type Body, type Message, type Observation, type Task, type Verb, type WriteOp, type WriteResult } from '../protocol/messages.js'
+import { Inbound, type Body, type Message, type Observation, type Task, type TokenOp, type TokenResult, type Verb, type WriteOp, type WriteResult } from '../protocol/messages.js'
+import { isAdmin } from '../protocol/scopes.js'
+import { MAX_TOKENS, type TokenRecord } from '../protocol/token-model.js'
+import { hashSecret, newTokenId } from '../shared/token-secret.js'
+import { TokenConflictError, type TokenStore } from '../store/token-store.js'
 import { pubEndpoint } from '../protocol/endpoints.js'
 import type { Change, Provider, TtlCheck } from '../protocol/model.js'
 import { createSendQueue, type SendQueue } from '../protocol/send-queue.js'
@@ -68,10 +74,17 @@ export interface LeaderConfig {
   watchers?: number
   /** Provider quotas (`--max-providers-per-service`, `--max-providers`); quota.ts. */
   quotas?: QuotaLimits
+  /** ROSTER_BOOTSTRAP_TOKEN: installed as an admin token named `bootstrap` when the leader takes
+   *  over and no admin token is stored. Hashed at once; the secret is not kept. */
+  bootstrapToken?: string
+  /** `roster up` with auth off: no admin token is the normal case, said at info, not warn. A
+   *  standalone leader cannot know its gateways' --auth, so it warns. */
+  authOff?: boolean
 }
 
 export interface LeaderDeps {
   store: RegistryStore
+  tokens: TokenStore
   lock: LeaderLock
   log: Log
   config: LeaderConfig
@@ -134,11 +147,18 @@ interface Term {
   reapable: Set<string>
   /** Committed providers per service, for the quotas. */
   counts: MutableCounts
+  /** Every stored token by id (hashes, never secrets), and the list's generation in this term:
+   *  0 as loaded, + 1 at each change. Gateways compare it (with the epoch) to their own. */
+  tokens: Map<string, TokenRecord>
+  tokenGeneration: number
+  /** Token changes are stored one at a time, so the generation orders them. */
+  tokenChain: Promise<void>
   loop: Promise<void>
   readLoop: Promise<void>
 }
 
-export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader {
+export function createLeader ({ store, tokens: tokenStore, lock, log, config }: LeaderDeps): Leader {
+  const bootstrapHash = config.bootstrapToken === undefined || config.bootstrapToken === '' ? null : hashSecret(config.bootstrapToken)
   const historyLimit = config.historyLimit ?? DEFAULT_HISTORY_LIMIT
   const stats = { badFrames: 0, commits: 0, changes: 0, unstorable: 0 }
   let status: 'stopped' | 'standby' | 'active' = 'stopped'
@@ -199,6 +219,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   async function becomeActive (): Promise<void> {
     const epoch = await store.claimEpoch()
     const loaded = await store.load()
+    const tokens = await loadTokens(epoch)
     // stop() came while we waited for Postgres: give the lock back instead of taking over.
     if (status !== 'standby') {
       await lock.release()
@@ -242,6 +263,9 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       ttl: createTtlTracker(),
       reapable: new Set(),
       counts: createProviderCounts(loaded.providers.map((p) => p.service)),
+      tokens: new Map(tokens.map((tk) => [tk.id, tk])),
+      tokenGeneration: 0,
+      tokenChain: Promise.resolve(),
       loop: Promise.resolve(),
       readLoop: Promise.resolve()
     }
@@ -267,7 +291,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       void demote()
     })
     t.timers.push(
-      setInterval(() => publish(t, 'BEAT', { epoch: t.epoch, revision: t.head }), BEAT_INTERVAL_MS),
+      setInterval(() => beat(t), BEAT_INTERVAL_MS),
       // Both liveness checks run after the turn's socket reads (shared/after-reads.ts): after a
       // stall, the workers' PINGs and the providers' renewals that came in time are read first.
       everyAfterReads(() => { if (term === t) expireWorkers(t) }, 250),
@@ -280,6 +304,75 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     log.info({ epoch, revision: t.head, providers: t.state.size, bind: config.bind, events: pubEndpoint(config.bind) }, 'active leader')
     for (const resolve of activeWaiters) resolve()
     activeWaiters = []
+  }
+
+  /** The stored tokens, with the bootstrap token added when there is no admin token and
+   *  ROSTER_BOOTSTRAP_TOKEN was given. Without any admin token, says how to make one. */
+  async function loadTokens (epoch: number): Promise<TokenRecord[]> {
+    const tokens = await tokenStore.list()
+    if (tokens.some((tk) => isAdmin(tk.scopes))) return tokens
+    if (bootstrapHash === null) {
+      log[config.authOff === true ? 'info' : 'warn']('no admin token is stored: a gateway with --auth on refuses every request until one is; ' +
+        'start the leader with the environment variable ROSTER_BOOTSTRAP_TOKEN set to a secret of at least 32 characters to install one')
+      return tokens
+    }
+    // The same secret may be stored with fewer scopes (an admin demoted it): not reinstalled.
+    if (tokens.some((tk) => tk.secretHash === bootstrapHash)) {
+      log.warn('no admin token is stored, and ROSTER_BOOTSTRAP_TOKEN is already a token without admin; set another secret to bootstrap')
+      return tokens
+    }
+    const token: TokenRecord = { id: newTokenId(), name: 'bootstrap', scopes: ['admin'], secretHash: bootstrapHash, createdAt: new Date().toISOString(), expiresAt: null }
+    await tokenStore.create(epoch, token)
+    log.info({ tokenId: token.id }, 'installed the admin token `bootstrap` from ROSTER_BOOTSTRAP_TOKEN; revoke it once you have made your own')
+    return [...tokens, token]
+  }
+
+  function beat (t: Term): void {
+    publish(t, 'BEAT', { epoch: t.epoch, revision: t.head, tokens: t.tokenGeneration })
+  }
+
+  /** Stores a token change, then updates the list, announces it (a BEAT at once) and answers. */
+  function tokenWrite (t: Term, identity: Buffer, requestId: string, op: TokenOp): void {
+    const answer = (result: TokenResult): void => reply(t, identity, 'TOKEN_RESULT', { requestId, epoch: t.epoch, result })
+    t.tokenChain = t.tokenChain.then(async () => {
+      if (term !== t) return
+      try {
+        if (op.type === 'create') {
+          if (t.tokens.size >= MAX_TOKENS) {
+            answer({ ok: false, statusCode: 429, code: 'ROSTER_ERR_TOKEN_QUOTA', message: `at most ${MAX_TOKENS} tokens may exist; revoke some first` })
+            return
+          }
+          await tokenStore.create(t.epoch, op.token)
+          if (term !== t) return
+          t.tokens.set(op.token.id, op.token)
+        } else {
+          const found = await tokenStore.revoke(t.epoch, op.id)
+          if (term !== t) return
+          if (!found) {
+            answer({ ok: false, statusCode: 404, code: 'ROSTER_ERR_TOKEN_NOT_FOUND', message: `no token with id '${op.id}'` })
+            return
+          }
+          t.tokens.delete(op.id)
+        }
+        t.tokenGeneration++
+        beat(t)
+        answer({ ok: true, statusCode: op.type === 'create' ? 201 : 200, generation: t.tokenGeneration })
+      } catch (err) {
+        if (err instanceof TokenConflictError) {
+          answer({ ok: false, statusCode: 409, code: err.code, message: err.message })
+          return
+        }
+        if (err instanceof FencedError) {
+          log.error({ epoch: t.epoch }, 'a newer leader took over; stepping down')
+          void demote()
+          return
+        }
+        // Nothing about the registry's head is in doubt (tokens have no revision), so unlike a
+        // failed commit this needs no step-down: the gateway answers 503 and the client retries.
+        log.error({ err }, 'storing a token change failed')
+        answer({ ok: false, statusCode: 503, code: 'ROSTER_ERR_STORE_UNAVAILABLE', message: 'the token could not be stored; retry shortly' })
+      }
+    })
   }
 
   async function closeTerm (): Promise<void> {
@@ -296,6 +389,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     t.pub.close()
     await t.loop
     await t.readLoop
+    await t.tokenChain
   }
 
   /** Stops acting at once (no more publishes or replies), then campaigns again. */
@@ -367,6 +461,12 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       }
       case 'WRITE':
         enqueue(t, { kind: 'write', op: msg.body.op, identity, requestId: msg.body.requestId })
+        return
+      case 'TOKEN_WRITE':
+        tokenWrite(t, identity, msg.body.requestId, msg.body.op)
+        return
+      case 'TOKENS_REQ':
+        reply(t, identity, 'TOKENS', { requestId: msg.body.requestId, epoch: t.epoch, generation: t.tokenGeneration, tokens: [...t.tokens.values()] })
     }
   }
 

@@ -5,6 +5,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import {
   Change, CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS, Provider, ProviderId, ProviderSpec, REASON_MAX_LENGTH, ServiceName, StorableText
 } from './model.js'
+import { TokenId, TokenRecord } from './token-model.js'
 
 export const Epoch = Type.Integer({ minimum: 1, description: 'the leader term that sent this message' })
 const RequestId = Type.String({ minLength: 1, maxLength: 64 })
@@ -111,6 +112,21 @@ export const WriteResult = Type.Union([
 ])
 export type WriteResult = Static<typeof WriteResult>
 
+/** A change to the token table, sent by the gateway that took the admin request. A `create`
+ *  carries the secret's hash only: the secret never leaves the gateway that made it. */
+export const TokenOp = Type.Union([
+  Type.Object({ type: Type.Literal('create'), token: TokenRecord }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('revoke'), id: TokenId }, { additionalProperties: false })
+])
+export type TokenOp = Static<typeof TokenOp>
+
+/** The outcome of a token change; `generation` is the token list's generation that contains it. */
+export const TokenResult = Type.Union([
+  Type.Object({ ok: Type.Literal(true), statusCode: Type.Integer(), generation: Type.Integer({ minimum: 0 }) }),
+  Type.Object({ ok: Type.Literal(false), statusCode: Type.Integer(), code: Type.String(), message: Type.String() })
+])
+export type TokenResult = Static<typeof TokenResult>
+
 /** Bodies by verb. Requests travel DEALER → leader ROUTER, replies ROUTER → DEALER, and the
  *  feed leader PUB → gateway SUB. */
 export const Bodies = {
@@ -121,6 +137,8 @@ export const Bodies = {
     { additionalProperties: false }
   ),
   WRITE: Type.Object({ requestId: RequestId, op: WriteOp }, { additionalProperties: false }),
+  TOKEN_WRITE: Type.Object({ requestId: RequestId, op: TokenOp }, { additionalProperties: false }),
+  TOKENS_REQ: Type.Object({ requestId: RequestId }, { additionalProperties: false }),
   // leader → gateway
   SNAPSHOT: Type.Object(
     { requestId: RequestId, epoch: Epoch, revision: Type.Integer({ minimum: 0 }), providers: Type.Array(Provider) },
@@ -139,6 +157,12 @@ export const Bodies = {
     { additionalProperties: false }
   ),
   RESULT: Type.Object({ requestId: RequestId, epoch: Epoch, result: WriteResult }, { additionalProperties: false }),
+  TOKEN_RESULT: Type.Object({ requestId: RequestId, epoch: Epoch, result: TokenResult }, { additionalProperties: false }),
+  /** Every stored token (hashes, never secrets) as of `generation`. */
+  TOKENS: Type.Object(
+    { requestId: RequestId, epoch: Epoch, generation: Type.Integer({ minimum: 0 }), tokens: Type.Array(TokenRecord) },
+    { additionalProperties: false }
+  ),
   // worker → leader (PING also from gateways)
   READY: Type.Object({ workerId: WorkerId, observations: Type.Array(Observation) }, { additionalProperties: false }),
   PING: Type.Object(
@@ -159,7 +183,12 @@ export const Bodies = {
     { epoch: Epoch, change: Change },
     { additionalProperties: false }
   ),
-  BEAT: Type.Object({ epoch: Epoch, revision: Type.Integer({ minimum: 0 }) }, { additionalProperties: false })
+  /** `tokens`: the generation of the leader's token list; a gateway holding another one (in this
+   *  epoch) asks for the list with TOKENS_REQ. */
+  BEAT: Type.Object(
+    { epoch: Epoch, revision: Type.Integer({ minimum: 0 }), tokens: Type.Integer({ minimum: 0 }) },
+    { additionalProperties: false }
+  )
 } as const
 
 export type Verb = keyof typeof Bodies
@@ -169,8 +198,8 @@ export type MessageOf<V extends Verb> = Extract<Message, { verb: V }>
 
 /** Which verbs each socket may receive; anything else on that socket is a bad frame. */
 export const Inbound = {
-  leaderRouter: ['SNAPSHOT_REQ', 'SINCE_REQ', 'WRITE', 'READY', 'PING', 'REPORT', 'BYE'],
-  gatewayDealer: ['PONG', 'SNAPSHOT', 'EVENTS', 'RESULT'],
+  leaderRouter: ['SNAPSHOT_REQ', 'SINCE_REQ', 'WRITE', 'TOKEN_WRITE', 'TOKENS_REQ', 'READY', 'PING', 'REPORT', 'BYE'],
+  gatewayDealer: ['PONG', 'SNAPSHOT', 'EVENTS', 'RESULT', 'TOKEN_RESULT', 'TOKENS'],
   gatewaySub: ['EVENT', 'BEAT'],
   workerDealer: ['PONG', 'ASSIGN', 'ACK']
 } as const satisfies Record<string, readonly Verb[]>

@@ -68,6 +68,9 @@ export function noLeader (opts: { log?: ChangeLog } = {}): LeaderPort & { gate: 
     async write () {
       throw new LeaderUnavailableError('no leader in this test')
     },
+    async tokenWrite (): Promise<never> {
+      throw new LeaderUnavailableError('no leader in this test')
+    },
     async changesSince (revision: number, limit: number) {
       port.calls++
       const log = opts.log

@@ -237,7 +237,7 @@ describe('gateway leader client', () => {
       raw('NOPE', {}),
       raw('RESULT', 'garbage'),
       raw('SNAPSHOT', { requestId: 'x', epoch: 1 }),
-      encode('BEAT', { epoch: 1, revision: 9 }) // a feed verb on the DEALER
+      encode('BEAT', { epoch: 1, revision: 9, tokens: 0 }) // a feed verb on the DEALER
     ]
     for (const f of dealer) l.sendRaw(f)
 

@@ -31,11 +31,34 @@ describe('/openapi.json', () => {
       '/v1/services/{service}/providers': ['get'],
       '/v1/services/{service}/providers/{id}': ['delete', 'get', 'put'],
       '/v1/services/{service}/providers/{id}/heartbeat': ['put'],
-      '/v1/services/{service}/providers/{id}/maintenance': ['put']
+      '/v1/services/{service}/providers/{id}/maintenance': ['put'],
+      '/v1/tokens': ['get', 'post'],
+      '/v1/tokens/{id}': ['delete']
     })
-    expect(Object.keys(doc.components.schemas).sort()).toEqual(['Check', 'Error', 'Provider', 'ProviderSpec'])
+    expect(Object.keys(doc.components.schemas).sort()).toEqual(['Check', 'Error', 'Provider', 'ProviderSpec', 'Token'])
     // The check is a oneOf discriminated by its type, so that generated clients can tell them apart.
     expect(doc.components.schemas.Check).toMatchObject({ discriminator: { propertyName: 'type' }, oneOf: [{}, {}, {}] })
     expect(doc.info.description).toContain('/v1/watch')
+  })
+
+  it('declares the bearer scheme, and 401 and 403 on every protected operation', async () => {
+    const doc = JSON.parse(await readFile(new URL('../../openapi/openapi.json', import.meta.url), 'utf8')) as {
+      paths: Record<string, Record<string, { security?: unknown, responses: Record<string, unknown> }>>
+      components: { securitySchemes: Record<string, unknown> }
+    }
+    expect(doc.components.securitySchemes).toEqual({ bearer: expect.objectContaining({ type: 'http', scheme: 'bearer' }) })
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const where = `${method.toUpperCase()} ${path}`
+        if (path === '/v1/health') {
+          expect(op.security, where).toBeUndefined()
+          continue
+        }
+        expect(op.security, where).toEqual([{ bearer: [] }])
+        expect(Object.keys(op.responses), where).toContain('401')
+        // A token sees the services it may read (possibly none): listing them is never a 403.
+        if (path !== '/v1/services') expect(Object.keys(op.responses), where).toContain('403')
+      }
+    }
   })
 })

@@ -91,7 +91,7 @@ export async function startCloneLeader (opts: { endpoint?: string, epoch?: numbe
       pubOut.send(encode('EVENT', { epoch: epoch ?? leader.epoch, change }))
     },
     beat (revision, epoch) {
-      pubOut.send(encode('BEAT', { epoch: epoch ?? leader.epoch, revision: revision ?? leader.head }))
+      pubOut.send(encode('BEAT', { epoch: epoch ?? leader.epoch, revision: revision ?? leader.head, tokens: 0 }))
     },
     publishRaw (frames) { pubOut.send(frames) },
     sendRaw (frames) { if (peer !== null) routerOut.send([peer, ...frames]) },

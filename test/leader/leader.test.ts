@@ -11,6 +11,7 @@ import type { Body, Observation, WriteOp } from '../../server/protocol/messages.
 import type { Change, ProviderSpec } from '../../server/protocol/model.js'
 import { silentLog } from '../../server/shared/log.js'
 import { createLocalLeaderLock, createPgLeaderLock } from '../../server/store/leader-lock.js'
+import { createTokenStore } from '../../server/store/token-store.js'
 import { createRegistryStore, type RegistryStore } from '../../server/store/registry-store.js'
 import { freeLeaderEndpoint } from '../helpers/cluster.js'
 import { adminQuery } from '../helpers/postgres-admin.js'
@@ -63,7 +64,7 @@ describeBackends('leader', (backend: Backend) => {
     const lock = backend.kind === 'postgres'
       ? createPgLeaderLock({ databaseUrl: backend.url, applicationName: lockName })
       : createLocalLeaderLock()
-    const leader = createLeader({ store, lock, log: silentLog, config: { bind } })
+    const leader = createLeader({ store, tokens: createTokenStore(backend.db), lock, log: silentLog, config: { bind } })
     leaders.push(leader)
     await leader.start()
     if (opts.wait !== false) await leader.whenActive()
@@ -184,7 +185,7 @@ describeBackends('leader', (backend: Backend) => {
     }
     const from = r.received.length
     const beat = await waitFor(() => r.received.slice(from).find((m) => m.verb === 'BEAT'), { what: 'a BEAT after the writes' })
-    expect(beat.body).toEqual({ epoch, revision: 60 })
+    expect(beat.body).toEqual({ epoch, revision: 60, tokens: 0 })
   })
 
   it('answers SNAPSHOT_REQ with the whole registry at the head, and SINCE_REQ with the range or available:false after a prune', async () => {
@@ -236,7 +237,7 @@ describeBackends('leader', (backend: Backend) => {
       frames('SINCE_REQ', { requestId: 'r', revision: -1, limit: 10 }),
       frames('WRITE', { requestId: 'r', op: { type: 'register', service: 'orders', id: 'o-1', spec: spec(1, { port: 70000 }) } }),
       // A feed verb is not a request.
-      encode('BEAT', { epoch: 1, revision: 0 })
+      encode('BEAT', { epoch: 1, revision: 0, tokens: 0 })
     ]
     for (const f of bad) gw.sendRaw(f)
     await waitFor(() => leader.stats.badFrames === bad.length, { what: `badFrames = ${bad.length}` })

@@ -6,6 +6,7 @@ import { createLeader, type Leader, type LeaderConfig } from '../../server/leade
 import { silentLog } from '../../server/shared/log.js'
 import { createLocalLeaderLock } from '../../server/store/leader-lock.js'
 import { createRegistryStore } from '../../server/store/registry-store.js'
+import { createTokenStore } from '../../server/store/token-store.js'
 import { freeLeaderEndpoint } from '../helpers/cluster.js'
 import type { Backend } from '../helpers/postgres.js'
 import { readLeaderFeed, startFollower, type FeedReader, type ScriptedFollower } from './scripted-follower.js'
@@ -36,7 +37,7 @@ export function useLocalLeaders (backend: Backend, config: Omit<LeaderConfig, 'b
   return {
     async start (bind) {
       const endpoint = bind ?? await freeLeaderEndpoint()
-      const leader = createLeader({ store: createRegistryStore(backend.db), lock: createLocalLeaderLock(), log: silentLog, config: { ...config, bind: endpoint } })
+      const leader = createLeader({ store: createRegistryStore(backend.db), tokens: createTokenStore(backend.db), lock: createLocalLeaderLock(), log: silentLog, config: { ...config, bind: endpoint } })
       leaders.push(leader)
       await leader.start()
       await leader.whenActive()

@@ -12,7 +12,7 @@ import { createSendQueue } from '../../server/protocol/send-queue.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 /** Everything a leader may send to a DEALER, gateway's or worker's. */
-const FOLLOWER_INBOUND = ['PONG', 'SNAPSHOT', 'EVENTS', 'RESULT', 'ASSIGN', 'ACK'] as const
+const FOLLOWER_INBOUND = ['PONG', 'SNAPSHOT', 'EVENTS', 'RESULT', 'TOKEN_RESULT', 'TOKENS', 'ASSIGN', 'ACK'] as const
 const FEED_INBOUND = ['EVENT', 'BEAT'] as const
 const PING_INTERVAL_MS = 250
 

@@ -12,6 +12,7 @@ import type { WriteOp, WriteResult } from '../../server/protocol/messages.js'
 import type { ProviderSpec } from '../../server/protocol/model.js'
 import { silentLog } from '../../server/shared/log.js'
 import { createLocalLeaderLock, createPgLeaderLock } from '../../server/store/leader-lock.js'
+import { createTokenStore } from '../../server/store/token-store.js'
 import { createRegistryStore } from '../../server/store/registry-store.js'
 import { freeLeaderEndpoint } from '../helpers/cluster.js'
 import { describeBackends, type Backend } from '../helpers/postgres.js'
@@ -52,7 +53,7 @@ describeBackends('leader: a change the database refuses', (backend: Backend) => 
     const lock = backend.kind === 'postgres'
       ? createPgLeaderLock({ databaseUrl: backend.url, applicationName: `unstorable-${process.pid}` })
       : createLocalLeaderLock()
-    const leader = createLeader({ store: createRegistryStore(backend.db), lock, log: silentLog, config: { bind } })
+    const leader = createLeader({ store: createRegistryStore(backend.db), tokens: createTokenStore(backend.db), lock, log: silentLog, config: { bind } })
     leaders.push(leader)
     await leader.start()
     await leader.whenActive()

@@ -105,7 +105,7 @@ describe('frames', () => {
     // missing field
     rejects(frames('PING', { peerId: 'w' }), Inbound.leaderRouter, /^PING: body\/role Expected required property/)
     // wrong type
-    rejects(frames('BEAT', { epoch: 1, revision: '7' }), Inbound.gatewaySub, /^BEAT: body\/revision Expected integer/)
+    rejects(frames('BEAT', { epoch: 1, revision: '7', tokens: 0 }), Inbound.gatewaySub, /^BEAT: body\/revision Expected integer/)
     rejects(frames('SINCE_REQ', { requestId: 'r', revision: 1.5, limit: 10 }), Inbound.leaderRouter, /^SINCE_REQ: body\/revision /)
     // out of range: epochs start at 1, a WRITE's port stops at 65535
     rejects(frames('PONG', { epoch: 0, revision: 0 }), Inbound.workerDealer, /^PONG: body\/epoch /)

@@ -10,7 +10,10 @@ import { Health } from '../schemas/services.js'
 export interface HealthRoutesOptions { replica: Replica, leader: LeaderPort }
 
 export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { replica, leader }) => {
+  // Open with --auth on too: load balancers and orchestrators probe it without a token, and it
+  // says nothing about the registry beyond its revision.
   app.get('/v1/health', {
+    config: { access: 'open' },
     schema: { tags: ['health'], summary: 'Gateway health', response: { 200: Health } }
   }, async (_req, reply) => {
     const revision = replica.revision

@@ -4,7 +4,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 
 export const openapiRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // Open with --auth on too: the API's description is public, like the README.
   app.get('/openapi.json', {
+    config: { access: 'open' },
     schema: {
       hide: true,
       summary: 'The OpenAPI 3.1 document',

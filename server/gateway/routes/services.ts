@@ -6,6 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, onRequestHookHandler } from 'fastify'
 import { endpointPort, registrationProblem, type Provider } from '../../protocol/model.js'
 import type { WriteOp, WriteResult } from '../../protocol/messages.js'
+import { readableBy } from '../auth.js'
 import { InvalidHeartbeatError, InvalidRegistrationError, LeaderRejectedError, ProviderNotFoundError } from '../errors.js'
 import type { ReadGate } from '../read-gate.js'
 import type { Replica } from '../replica.js'
@@ -60,7 +61,17 @@ const MAX_CACHED_LISTS = 1024
 const JSON_UTF8 = 'application/json; charset=utf-8'
 
 const TAGS = ['services']
+/** 401/403 on every protected operation, with the scope it needs. */
+function authErrors (scope: string) {
+  return {
+    401: errorResponse('no token, or an unknown, revoked or expired one (with --auth on); carries WWW-Authenticate: Bearer'),
+    403: errorResponse(`the token lacks ${scope}; the message names the scope needed`)
+  }
+}
+const security = [{ bearer: [] }]
+const writeErrors = authErrors('write of this service (write:<glob> or admin)')
 const readErrors = {
+  ...authErrors('read of this service (read, read:<glob>, write:<glob> or admin)'),
   400: badRequestResponse,
   503: unavailableResponse,
   504: errorResponse('minRevision was not reached in time; the message says the revision reached')
@@ -112,22 +123,29 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
   }
 
   app.get('/v1/services', {
+    config: { access: 'authenticated' },
     schema: {
       tags: TAGS,
       summary: 'List services',
-      description: 'Every service that has at least one provider, with its provider and up counts.',
+      description: 'Every service that has at least one provider, with its provider and up counts; with --auth on, only the services the token may read.',
+      security,
       querystring: ReadQuery,
-      response: { 200: ServiceList, ...readErrors }
+      // No 403: a token sees the services it may read, possibly none.
+      response: { 200: ServiceList, 400: readErrors[400], 401: readErrors[401], 503: readErrors[503], 504: readErrors[504] }
     }
   }, async (req, reply) => {
     await readGate(req.query.minRevision)
     const revision = replica.revision
     reply.header(REVISION_HEADER, revision)
-    return { revision, services: replica.services() }
+    const readable = readableBy(req.token)
+    const services = replica.services()
+    return { revision, services: readable === null ? services : services.filter((s) => readable(s.name)) }
   })
 
   app.get('/v1/services/:service/providers', {
+    config: { access: 'read' },
     schema: {
+      security,
       tags: TAGS,
       summary: "List a service's providers",
       description: 'Filters combine: `state`, `protocol`, and `tag` (repeatable; a provider must carry all of them). An unknown service is an empty list.',
@@ -153,7 +171,9 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
   })
 
   app.get('/v1/services/:service/providers/:id', {
+    config: { access: 'read' },
     schema: {
+      security,
       tags: TAGS,
       summary: 'Get one provider',
       params: ProviderParams,
@@ -183,7 +203,9 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
   }
 
   app.put('/v1/services/:service/providers/:id', {
+    config: { access: 'write' },
     schema: {
+      security,
       tags: TAGS,
       summary: 'Register or update a provider',
       description: 'Idempotent. The id is unique across the registry: the same id under another service is a 409. ' +
@@ -195,6 +217,7 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
         200: registered('updated'),
         201: registered('registered'),
         400: badRequestResponse,
+        ...writeErrors,
         409: errorResponse('the id is registered under another service'),
         413: errorResponse('the body is larger than 64 KiB'),
         ...registerErrors,
@@ -221,7 +244,9 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
   })
 
   app.put('/v1/services/:service/providers/:id/maintenance', {
+    config: { access: 'write' },
     schema: {
+      security,
       tags: TAGS,
       summary: 'Put a provider in maintenance, or take it out',
       description: 'Enabled: the provider is `maintenance` (event `maintenance`, its `reason` the note given) and out of ' +
@@ -233,6 +258,7 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
       response: {
         200: registered('the provider in its new (or unchanged) mode'),
         400: badRequestResponse,
+        ...writeErrors,
         404: errorResponse('no such provider under this service'),
         ...rateErrors,
         503: unavailableResponse
@@ -247,7 +273,9 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
   })
 
   app.put('/v1/services/:service/providers/:id/heartbeat', {
+    config: { access: 'write' },
     schema: {
+      security,
       tags: TAGS,
       summary: 'Renew a ttl check',
       description: 'For a provider registered with `"check": { "type": "ttl", "ttlMs": N }`: it is `up` from its first ' +
@@ -257,6 +285,7 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
       response: {
         200: registered('renewed; the provider as it is now (up, unless held in maintenance or as flapping)'),
         400: badRequestResponse,
+        ...writeErrors,
         404: errorResponse('no such provider under this service'),
         409: errorResponse('the provider has no ttl check'),
         ...rateErrors,
@@ -271,13 +300,16 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
   })
 
   app.delete('/v1/services/:service/providers/:id', {
+    config: { access: 'write' },
     schema: {
+      security,
       tags: TAGS,
       summary: 'Deregister a provider',
       params: ProviderParams,
       response: {
         200: Deregistered,
         400: badRequestResponse,
+        ...writeErrors,
         404: errorResponse('no such provider under this service'),
         ...rateErrors,
         503: unavailableResponse
