@@ -5,13 +5,15 @@
 // regex (the storable-text rule says it in words), and a discriminated union's tag (the check's
 // `type`), which Ajv reports without the allowed values.
 import type { FastifySchemaValidationError, FastifyServerOptions } from 'fastify'
-import { STORABLE_TEXT_PATTERN, STORABLE_TEXT_PROBLEM } from '../protocol/model.js'
+import { STORABLE_TEXT_PREFIX, storableTextProblem } from '../protocol/model.js'
 
 type SchemaErrorDataVar = Parameters<NonNullable<FastifyServerOptions['schemaErrorFormatter']>>[1]
 
 interface VerboseError extends FastifySchemaValidationError {
   /** Present because the gateway's Ajv runs with `verbose: true`. */
   parentSchema?: { description?: unknown, patternProperties?: unknown }
+  /** The failing value (also from `verbose: true`). */
+  data?: unknown
 }
 
 export function formatValidationErrors (errors: FastifySchemaValidationError[], dataVar: SchemaErrorDataVar): Error {
@@ -53,8 +55,8 @@ export function formatValidationErrors (errors: FastifySchemaValidationError[], 
       parts.push(`${path} must be one of: ${e.params.allowedValues.map(String).join(', ')}`)
       continue
     }
-    if (e.keyword === 'pattern' && e.params.pattern === STORABLE_TEXT_PATTERN) {
-      parts.push(`${path} ${STORABLE_TEXT_PROBLEM}`)
+    if (e.keyword === 'pattern' && String(e.params.pattern).startsWith(STORABLE_TEXT_PREFIX)) {
+      parts.push(`${path} ${storableTextProblem(String(e.params.pattern), e.data)}`)
       continue
     }
     const description = e.keyword === 'pattern' ? e.parentSchema?.description : undefined

@@ -5,7 +5,7 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { FormatRegistry, type TSchema } from '@sinclair/typebox'
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import { Bodies, type Body, type Message, type Verb } from './messages.js'
-import { STORABLE_TEXT_PATTERN, STORABLE_TEXT_PROBLEM } from './model.js'
+import { STORABLE_TEXT_PREFIX, storableTextProblem } from './model.js'
 
 export class ProtocolError extends Error {
   readonly code = 'ROSTER_ERR_PROTOCOL_BAD_FRAME'
@@ -48,8 +48,8 @@ export function decode<const A extends readonly Verb[]> (
   if (!checker.Check(body)) {
     const found = checker.Errors(body).First()
     const first = found === undefined ? undefined : mostSpecific(found)
-    const storable = first?.type === ValueErrorType.StringPattern && first.schema.pattern === STORABLE_TEXT_PATTERN
-    const message = storable ? STORABLE_TEXT_PROBLEM : first?.message
+    const pattern = first?.type === ValueErrorType.StringPattern ? String(first.schema.pattern) : ''
+    const message = pattern.startsWith(STORABLE_TEXT_PREFIX) ? storableTextProblem(pattern, first?.value) : first?.message
     throw new ProtocolError(`${verb}: body${first?.path ?? ''} ${message ?? 'is invalid'}`)
   }
   return { verb, body } as Extract<Message, { verb: A[number] }>

@@ -12,14 +12,29 @@ import { Type, type Static, type StringOptions } from '@sinclair/typebox'
  * where a pair is one code point and matches the first branch; TypeBox (the leader's frame
  * checker) without, where a pair is two code units and matches the second.
  */
-export const STORABLE_TEXT_PATTERN = '^(?:[^\\0\\ud800-\\udfff]|[\\ud800-\\udbff][\\udc00-\\udfff])*$'
-/** What a field breaking STORABLE_TEXT_PATTERN is told (the gateway's 400, the leader's log). */
-export const STORABLE_TEXT_PROBLEM = 'must not contain NUL or unpaired surrogates'
 const UNSTORABLE = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
+const STORABLE_CHARACTER = '(?:[^\\0\\ud800-\\udfff]|[\\ud800-\\udbff][\\udc00-\\udfff])'
+/** What every storable-text pattern starts with, so that validators can recognise the rule. */
+export const STORABLE_TEXT_PREFIX = `^${STORABLE_CHARACTER}{`
 
-/** A string schema whose value must be storable text (STORABLE_TEXT_PATTERN). */
-export function StorableText (options: StringOptions = {}) {
-  return Type.String({ ...options, pattern: STORABLE_TEXT_PATTERN })
+/**
+ * A string schema for storable text of `minLength`–`maxLength` characters. The length is part of
+ * the pattern, not maxLength, because the two validators count differently: Ajv counts code
+ * points, TypeBox UTF-16 units, so a 40-emoji tag passed the gateway and was then dropped by the
+ * leader as a bad frame. A repetition of STORABLE_CHARACTER is one code point in both modes.
+ */
+export function StorableText ({ minLength = 0, maxLength, ...options }: StringOptions & { maxLength: number }) {
+  return Type.String({ ...options, pattern: `${STORABLE_TEXT_PREFIX}${minLength},${maxLength}}$` })
+}
+
+/** The words for `value` breaking a StorableText `pattern` (the gateway's 400, the leader's log):
+ *  what Postgres cannot store, or else its length, in the words of Ajv's length messages. */
+export function storableTextProblem (pattern: string, value: unknown): string {
+  const text = String(value)
+  if (new RegExp(UNSTORABLE.source).test(text)) return 'must not contain NUL or unpaired surrogates'
+  const [min = 0, max = 0] = pattern.slice(STORABLE_TEXT_PREFIX.length).split(/[,}]/).map(Number)
+  const length = [...text].length
+  return length > max ? `must NOT have more than ${max} characters` : `must NOT have fewer than ${min} characters`
 }
 
 /** `text` made storable, for text Roster produces itself from what others sent (a failed check's
@@ -29,9 +44,9 @@ export function toStorableText (text: string): string {
 }
 
 /** A meta key: 1–64 characters (code points in both validators: a pair is one repetition either
- *  way), none of them a control character (a newline key vanished from REST answers, whose
- *  serializer matches keys against `^(.*)$`), NUL or an unpaired surrogate. */
-export const META_KEY_PATTERN = '^(?:[^\\0-\\x1f\\x7f-\\x9f\\ud800-\\udfff]|[\\ud800-\\udbff][\\udc00-\\udfff]){1,64}$'
+ *  way), none of them a control character or a line or paragraph separator (such a key vanished
+ *  from REST answers, whose serializer matches keys against `^(.*)$`), NUL or an unpaired surrogate. */
+export const META_KEY_PATTERN = '^(?:[^\\0-\\x1f\\x7f-\\x9f\\u2028\\u2029\\ud800-\\udfff]|[\\ud800-\\udbff][\\udc00-\\udfff]){1,64}$'
 
 export const ServiceName = Type.String({
   minLength: 1,

@@ -165,7 +165,7 @@ describe('bad input is a 400 that names the field', () => {
   })
 })
 
-/** Text Postgres cannot store (protocol/model.ts, STORABLE_TEXT_PATTERN): NUL, and a lone high or
+/** Text Postgres cannot store (protocol/model.ts, StorableText): NUL, and a lone high or
  *  low surrogate, alone or next to good text. */
 const UNSTORABLE = ['\u0000', 'a\u0000b', '\ud800', 'x\udbff', '\udc00y', '\ude00\ud83d']
 const httpCheck = { type: 'http', path: '/health', intervalMs: 100, timeoutMs: 50 }
@@ -218,7 +218,7 @@ describe('text Postgres cannot store is a 400 naming the field', () => {
   })
 
   it('meta keys are 1–64 characters without control characters', async () => {
-    for (const key of ['', 'k'.repeat(65), 'a\nb', 'tab\there', 'del\u007f', 'c1\u0085']) {
+    for (const key of ['', 'k'.repeat(65), 'a\nb', 'tab\there', 'del\u007f', 'c1\u0085', 'line\u2028separator', 'para\u2029separator']) {
       const res = await put({ ...spec, meta: { [key]: 'v' } })
       expect(res.statusCode, JSON.stringify(key)).toBe(400)
       expect(res.body.message, JSON.stringify(key)).toMatch(/^body\/meta has an invalid key /)

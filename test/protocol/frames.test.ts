@@ -146,7 +146,7 @@ describe('frames', () => {
   })
 })
 
-describe('text Postgres cannot store (protocol/model.ts, STORABLE_TEXT_PATTERN)', () => {
+describe('text Postgres cannot store (protocol/model.ts, StorableText)', () => {
   const spec = { host: '10.0.0.5', port: 8080, protocol: 'http', heartbeat: 'tcp://10.0.0.5:9100' }
   const write = (op: unknown): Buffer[] => frames('WRITE', { requestId: 'r1', op })
   const register = (s: unknown): Buffer[] => write({ type: 'register', service: 'orders', id: 'orders-1', spec: s })
@@ -181,7 +181,15 @@ describe('text Postgres cannot store (protocol/model.ts, STORABLE_TEXT_PATTERN)'
   })
 })
 
+it('counts storable text in characters (code points), as the gateway does: 64 emoji fit in a tag, 65 do not', () => {
+  const write = (tag: string): Buffer[] => frames('WRITE', {
+    requestId: 'r', op: { type: 'register', service: 's', id: 'i', spec: { host: 'h', port: 1, protocol: 'http', heartbeat: 'tcp://h:1', tags: [tag] } }
+  })
+  expect(decode(write('\u{1F600}'.repeat(64)), Inbound.leaderRouter).verb).toBe('WRITE')
+  rejects(write('\u{1F600}'.repeat(65)), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/tags\/0 must NOT have more than 64 characters$/)
+})
+
 it('a too-long storable text is reported as too long, not as unstorable', () => {
   const spec = { host: 'h', port: 1, protocol: 'http', heartbeat: 'tcp://h:1', tags: ['x'.repeat(65)] }
-  rejects(frames('WRITE', { requestId: 'r', op: { type: 'register', service: 's', id: 'i', spec } }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/tags\/0 Expected string length less or equal to 64$/)
+  rejects(frames('WRITE', { requestId: 'r', op: { type: 'register', service: 's', id: 'i', spec } }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/tags\/0 must NOT have more than 64 characters$/)
 })
