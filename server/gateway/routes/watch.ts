@@ -3,7 +3,7 @@
 // since a listener attached after an await would miss frames (stack-notes 4.2). It owns no
 // state: the hub does.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { NotReadyError, UpgradeRequiredError } from '../errors.js'
+import { NotReadyError, TooManyWatchersError, UpgradeRequiredError } from '../errors.js'
 import type { Replica } from '../replica.js'
 import { badRequestResponse, errorResponse, unavailableResponse } from '../schemas/common.js'
 import { WatchQuery } from '../schemas/watch.js'
@@ -32,6 +32,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<WatchRoutesOptions> = async 
     // Runs before the upgrade: a client gets a plain 503 + Retry-After, as REST reads do.
     preHandler: async () => {
       if (!replica.ready) throw new NotReadyError()
+      if (hub.full) throw new TooManyWatchersError(hub.maxClients)
     },
     handler: async () => {
       throw new UpgradeRequiredError('/v1/watch')
