@@ -11,6 +11,7 @@ import { createLeader, type Leader } from './leader/leader.js'
 import type { FlapDampingConfig } from './leader/flap-damping.js'
 import { createWorker } from './worker/worker.js'
 import { buildGateway } from './gateway/app.js'
+import type { HttpLimits } from './gateway/http-limits.js'
 import { createReplica } from './gateway/replica.js'
 import { createLeaderClient } from './gateway/leader-client.js'
 
@@ -52,13 +53,33 @@ export async function startWorker (candidates: string[], log: Log): Promise<Stop
   return () => worker.stop()
 }
 
-export interface GatewayRoleConfig { port: number, host: string, candidates: string[] }
+export interface GatewayRoleConfig {
+  port: number
+  host: string
+  candidates: string[]
+  /** PEM certificate and key: HTTPS and WSS instead of HTTP and WS. */
+  tls?: { cert: string | Buffer, key: string | Buffer }
+  /** `--max-connections` and the HTTP timeouts; defaults in gateway/http-limits.ts. */
+  http?: Partial<HttpLimits>
+  /** `--max-watchers` (gateway/watch-hub.ts). */
+  maxWatchers?: number
+  /** `--watch-buffer-bytes` (gateway/watch-hub.ts). */
+  watchBufferBytes?: number
+}
 
 export async function startGateway (config: GatewayRoleConfig, log: Log): Promise<{ stop: Stopper, url: string, whenReady: () => Promise<void> }> {
   const replica = createReplica()
   const leader = createLeaderClient({ candidates: config.candidates, replica, log: log.child({ role: 'gateway' }) })
   leader.start()
-  const app = await buildGateway({ replica, leader }, { loggerInstance: log.child({ role: 'gateway' }) })
+  const app = await buildGateway({ replica, leader }, {
+    loggerInstance: log.child({ role: 'gateway' }),
+    tls: config.tls,
+    http: config.http,
+    watch: {
+      ...(config.maxWatchers === undefined ? {} : { maxClients: config.maxWatchers }),
+      ...(config.watchBufferBytes === undefined ? {} : { maxTotalBufferedBytes: config.watchBufferBytes })
+    }
+  })
   const url = await app.listen({ port: config.port, host: config.host })
   // Reads are served once the replica holds its first snapshot from the leader.
   const whenReady = async (): Promise<void> => {
