@@ -108,6 +108,9 @@ interface Client {
   answeredPing: boolean
 }
 
+/** Catch-up events sent per turn of the event loop, by all catch-ups together: 200 frames are
+ *  about a millisecond of work, the most a request waits behind the catch-ups in one turn. */
+const CATCH_UP_SLICE = 200
 const OPEN = 1 // WebSocket.OPEN, without importing ws's runtime into a module that only needs its type
 /** Frames are JSON text, also when handed to ws as a Buffer. */
 const TEXT = { binary: false } as const
@@ -272,13 +275,45 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
       if (stale(client, generation)) return false
       if (change.revision <= client.cursor) continue
       if (wants(client, change)) {
-        const frame = eventFrame(change)
+        const frame = catchUpFrame(change)
         if (client.socket.bufferedAmount > limits.catchUpHighWaterBytes) await sendFlushed(client, frame)
-        else client.socket.send(frame)
+        else client.socket.send(frame, TEXT)
+        if (catchUpBudget > 0) catchUpBudget--
+        else await catchUpTurn()
       }
       client.cursor = change.revision
     }
     return !stale(client, generation)
+  }
+
+  // All catch-ups together send at most CATCH_UP_SLICE events per turn of the event loop; the
+  // rest wait for the next turn (setImmediate, after the I/O of this one). So requests (writes
+  // waiting for the replica, reads) and live events are served between the slices of a crowd
+  // of catch-ups rather than after them, however many clients resume at once.
+  let catchUpBudget = CATCH_UP_SLICE
+  let nextTurn: Promise<void> | null = null
+  async function catchUpTurn (): Promise<void> {
+    while (catchUpBudget <= 0) {
+      nextTurn ??= new Promise<void>((resolve) => setImmediate(() => {
+        nextTurn = null
+        catchUpBudget = CATCH_UP_SLICE
+        resolve()
+      }))
+      await nextTurn
+    }
+    catchUpBudget--
+  }
+
+  // Catch-ups from the replica's ring send the same Change objects to every client: each is
+  // serialized once, and the Buffer lives as long as the ring holds the change.
+  const ringFrames = new WeakMap<Change, Buffer>()
+  function catchUpFrame (change: Change): Buffer {
+    let frame = ringFrames.get(change)
+    if (frame === undefined) {
+      frame = Buffer.from(eventFrame(change))
+      ringFrames.set(change, frame)
+    }
+    return frame
   }
 
   /** Sends what queued during the catch-up, then turns live. The switch happens in the same
@@ -319,10 +354,11 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
     // the leader more than the snapshot does: such a client gets the snapshot (reset) instead.
     // For every service the count is known now; for a filter it is counted page by page, and
     // the snapshot replaces what was sent so far once the count passes the snapshot's size.
-    const snapshotSize = client.services === null
-      ? replica.providers().length
+    // The registry may grow during a long catch-up, so the size is taken at each page.
+    const snapshotSize = (): number => client.services === null
+      ? replica.services().reduce((n, s) => n + s.providers, 0)
       : [...client.services].reduce((n, s) => n + replica.providers(s).length, 0)
-    if (client.services === null && replica.revision - since > snapshotSize) return sendSnapshot(client, generation, true)
+    if (client.services === null && replica.revision - since > snapshotSize()) return sendSnapshot(client, generation, true)
     let replayed = 0
     client.cursor = since
     while (client.cursor < replica.revision) {
@@ -337,7 +373,7 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
         changes = page.changes
       }
       replayed += changes.reduce((n, c) => n + (c.revision > client.cursor && wants(client, c) ? 1 : 0), 0)
-      if (replayed > snapshotSize) return sendSnapshot(client, generation, true)
+      if (replayed > snapshotSize()) return sendSnapshot(client, generation, true)
       if (!(await sendChanges(client, generation, changes))) return
       if (ring !== null) break
     }
