@@ -15,11 +15,12 @@ import { footprint } from './footprint.js'
 import { heartbeat } from './heartbeat.js'
 import { read } from './read.js'
 import { register } from './register.js'
+import { resume } from './resume.js'
 import { createScope, spawnedPids, survivors, withTimeout, type Scope } from './lib/processes.js'
 import { renderTable } from './lib/stats.js'
 import type { Benchmark } from './lib/types.js'
 
-const BENCHMARKS: Benchmark[] = [detection, register, read, fanout, heartbeat, footprint]
+const BENCHMARKS: Benchmark[] = [detection, register, read, fanout, heartbeat, footprint, resume]
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url))

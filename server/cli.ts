@@ -1,7 +1,9 @@
 // `roster up|leader|worker|gateway`: the only module that reads process.env and argv, installs
 // signal handlers and listens. It validates the configuration, wires the roles with plain
 // factories, prints what it serves, and shuts everything down in order on SIGINT/SIGTERM.
+import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
+import { createSecureContext } from 'node:tls'
 import { parseArgs } from 'node:util'
 import { parseTcpEndpoint, pubEndpoint } from './protocol/endpoints.js'
 import { parseAllowTargets } from './protocol/targets.js'
@@ -39,6 +41,11 @@ const FLAGS: Record<string, Flag> = {
   'min-check-interval-ms': { env: ['ROSTER_MIN_CHECK_INTERVAL_MS'], help: `shortest http/tcp check intervalMs accepted (at least ${CHECK_INTERVAL_MIN_MS})`, roles: ['up', 'gateway'], default: '1000' },
   auth: { env: ['ROSTER_AUTH'], help: 'on: every request needs a bearer token (ROSTER_BOOTSTRAP_TOKEN installs the first, admin one); off (the default) only while --host is loopback, unless --insecure-no-auth', roles: ['up', 'gateway'], default: 'off' },
   'insecure-no-auth': { env: ['ROSTER_INSECURE_NO_AUTH'], help: 'allow a gateway without auth, or a leader without cluster keys, on a non-loopback address', roles: ['up', 'leader', 'gateway'], boolean: true },
+  'max-connections': { env: ['ROSTER_MAX_CONNECTIONS'], help: 'open HTTP and WebSocket connections; default: the open-files limit less 256 (10000 where it cannot be read)', roles: ['up', 'gateway'] },
+  'max-watchers': { env: ['ROSTER_MAX_WATCHERS'], help: 'WebSocket feed clients; beyond it an upgrade gets 503 ROSTER_ERR_TOO_MANY_WATCHERS', roles: ['up', 'gateway'], default: '50000' },
+  'watch-buffer-bytes': { env: ['ROSTER_WATCH_BUFFER_BYTES'], help: 'unsent feed bytes for all clients together; beyond it the slowest client is closed with 4008', roles: ['up', 'gateway'], default: String(256 * 1024 * 1024) },
+  'tls-cert': { env: ['ROSTER_TLS_CERT'], help: 'PEM certificate (chain) file: serve HTTPS and WSS (with --tls-key)', roles: ['up', 'gateway'] },
+  'tls-key': { env: ['ROSTER_TLS_KEY'], help: 'PEM private key file for --tls-cert', roles: ['up', 'gateway'] },
   'log-level': { env: ['ROSTER_LOG_LEVEL'], help: 'fatal, error, warn, info, debug or silent', roles: ['up', 'leader', 'worker', 'gateway'], default: 'info' }
 }
 
@@ -85,7 +92,8 @@ function readConfig (role: Role, argv: string[], env: NodeJS.ProcessEnv): Config
   }
   const port = Number(config.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer 0–65535, got ${JSON.stringify(config.port)}`)
-  for (const name of ['flap-max-changes', 'flap-window-ms', 'flap-hold-ms', 'watchers', 'max-providers-per-service', 'max-providers', ...(config['write-rate'] === undefined ? [] : ['write-rate'])]) {
+  for (const name of ['flap-max-changes', 'flap-window-ms', 'flap-hold-ms', 'watchers', 'max-providers-per-service', 'max-providers', 'write-rate', 'max-connections', 'max-watchers', 'watch-buffer-bytes']) {
+    if (config[name] === undefined) continue
     const n = Number(config[name])
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(config[name])}`)
   }
@@ -97,7 +105,30 @@ function readConfig (role: Role, argv: string[], env: NodeJS.ProcessEnv): Config
   if (config.auth !== undefined && config.auth !== 'on' && config.auth !== 'off') throw new Error(`--auth must be on or off, got ${JSON.stringify(config.auth)}`)
   parseTcpEndpoint(config.bind as string, '--bind')
   for (const c of (config.leader as string).split(',')) parseTcpEndpoint(c.trim(), '--leader')
+  if ((config['tls-cert'] === undefined) !== (config['tls-key'] === undefined)) {
+    throw new Error('--tls-cert and --tls-key go together: give both (HTTPS) or neither (HTTP)')
+  }
   return config as Config
+}
+
+/** Reads and checks the certificate and key, so that a wrong file is a clear startup error
+ *  rather than a TLS failure on the first connection. */
+function readTls (certFile: string, keyFile: string): { cert: Buffer, key: Buffer } {
+  const read = (flag: string, file: string): Buffer => {
+    try {
+      return readFileSync(file)
+    } catch (err) {
+      throw new Error(`${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    }
+  }
+  const tls = { cert: read('--tls-cert', certFile), key: read('--tls-key', keyFile) }
+  try {
+    createSecureContext(tls)
+  } catch (err) {
+    // OpenSSL's message names what is wrong (no PEM, wrong type, key does not match), never the key.
+    throw new Error(`--tls-cert ${certFile} / --tls-key ${keyFile}: not a usable certificate and key (${(err as Error).message})`)
+  }
+  return tls
 }
 
 async function main (): Promise<void> {
@@ -121,8 +152,10 @@ async function main (): Promise<void> {
     return
   }
   let config: Config
+  let tls: { cert: Buffer, key: Buffer } | undefined
   try {
     config = readConfig(role, rest, process.env)
+    if (config['tls-cert'] !== undefined) tls = readTls(config['tls-cert'], config['tls-key'] as string)
   } catch (err) {
     console.error(`roster ${role}: ${(err as Error).message}\n\n${usage(role)}`)
     process.exitCode = 2
@@ -217,7 +250,11 @@ async function main (): Promise<void> {
       auth,
       allowTargets,
       minCheckIntervalMs: Number(config['min-check-interval-ms']),
-      ...(config['write-rate'] === undefined ? {} : { writeRatePerSecond: Number(config['write-rate']) })
+      ...(config['write-rate'] === undefined ? {} : { writeRatePerSecond: Number(config['write-rate']) }),
+      tls,
+      http: config['max-connections'] === undefined ? {} : { maxConnections: Number(config['max-connections']) },
+      maxWatchers: Number(config['max-watchers']),
+      watchBufferBytes: Number(config['watch-buffer-bytes'])
     }, log)
     const authLine = auth
       ? 'on: every request but /v1/health and /openapi.json needs Authorization: Bearer <secret>'

@@ -14,6 +14,7 @@ import type { QuotaLimits } from './leader/quota.js'
 import type { AllowedTargets } from './protocol/targets.js'
 import { createWorker } from './worker/worker.js'
 import { buildGateway } from './gateway/app.js'
+import type { HttpLimits } from './gateway/http-limits.js'
 import { createReplica } from './gateway/replica.js'
 import { createLeaderClient } from './gateway/leader-client.js'
 import { createTokenTable } from './gateway/token-table.js'
@@ -85,6 +86,14 @@ export interface GatewayRoleConfig {
   writeRatePerSecond?: number
   /** `--auth on`: bearer tokens required (server/gateway/auth.ts). Default off. */
   auth?: boolean
+  /** PEM certificate and key: HTTPS and WSS instead of HTTP and WS. */
+  tls?: { cert: string | Buffer, key: string | Buffer }
+  /** `--max-connections` and the HTTP timeouts; defaults in gateway/http-limits.ts. */
+  http?: Partial<HttpLimits>
+  /** `--max-watchers` (gateway/watch-hub.ts). */
+  maxWatchers?: number
+  /** `--watch-buffer-bytes` (gateway/watch-hub.ts). */
+  watchBufferBytes?: number
 }
 
 export async function startGateway (config: GatewayRoleConfig, log: Log): Promise<{ stop: Stopper, url: string, whenReady: () => Promise<void> }> {
@@ -106,7 +115,13 @@ export async function startGateway (config: GatewayRoleConfig, log: Log): Promis
     auth: config.auth === true,
     targets: { allow: config.allowTargets ?? null, leaderCandidates: config.candidates, ownHost: config.host },
     ...(config.minCheckIntervalMs === undefined ? {} : { minCheckIntervalMs: config.minCheckIntervalMs }),
-    ...(config.writeRatePerSecond === undefined ? {} : { writeRatePerSecond: config.writeRatePerSecond })
+    ...(config.writeRatePerSecond === undefined ? {} : { writeRatePerSecond: config.writeRatePerSecond }),
+    tls: config.tls,
+    http: config.http,
+    watch: {
+      ...(config.maxWatchers === undefined ? {} : { maxClients: config.maxWatchers }),
+      ...(config.watchBufferBytes === undefined ? {} : { maxTotalBufferedBytes: config.watchBufferBytes })
+    }
   })
   const url = await app.listen({ port: config.port, host: config.host })
   // Reads are served once the replica holds its first snapshot from the leader.

@@ -26,6 +26,7 @@ import { FEED_SUBPROTOCOL, installAuth, logSafeRequest } from './auth.js'
 import { createTokenTable, type TokenTable } from './token-table.js'
 import { tokensRoutes } from './routes/tokens.js'
 import { Token } from '../protocol/token-model.js'
+import { defaultHttpLimits, type HttpLimits } from './http-limits.js'
 
 /** What the gateway needs from the leader; server/gateway/leader-client.ts implements it. */
 export interface LeaderPort {
@@ -67,7 +68,15 @@ export interface GatewayOptions {
   minCheckIntervalMs?: number
   /** Writes per second per client (`--write-rate`); absent: no limit. */
   writeRatePerSecond?: number
+  /** Connection cap and timeouts (http-limits.ts); defaults from defaultHttpLimits(). */
+  http?: Partial<HttpLimits>
+  /** Serve HTTPS and WSS with this PEM certificate (chain) and private key. */
+  tls?: { cert: string | Buffer, key: string | Buffer }
 }
+
+/** Refused connections are logged at most this often, with their count: a flood at the cap
+ *  must not turn into a flood of log lines. */
+const DROP_LOG_INTERVAL_MS = 10_000
 
 /** 64 KiB: the largest valid registration (32 tags of 64 characters, 32 meta entries of
  *  64 + 512) is under 24 KiB of JSON, so anything bigger is a mistake or an attack. */
@@ -92,6 +101,10 @@ const buildAjv = AjvCompiler()
 
 export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}): Promise<FastifyInstance> {
   const { replica, leader } = deps
+  const limits: HttpLimits = { ...defaultHttpLimits(), ...opts.http }
+  // Node's own server options: headersTimeout is only enforced by the periodic check, whose
+  // interval is set here; https.createServer takes the same ones next to the certificate.
+  const serverOptions = { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.connectionsCheckingIntervalMs }
   const tokens = deps.tokens ?? createTokenTable()
   // The request serializer that keeps a secret sent in a URL by mistake out of the logs.
   const serializers = { req: logSafeRequest }
@@ -100,6 +113,10 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
     ...(opts.loggerInstance === undefined
       ? { logger: logger ?? false }
       : { loggerInstance: opts.loggerInstance.child({}, { serializers }) as FastifyServerOptions['loggerInstance'] }),
+    ...(opts.tls === undefined ? { http: serverOptions } : { https: { ...serverOptions, cert: opts.tls.cert, key: opts.tls.key } }),
+    connectionTimeout: limits.connectionTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
     bodyLimit: BODY_LIMIT_BYTES,
     // find-my-way's default (100) answers 414 to a valid 101–128-character provider id; 512
     // lets every over-long id reach the schema, which answers 400 naming params/id.
@@ -130,7 +147,8 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
       }
     },
     schemaErrorFormatter: formatValidationErrors
-  })
+  }) as unknown as FastifyInstance
+  limitConnections(app, limits.maxConnections)
 
   for (const schema of [...sharedSchemas, ErrorResponse, Token]) app.addSchema(schema)
 
@@ -213,4 +231,20 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
   await app.register(tokensRoutes, { leader, tokens })
   await app.register(openapiRoutes)
   return app
+}
+
+/** Beyond `max` open connections Node closes each new one as soon as it is accepted, so that
+ *  its descriptor is free again at once; the refusals are counted and logged now and then. */
+function limitConnections (app: FastifyInstance, max: number): void {
+  app.server.maxConnections = max
+  let dropped = 0
+  let lastLogAt = -Infinity
+  app.server.on('drop', () => {
+    dropped++
+    const now = Date.now()
+    if (now - lastLogAt < DROP_LOG_INTERVAL_MS) return
+    app.log.warn({ maxConnections: max, refused: dropped }, 'connection cap reached; refusing new connections')
+    lastLogAt = now
+    dropped = 0
+  })
 }

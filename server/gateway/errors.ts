@@ -50,6 +50,15 @@ export class NotReadyError extends RosterError {
   }
 }
 
+/** The feed is at its `--max-watchers` bound: the upgrade is refused before it happens. */
+export class TooManyWatchersError extends RosterError {
+  static readonly code = 'ROSTER_ERR_TOO_MANY_WATCHERS'
+  constructor (max: number) {
+    super(TooManyWatchersError.code, 503, `this gateway serves its maximum of ${max} feed clients; retry later or use another gateway`, { expose: true })
+    this.name = 'TooManyWatchersError'
+  }
+}
+
 /** `?minRevision=N` was not reached within the bound. */
 export class RevisionTimeoutError extends RosterError {
   static readonly code = 'ROSTER_ERR_REVISION_TIMEOUT'

@@ -13,6 +13,7 @@ import type { Replica } from './replica.js'
 export const WatchCloseCode = {
   goingAway: 1001,
   internalError: 1011,
+  tryAgainLater: 1013,
   tooFarBehind: 4008
 } as const
 
@@ -40,6 +41,18 @@ export interface WatchLimits {
   /** On close, how long clients get to answer the 1001 close frame before being terminated.
    *  Default 1 s, so that shutdown does not wait for ws's 30 s close timeout. */
   closeGraceMs: number
+  /** Feed clients at once (`--max-watchers`); beyond it an upgrade is refused with 503.
+   *  Default 50,000: five times the 10,000 watchers the fan-out benchmark serves well (bench/). */
+  maxClients: number
+  /** Unsent bytes of all live clients together (`--watch-buffer-bytes`); beyond it the clients
+   *  holding the most are closed with 4008 until the rest fit. Default 256 MiB: 64 clients at
+   *  the 4 MiB per-client bound, which keeps a gateway (about 200 MiB idle) within about half a
+   *  GiB however many clients stall; healthy clients hold next to nothing (their frames go
+   *  straight to the kernel), so only stalled ones are ever closed. */
+  maxTotalBufferedBytes: number
+  /** Clients whose catch-up reads the leader's change log at once; the others wait their turn,
+   *  so that a crowd resuming from far back reads the log a page at a time, not all together. */
+  maxLeaderCatchUps: number
 }
 
 export const DEFAULT_WATCH_LIMITS: WatchLimits = {
@@ -49,7 +62,10 @@ export const DEFAULT_WATCH_LIMITS: WatchLimits = {
   leaderPageSize: 1000,
   sinceAheadWaitMs: 2000,
   pingIntervalMs: 30_000,
-  closeGraceMs: 1000
+  closeGraceMs: 1000,
+  maxClients: 50_000,
+  maxTotalBufferedBytes: 256 * 1024 * 1024,
+  maxLeaderCatchUps: 2
 }
 
 export interface WatchRequest {
@@ -66,6 +82,9 @@ export interface WatchHub {
    *  call on, every change the replica applies is either sent or queued for this client. */
   accept: (socket: WebSocket, request: WatchRequest) => void
   readonly clients: number
+  /** At `maxClients`: refuse the upgrade (before accepting it) with 503. */
+  readonly full: boolean
+  readonly maxClients: number
   /** Sends 1001 to every client, waits up to `closeGraceMs`, terminates the rest. Idempotent. */
   close: () => Promise<void>
 }
@@ -92,6 +111,9 @@ interface Client {
   answeredPing: boolean
 }
 
+/** Catch-up events sent per turn of the event loop, by all catch-ups together: 200 frames are
+ *  about a millisecond of work, the most a request waits behind the catch-ups in one turn. */
+const CATCH_UP_SLICE = 200
 const OPEN = 1 // WebSocket.OPEN, without importing ws's runtime into a module that only needs its type
 /** Frames are JSON text, also when handed to ws as a Buffer. */
 const TEXT = { binary: false } as const
@@ -161,6 +183,9 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
     // One Buffer for every client: ws writes a server's unmasked Buffer without copying it,
     // so a change costs one serialization and one allocation however many clients watch.
     let frame: Buffer | null = null
+    // Live clients with unsent bytes, and their sum, for the bound on all clients together.
+    const loaded: Client[] = []
+    let totalBuffered = 0
     for (const client of clients) {
       if (client.closed) continue
       try {
@@ -172,18 +197,41 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
         }
         // A live client may already be past this change when its catch-up read the leader's
         // log ahead of this replica; those are skipped so that nothing is sent twice.
-        if (change.revision <= client.cursor) continue
-        if (wants(client, change)) {
-          frame ??= Buffer.from(eventFrame(change))
-          client.socket.send(frame, TEXT)
+        if (change.revision > client.cursor) {
+          if (wants(client, change)) {
+            frame ??= Buffer.from(eventFrame(change))
+            client.socket.send(frame, TEXT)
+          }
+          client.cursor = change.revision
         }
-        client.cursor = change.revision
-        if (client.socket.bufferedAmount > limits.maxBufferedBytes) dropBehind(client)
+        const buffered = client.socket.bufferedAmount
+        if (buffered > limits.maxBufferedBytes) {
+          dropBehind(client)
+        } else if (buffered > 0) {
+          loaded.push(client)
+          totalBuffered += buffered
+        }
       } catch (err) {
         log.error({ err }, 'watch fan-out failed for one client')
         drop(client, WatchCloseCode.internalError, `internal error; resume with since=${client.cursor}`)
       }
     }
+    if (totalBuffered > limits.maxTotalBufferedBytes) shedSlowest(loaded, totalBuffered)
+  }
+
+  /** Closes the clients holding the most unsent bytes (the slowest readers) until the rest fit
+   *  in maxTotalBufferedBytes. Catching-up clients are not counted: their own sends pause at
+   *  catchUpHighWaterBytes, and a snapshot's Buffer is shared between them. */
+  function shedSlowest (loaded: Client[], total: number): void {
+    const bySize = loaded.map((c) => ({ c, bytes: c.socket.bufferedAmount })).sort((a, b) => b.bytes - a.bytes)
+    let closed = 0
+    for (const { c, bytes } of bySize) {
+      if (total <= limits.maxTotalBufferedBytes) break
+      dropBehind(c)
+      total -= bytes
+      closed++
+    }
+    log.warn({ closed, maxTotalBufferedBytes: limits.maxTotalBufferedBytes }, 'watch clients hold too many unsent bytes; closed the slowest')
   }
 
   // A new snapshot replaced the replica's history: every client starts over from it.
@@ -231,13 +279,45 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
       if (stale(client, generation)) return false
       if (change.revision <= client.cursor) continue
       if (wants(client, change)) {
-        const frame = eventFrame(change)
+        const frame = catchUpFrame(change)
         if (client.socket.bufferedAmount > limits.catchUpHighWaterBytes) await sendFlushed(client, frame)
-        else client.socket.send(frame)
+        else client.socket.send(frame, TEXT)
+        if (catchUpBudget > 0) catchUpBudget--
+        else await catchUpTurn()
       }
       client.cursor = change.revision
     }
     return !stale(client, generation)
+  }
+
+  // All catch-ups together send at most CATCH_UP_SLICE events per turn of the event loop; the
+  // rest wait for the next turn (setImmediate, after the I/O of this one). So requests (writes
+  // waiting for the replica, reads) and live events are served between the slices of a crowd
+  // of catch-ups rather than after them, however many clients resume at once.
+  let catchUpBudget = CATCH_UP_SLICE
+  let nextTurn: Promise<void> | null = null
+  async function catchUpTurn (): Promise<void> {
+    while (catchUpBudget <= 0) {
+      nextTurn ??= new Promise<void>((resolve) => setImmediate(() => {
+        nextTurn = null
+        catchUpBudget = CATCH_UP_SLICE
+        resolve()
+      }))
+      await nextTurn
+    }
+    catchUpBudget--
+  }
+
+  // Catch-ups from the replica's ring send the same Change objects to every client: each is
+  // serialized once, and the Buffer lives as long as the ring holds the change.
+  const ringFrames = new WeakMap<Change, Buffer>()
+  function catchUpFrame (change: Change): Buffer {
+    let frame = ringFrames.get(change)
+    if (frame === undefined) {
+      frame = Buffer.from(eventFrame(change))
+      ringFrames.set(change, frame)
+    }
+    return frame
   }
 
   /** Sends what queued during the catch-up, then turns live. The switch happens in the same
@@ -277,26 +357,59 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
       if (stale(client, generation)) return
       if (!reached) return sendSnapshot(client, generation, true)
     }
+    // A replay longer than a snapshot of the same services costs the client, this gateway and
+    // the leader more than the snapshot does: such a client gets the snapshot (reset) instead.
+    // For every service the count is known now; for a filter it is counted page by page, and
+    // the snapshot replaces what was sent so far once the count passes the snapshot's size.
+    // The registry may grow during a long catch-up, so the size is taken at each page.
+    const snapshotSize = (): number => client.services === null
+      ? replica.services().reduce((n, s) => n + (client.readable === null || client.readable(s.name) ? s.providers : 0), 0)
+      : [...client.services].reduce((n, s) => n + replica.providers(s).length, 0)
+    if (client.services === null && replica.revision - since > snapshotSize()) return sendSnapshot(client, generation, true)
+    let replayed = 0
     client.cursor = since
     while (client.cursor < replica.revision) {
       const ring = replica.historySince(client.cursor)
+      let changes: readonly Change[]
       if (ring !== null) {
-        if (!(await sendChanges(client, generation, ring))) return
-        break
+        changes = ring
+      } else {
+        const page = await leaderPage(client, generation)
+        if (page === 'stale') return
+        if (page === null || !page.available || !continues(page.changes, client.cursor)) return sendSnapshot(client, generation, true)
+        changes = page.changes
       }
-      let page: { available: boolean, changes: Change[] }
-      try {
-        page = await leader.changesSince(client.cursor, limits.leaderPageSize)
-      } catch (err) {
-        if (stale(client, generation)) return
-        log.info({ err, since: client.cursor }, 'leader could not supply missed events; sending a reset snapshot')
-        return sendSnapshot(client, generation, true)
-      }
-      if (stale(client, generation)) return
-      if (!page.available || !continues(page.changes, client.cursor)) return sendSnapshot(client, generation, true)
-      if (!(await sendChanges(client, generation, page.changes))) return
+      replayed += changes.reduce((n, c) => n + (c.revision > client.cursor && wants(client, c) ? 1 : 0), 0)
+      if (replayed > snapshotSize()) return sendSnapshot(client, generation, true)
+      if (!(await sendChanges(client, generation, changes))) return
+      if (ring !== null) break
     }
     await goLive(client, generation)
+  }
+
+  // Catch-ups waiting for a turn to read the leader's log (maxLeaderCatchUps at once).
+  let leaderReaders = 0
+  const leaderQueue: Array<() => void> = []
+
+  /** One page of the leader's log after the client's cursor, read in turn with the other
+   *  catch-ups; null when the leader could not answer, 'stale' when the catch-up was superseded. */
+  async function leaderPage (client: Client, generation: number): Promise<{ available: boolean, changes: Change[] } | null | 'stale'> {
+    if (leaderReaders >= limits.maxLeaderCatchUps) await new Promise<void>((resolve) => leaderQueue.push(resolve))
+    else leaderReaders++
+    try {
+      if (stale(client, generation)) return 'stale'
+      const page = await leader.changesSince(client.cursor, limits.leaderPageSize)
+      return stale(client, generation) ? 'stale' : page
+    } catch (err) {
+      if (stale(client, generation)) return 'stale'
+      log.info({ err, since: client.cursor }, 'leader could not supply missed events; sending a reset snapshot')
+      return null
+    } finally {
+      // The turn passes straight to the next waiter, so the count never drops below the queue.
+      const next = leaderQueue.shift()
+      if (next !== undefined) next()
+      else leaderReaders--
+    }
   }
 
   /** A page is usable only if it starts right after the cursor and has no holes; an empty page
@@ -316,10 +429,17 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
 
   return {
     get clients () { return clients.size },
+    get full () { return clients.size >= limits.maxClients },
+    maxClients: limits.maxClients,
 
     accept (socket, request) {
       if (closing !== null) {
         socket.close(WatchCloseCode.goingAway, 'going away')
+        return
+      }
+      // The route refuses upgrades at the bound; this catches the few that raced past it.
+      if (clients.size >= limits.maxClients) {
+        socket.close(WatchCloseCode.tryAgainLater, 'too many watchers; retry later or elsewhere')
         return
       }
       const client: Client = {

@@ -63,6 +63,12 @@ const ASSIGN_PACE_MS_PER_TASK = 0.05
 /** How often providers down longer than their deregisterAfterMs are looked for: such a provider
  *  goes within a quarter of a second of its time (the shortest allowed is 1 s). */
 const REAP_CHECK_INTERVAL_MS = 250
+/** Change-log reads at once: one. A page (≤ 10,000 rows, usually 1,000) reads in milliseconds,
+ *  so a queue of them drains quickly, while commits keep the rest of the pool and of Postgres. */
+const MAX_LOG_READS = 1
+/** SINCE_REQs waiting beyond this are dropped: 64 pages of 1,000 changes are a few seconds of
+ *  reads, and a request waiting longer would time out at its gateway (2 s) anyway. */
+const MAX_QUEUED_LOG_READS = 64
 
 export interface LeaderConfig {
   /** ROUTER endpoint; the PUB binds the next port. */
@@ -449,16 +455,9 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       case 'SNAPSHOT_REQ':
         reply(t, identity, 'SNAPSHOT', { requestId: msg.body.requestId, epoch: t.epoch, revision: t.head, providers: [...t.state.values()] })
         return
-      case 'SINCE_REQ': {
-        const { requestId, revision, limit } = msg.body
-        store.changesSince(revision, limit).then(
-          ({ available, changes }) => {
-            reply(t, identity, 'EVENTS', { requestId, epoch: t.epoch, available, events: changes, head: t.head })
-          },
-          (err) => log.warn({ err }, 'could not read the change log; the gateway will retry')
-        )
+      case 'SINCE_REQ':
+        readChangeLog(t, identity, msg.body)
         return
-      }
       case 'WRITE':
         enqueue(t, { kind: 'write', op: msg.body.op, identity, requestId: msg.body.requestId })
         return
@@ -468,6 +467,36 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       case 'TOKENS_REQ':
         reply(t, identity, 'TOKENS', { requestId: msg.body.requestId, epoch: t.epoch, generation: t.tokenGeneration, tokens: [...t.tokens.values()] })
     }
+  }
+
+  // Change-log reads (SINCE_REQ) run MAX_LOG_READS at a time, in arrival order; beyond
+  // MAX_QUEUED_LOG_READS waiting, a request is dropped (counted): its gateway times out and retries
+  // or sends its feed client a reset snapshot. However many clients resume, their reads hold one
+  // pool connection and a bounded share of Postgres, and commits never queue behind them.
+  let logReads = 0
+  const logReadQueue: Array<() => void> = []
+  let droppedLogReads = 0
+
+  function readChangeLog (t: Term, identity: Buffer, body: Body<'SINCE_REQ'>): void {
+    const run = (): void => {
+      logReads++
+      store.changesSince(body.revision, body.limit).then(
+        ({ available, changes }) => {
+          reply(t, identity, 'EVENTS', { requestId: body.requestId, epoch: t.epoch, available, events: changes, head: t.head })
+        },
+        (err) => log.warn({ err }, 'could not read the change log; the gateway will retry')
+      ).finally(() => {
+        logReads--
+        logReadQueue.shift()?.()
+      })
+    }
+    if (logReads < MAX_LOG_READS) return run()
+    if (logReadQueue.length >= MAX_QUEUED_LOG_READS) {
+      // Logged at the first drop and every thousandth: a flood of requests is not a flood of lines.
+      if (droppedLogReads++ % 1000 === 0) log.warn({ dropped: droppedLogReads, queued: logReadQueue.length }, 'too many change-log reads waiting; dropping requests')
+      return
+    }
+    logReadQueue.push(run)
   }
 
   /** Renews a worker's liveness; `join` adds it to the assignment if it is not in it. A worker

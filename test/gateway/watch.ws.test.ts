@@ -43,11 +43,13 @@ function applyAll (replica: Replica, changes: readonly Change[]): void {
   for (const c of changes) expect(replica.apply(c)).toBe('applied')
 }
 
-/** A replica at `head` whose ring holds only the last `ring` changes of a 1…head history. */
-function replicaWithHistory (head: number, ring: number): { replica: Replica, log: ReturnType<typeof history> } {
-  const log = history(1, head)
+/** A replica at `head` whose ring holds only the last `ring` changes of a 1…head history of
+ *  `width` providers (default: one per change, so that any replay is shorter than a snapshot). */
+function replicaWithHistory (head: number, ring: number, width = head, spare = 0): { replica: Replica, log: ReturnType<typeof history> } {
+  const log = history(1, head, { width })
   const replica = createReplica({ historyLimit: ring })
-  replica.loadSnapshot(0, [])
+  // `spare` more providers of another service make an unfiltered snapshot larger than a replay.
+  replica.loadSnapshot(0, Array.from({ length: spare }, (_, i) => provider({ id: `spare-${i}`, service: 'spare' })))
   applyAll(replica, log)
   return { replica, log }
 }
@@ -153,7 +155,7 @@ describe('/v1/watch', () => {
     const c = open(base, '?since=3&service=orders')
     const [first] = await c.received(1)
     expect(first).toMatchObject({ type: 'snapshot', reset: true, revision: 40 })
-    expect(first?.type === 'snapshot' && first.providers.map((p) => p.id)).toEqual(['orders-0', 'orders-1', 'orders-2'])
+    expect(first?.type === 'snapshot' && first.providers.length).toBe(40)
     applyAll(replica, history(41, 1))
     expect(eventRevisions(await c.received(2))).toEqual([41])
   })
@@ -167,7 +169,7 @@ describe('/v1/watch', () => {
   })
 
   it('neither loses nor repeats live changes that arrive during a catch-up', async () => {
-    const { replica, log } = replicaWithHistory(40, 5)
+    const { replica, log } = replicaWithHistory(40, 5, 40, 100)
     const leaderLog = { floor: 0, changes: log }
     const leader = noLeader({ log: leaderLog })
     const gate = deferred()
@@ -188,7 +190,7 @@ describe('/v1/watch', () => {
   })
 
   it('skips live changes it already sent from a leader log that was ahead of this replica', async () => {
-    const { replica, log } = replicaWithHistory(20, 3)
+    const { replica, log } = replicaWithHistory(20, 3, 20, 100)
     const ahead = history(21, 10)
     const leader = noLeader({ log: { floor: 0, changes: [...log, ...ahead] } })
     const { base } = await gateway({ replica, leader, watch: { leaderPageSize: 100 } })

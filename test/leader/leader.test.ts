@@ -225,6 +225,23 @@ describeBackends('leader', (backend: Backend) => {
     expect((await gw.snapshot()).revision).toBe(7)
   })
 
+  it('reads the change log one SINCE_REQ at a time, in arrival order, drops beyond its queue, and keeps committing', async () => {
+    const { bind } = await startLeader()
+    const gw = follower(bind)
+    for (let i = 1; i <= 20; i++) await gw.write(register('orders', `o-${i}`, spec(i)))
+    const ids = Array.from({ length: 300 }, (_, i) => `burst-${i}`)
+    for (const requestId of ids) gw.send('SINCE_REQ', { requestId, revision: 0, limit: 1000 })
+    // A write in the middle of the burst commits without waiting for the reads.
+    expect(await gw.write(register('orders', 'o-21', spec(21)))).toMatchObject({ ok: true })
+    // The last one sent is either answered or was dropped: wait until the reads have drained.
+    await waitFor(async () => (await gw.since(0)).head === 21, { what: 'a read after the burst' })
+    const answered = gw.messages('EVENTS').map((m) => m.body.requestId).filter((id) => id.startsWith('burst-'))
+    expect(answered.length).toBeGreaterThanOrEqual(65)
+    expect(answered.length).toBeLessThan(300)
+    // Answered in the order asked: the queue is first come, first served.
+    expect(answered).toEqual(ids.filter((id) => answered.includes(id)))
+  })
+
   it('counts and drops bad frames on its ROUTER without replying, and keeps serving', async () => {
     const { leader, bind } = await startLeader()
     const gw = follower(bind)

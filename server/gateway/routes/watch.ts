@@ -5,7 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { readableBy } from '../auth.js'
 import { canRead } from '../../protocol/scopes.js'
-import { ForbiddenError, NotReadyError, UpgradeRequiredError } from '../errors.js'
+import { ForbiddenError, NotReadyError, TooManyWatchersError, UpgradeRequiredError } from '../errors.js'
 import type { Replica } from '../replica.js'
 import { badRequestResponse, errorResponse, unavailableResponse } from '../schemas/common.js'
 import { WatchQuery } from '../schemas/watch.js'
@@ -44,6 +44,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<WatchRoutesOptions> = async 
         }
       }
       if (!replica.ready) throw new NotReadyError()
+      if (hub.full) throw new TooManyWatchersError(hub.maxClients)
     },
     handler: async () => {
       throw new UpgradeRequiredError('/v1/watch')
