@@ -4,6 +4,7 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { parseTcpEndpoint, pubEndpoint } from './protocol/endpoints.js'
+import { leaderBindProblem, loadClusterKeys, writeClusterKeys, type ClusterKeys } from './protocol/cluster-keys.js'
 import { createLog } from './shared/log.js'
 import { startGateway, startLeader, startWorker, type Stopper } from './roles.js'
 
@@ -29,6 +30,7 @@ const FLAGS: Record<string, Flag> = {
   'flap-max-changes': { env: ['ROSTER_FLAP_MAX_CHANGES'], help: 'presence changes tolerated within the flap window before a provider is held down as flapping', roles: ['up', 'leader'], default: '5' },
   'flap-window-ms': { env: ['ROSTER_FLAP_WINDOW_MS'], help: 'the flap window', roles: ['up', 'leader'], default: '60000' },
   'flap-hold-ms': { env: ['ROSTER_FLAP_HOLD_MS'], help: 'stable time that ends a flapping hold', roles: ['up', 'leader'], default: '30000' },
+  'cluster-keys': { env: ['ROSTER_CLUSTER_KEYS'], help: 'CurveZMQ key file (make one with `roster keys generate FILE`): roles authenticate each other and encrypt; unset: plain ZeroMQ', roles: ['up', 'leader', 'worker', 'gateway'] },
   'insecure-no-auth': { env: ['ROSTER_INSECURE_NO_AUTH'], help: 'allow a gateway without auth, or a leader without cluster keys, on a non-loopback address', roles: ['up', 'leader', 'gateway'], boolean: true },
   'log-level': { env: ['ROSTER_LOG_LEVEL'], help: 'fatal, error, warn, info, debug or silent', roles: ['up', 'leader', 'worker', 'gateway'], default: 'info' }
 }
@@ -46,6 +48,7 @@ function usage (role?: Role): string {
       'Usage: roster <command> [flags]', '',
       'Commands:',
       ...Object.entries(ROLES).map(([r, h]) => `  ${r.padEnd(9)} ${h}`),
+      `  ${'keys'.padEnd(9)} keys generate FILE [--force]: write new cluster keys for --cluster-keys (mode 0600)`,
       '', 'Run `roster <command> --help` for its flags.'
     ].join('\n')
   }
@@ -80,6 +83,10 @@ function readConfig (role: Role, argv: string[], env: NodeJS.ProcessEnv): Config
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(config[name])}`)
   }
   parseTcpEndpoint(config.bind as string, '--bind')
+  if (role === 'up' || role === 'leader') {
+    const problem = leaderBindProblem(config.bind as string, config['cluster-keys'] !== undefined, config['insecure-no-auth'] === 'true')
+    if (problem !== null) throw new Error(problem)
+  }
   for (const c of (config.leader as string).split(',')) parseTcpEndpoint(c.trim(), '--leader')
   return config as Config
 }
@@ -88,6 +95,10 @@ async function main (): Promise<void> {
   const [command, ...rest] = process.argv.slice(2)
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     console.log(usage())
+    return
+  }
+  if (command === 'keys') {
+    process.exitCode = keysCommand(rest)
     return
   }
   if (!(command in ROLES)) {
@@ -105,6 +116,14 @@ async function main (): Promise<void> {
     config = readConfig(role, rest, process.env)
   } catch (err) {
     console.error(`roster ${role}: ${(err as Error).message}\n\n${usage(role)}`)
+    process.exitCode = 2
+    return
+  }
+  let clusterKeys: ClusterKeys | undefined
+  try {
+    clusterKeys = config['cluster-keys'] === undefined ? undefined : loadClusterKeys(config['cluster-keys'])
+  } catch (err) {
+    console.error(`roster ${role}: ${(err as Error).message}`)
     process.exitCode = 2
     return
   }
@@ -144,6 +163,7 @@ async function main (): Promise<void> {
       dataDir: resolve(config['data-dir'] as string),
       bind: config.bind as string,
       watchers: Number(config.watchers),
+      clusterKeys,
       flapDamping: {
         maxChanges: Number(config['flap-max-changes']),
         windowMs: Number(config['flap-window-ms']),
@@ -165,9 +185,9 @@ async function main (): Promise<void> {
     }
     log.info({ storage, bind: config.bind, events: pubEndpoint(config.bind as string) }, 'leader started (active once it holds the lock)')
   }
-  if (role === 'up' || role === 'worker') stoppers.push(await startWorker(candidates, log))
+  if (role === 'up' || role === 'worker') stoppers.push(await startWorker(candidates, log, { clusterKeys }))
   if (role === 'up' || role === 'gateway') {
-    const gateway = await startGateway({ port: Number(config.port), host: config.host as string, candidates }, log)
+    const gateway = await startGateway({ port: Number(config.port), host: config.host as string, candidates, clusterKeys }, log)
     stoppers.push(gateway.stop)
     if (role === 'up') {
       await gateway.whenReady()
@@ -180,6 +200,38 @@ async function main (): Promise<void> {
         'Press Ctrl-C to stop.'
       ].join('\n'))
     }
+  }
+}
+
+/** `roster keys generate FILE [--force]`: returns the exit code. */
+function keysCommand (argv: string[]): number {
+  const help = 'Usage: roster keys generate FILE [--force]\n\n' +
+    'Writes a new leader keypair and follower keypair (CurveZMQ, Z85) to FILE, mode 0600. Give the same\n' +
+    'file to every role with --cluster-keys FILE. --force replaces an existing FILE.'
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, options: { force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+  } catch (err) {
+    console.error(`roster keys: ${(err as Error).message}\n\n${help}`)
+    return 2
+  }
+  const [sub, file, ...extra] = parsed.positionals
+  if (parsed.values.help === true) {
+    console.log(help)
+    return 0
+  }
+  if (sub !== 'generate' || file === undefined || extra.length > 0) {
+    console.error(`roster keys: expected \`generate FILE\`\n\n${help}`)
+    return 2
+  }
+  try {
+    const keys = writeClusterKeys(file, { force: parsed.values.force === true })
+    console.log(`Wrote cluster keys to ${resolve(file)} (mode 0600; leader public key ${keys.leader.publicKey}).\n` +
+      `Start every role with --cluster-keys ${file} (or ROSTER_CLUSTER_KEYS=${file}).`)
+    return 0
+  } catch (err) {
+    console.error(`roster keys: ${(err as Error).message}`)
+    return (err as { code?: string }).code === 'ROSTER_ERR_CLUSTER_KEYS' ? 2 : 1
   }
 }
 

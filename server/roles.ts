@@ -3,6 +3,7 @@
 // started; nothing here reads the environment or installs signal handlers.
 import { randomUUID } from 'node:crypto'
 import type { Log } from './shared/log.js'
+import type { ClusterKeys } from './protocol/cluster-keys.js'
 import { openDb } from './store/db.js'
 import { migrate } from './store/migrate.js'
 import { createRegistryStore } from './store/registry-store.js'
@@ -24,6 +25,8 @@ export interface LeaderRoleConfig {
   flapDamping?: FlapDampingConfig
   /** Workers per provider (`--watchers`). */
   watchers?: number
+  /** `--cluster-keys`, loaded: the ROUTER and PUB become CURVE servers. */
+  clusterKeys?: ClusterKeys
 }
 
 export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<Stopper & { leader: Leader }> {
@@ -40,23 +43,23 @@ export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<
   const lock = databaseUrl !== undefined
     ? createPgLeaderLock({ databaseUrl, applicationName: `roster-leader-${process.pid}` })
     : createLocalLeaderLock()
-  const leader = createLeader({ store: createRegistryStore(db), lock, log: log.child({ role: 'leader' }), config: { bind: config.bind, flapDamping: config.flapDamping, watchers: config.watchers } })
+  const leader = createLeader({ store: createRegistryStore(db), lock, log: log.child({ role: 'leader' }), config: { bind: config.bind, flapDamping: config.flapDamping, watchers: config.watchers, clusterKeys: config.clusterKeys } })
   await leader.start()
   const stop = async (): Promise<void> => { await leader.stop(); await db.close() }
   return Object.assign(stop, { leader })
 }
 
-export async function startWorker (candidates: string[], log: Log): Promise<Stopper> {
-  const worker = createWorker({ leaders: candidates, workerId: `worker-${randomUUID()}`, log: log.child({ role: 'worker' }) })
+export async function startWorker (candidates: string[], log: Log, opts: { clusterKeys?: ClusterKeys } = {}): Promise<Stopper> {
+  const worker = createWorker({ leaders: candidates, workerId: `worker-${randomUUID()}`, log: log.child({ role: 'worker' }), clusterKeys: opts.clusterKeys })
   await worker.start()
   return () => worker.stop()
 }
 
-export interface GatewayRoleConfig { port: number, host: string, candidates: string[] }
+export interface GatewayRoleConfig { port: number, host: string, candidates: string[], clusterKeys?: ClusterKeys }
 
 export async function startGateway (config: GatewayRoleConfig, log: Log): Promise<{ stop: Stopper, url: string, whenReady: () => Promise<void> }> {
   const replica = createReplica()
-  const leader = createLeaderClient({ candidates: config.candidates, replica, log: log.child({ role: 'gateway' }) })
+  const leader = createLeaderClient({ candidates: config.candidates, replica, log: log.child({ role: 'gateway' }), clusterKeys: config.clusterKeys })
   leader.start()
   const app = await buildGateway({ replica, leader }, { loggerInstance: log.child({ role: 'gateway' }) })
   const url = await app.listen({ port: config.port, host: config.host })

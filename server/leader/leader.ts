@@ -6,7 +6,9 @@
 // their deregisterAfterMs. It must never publish, acknowledge or reply OK to anything that is not
 // committed, and it stops acting the moment it loses the lock or is fenced by a newer epoch.
 import { Publisher, Router } from 'zeromq'
-import { decodeOrDrop, encode } from '../protocol/frames.js'
+import { acquireZapHandler, curveServerOptions, type ClusterKeys } from '../protocol/cluster-keys.js'
+import { createBadFrames, decodeOrDrop, encode } from '../protocol/frames.js'
+import { LEADER_PUB_MAX_BYTES, LEADER_ROUTER_MAX_BYTES, limitOptions, PAGE_BYTES, PAGE_ITEMS } from '../protocol/socket-limits.js'
 import { Inbound, type Body, type Message, type Observation, type Task, type Verb, type WriteOp, type WriteResult } from '../protocol/messages.js'
 import { pubEndpoint } from '../protocol/endpoints.js'
 import type { Change, Provider, TtlCheck } from '../protocol/model.js'
@@ -65,6 +67,8 @@ export interface LeaderConfig {
   /** Workers that watch each provider (`--watchers`, default 1); with more than one, `down`
    *  needs all of them to agree (quorum.ts). */
   watchers?: number
+  /** With keys, the ROUTER and PUB are CURVE servers that admit only the follower key. */
+  clusterKeys?: ClusterKeys
 }
 
 export interface LeaderDeps {
@@ -82,7 +86,7 @@ export interface Leader {
   readonly status: 'stopped' | 'standby' | 'active'
   /** Called when the leader cannot work as configured (its --bind is taken): it has stopped. */
   onFatal: (cb: (err: Error) => void) => void
-  readonly stats: { badFrames: number, commits: number, changes: number }
+  readonly stats: { readonly badFrames: number, commits: number, changes: number }
 }
 
 type QueueItem =
@@ -130,11 +134,14 @@ interface Term {
   reapable: Set<string>
   loop: Promise<void>
   readLoop: Promise<void>
+  /** Set while this term's sockets need the process's ZAP handler (cluster-keys.ts). */
+  releaseZap?: () => Promise<void>
 }
 
 export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader {
   const historyLimit = config.historyLimit ?? DEFAULT_HISTORY_LIMIT
-  const stats = { badFrames: 0, commits: 0, changes: 0 }
+  const bad = createBadFrames(log, 'dropped a bad frame')
+  const stats = { get badFrames () { return bad.count }, commits: 0, changes: 0 }
   let status: 'stopped' | 'standby' | 'active' = 'stopped'
   let term: Term | null = null
   let campaign: Promise<void> | null = null
@@ -198,10 +205,11 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       await lock.release()
       return
     }
-    // handshakeInterval: a peer that connects and never greets (a frozen process, a port scanner)
-    // is dropped after 5 s instead of libzmq's default 30 s, as the worker does with providers.
-    const router = new Router({ linger: 0, handover: true, sendHighWaterMark: 100_000, handshakeInterval: 5000 })
-    const pub = new Publisher({ linger: 0, sendHighWaterMark: 100_000, handshakeInterval: 5000 })
+    // Limits (socket-limits.ts): a peer that never finishes its handshake is dropped after 5 s,
+    // one that announces an oversized frame at once. With keys, only followers get that far.
+    const security = curveServerOptions(config.clusterKeys)
+    const router = new Router({ linger: 0, handover: true, sendHighWaterMark: 100_000, ...limitOptions(LEADER_ROUTER_MAX_BYTES), ...security })
+    const pub = new Publisher({ linger: 0, sendHighWaterMark: 100_000, ...limitOptions(LEADER_PUB_MAX_BYTES), ...security })
     const quorum = createObserverQuorum()
     const requorum = new Set<string>()
     const assignment = createAssignment({
@@ -247,6 +255,8 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
       if (p.check?.type === 'ttl' && p.state === 'up') t.ttl.grant(p.id, p.check.ttlMs, epochMs(p.lastSeen) ?? now, now)
     }
     term = t
+    // The ZAP handler answers before the first peer can connect; it is released with the term.
+    if (config.clusterKeys !== undefined) t.releaseZap = await acquireZapHandler(config.clusterKeys)
     await router.bind(config.bind)
     await pub.bind(pubEndpoint(config.bind))
     everBound = true
@@ -289,6 +299,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     t.pub.close()
     await t.loop
     await t.readLoop
+    await t.releaseZap?.()
   }
 
   /** Stops acting at once (no more publishes or replies), then campaigns again. */
@@ -303,10 +314,7 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
   async function readLoop (t: Term): Promise<void> {
     for await (const [identity, ...frames] of t.router) {
       if (term !== t || identity === undefined) return
-      const msg = decodeOrDrop(frames, Inbound.leaderRouter, (reason) => {
-        stats.badFrames++
-        log.warn({ peer: identity.toString('hex'), err: reason }, 'dropped a bad frame')
-      })
+      const msg = decodeOrDrop(frames, Inbound.leaderRouter, bad, { peer: identity.subarray(0, 64).toString('hex') })
       if (msg === null) continue
       handle(t, identity, msg)
     }
@@ -345,14 +353,21 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
         t.readied.delete(msg.body.workerId)
         if (t.workers.remove(msg.body.workerId)) dropWorker(t, msg.body.workerId)
         return
-      case 'SNAPSHOT_REQ':
-        reply(t, identity, 'SNAPSHOT', { requestId: msg.body.requestId, epoch: t.epoch, revision: t.head, providers: [...t.state.values()] })
+      case 'SNAPSHOT_REQ': {
+        // Every page is taken now, at one revision; they differ only in size (socket-limits.ts).
+        const pages = pageByBytes([...t.state.values()])
+        pages.forEach((providers, page) => {
+          reply(t, identity, 'SNAPSHOT', { requestId: msg.body.requestId, epoch: t.epoch, revision: t.head, providers, page, more: page < pages.length - 1 })
+        })
         return
+      }
       case 'SINCE_REQ': {
         const { requestId, revision, limit } = msg.body
         store.changesSince(revision, limit).then(
           ({ available, changes }) => {
-            reply(t, identity, 'EVENTS', { requestId, epoch: t.epoch, available, events: changes, head: t.head })
+            // One page of bytes at most: the gateway asks again from the last revision it got.
+            const events = pageByBytes(changes)[0] ?? []
+            reply(t, identity, 'EVENTS', { requestId, epoch: t.epoch, available, events, head: t.head })
           },
           (err) => log.warn({ err }, 'could not read the change log; the gateway will retry')
         )
@@ -621,7 +636,10 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
           if (p !== undefined) tasks.push(toTask(p))
         }
         t.assignedTasks += tasks.length
-        reply(t, identity, 'ASSIGN', { epoch: t.epoch, tasks })
+        const pages = Math.max(1, Math.ceil(tasks.length / PAGE_ITEMS))
+        for (let page = 0; page < pages; page++) {
+          reply(t, identity, 'ASSIGN', { epoch: t.epoch, tasks: tasks.slice(page * PAGE_ITEMS, (page + 1) * PAGE_ITEMS), page, more: page < pages - 1 })
+        }
       }
       t.dirtyWorkers.clear()
     }, Math.max(ASSIGN_FLUSH_MS, paced))
@@ -677,6 +695,25 @@ export function createLeader ({ store, lock, log, config }: LeaderDeps): Leader 
     onFatal (cb) { fatalListeners.push(cb) },
     stats
   }
+}
+
+/** Splits items into pages of about PAGE_BYTES of JSON each (at least one item a page), so
+ *  that no answer exceeds what the followers' sockets accept (socket-limits.ts). */
+function pageByBytes<T> (items: T[]): T[][] {
+  const pages: T[][] = []
+  let page: T[] = []
+  let bytes = 0
+  for (const item of items) {
+    if (page.length > 0 && bytes >= PAGE_BYTES) {
+      pages.push(page)
+      page = []
+      bytes = 0
+    }
+    page.push(item)
+    bytes += Buffer.byteLength(JSON.stringify(item))
+  }
+  pages.push(page)
+  return pages
 }
 
 /** Whether a worker watches the provider: it has a heartbeat endpoint or an http/tcp check. */
