@@ -87,11 +87,19 @@ export function leaderBindProblem (bind: string, hasKeys: boolean, insecure: boo
     'or pass --insecure-no-auth to run without them'
 }
 
+/** The ZAP domain of a leader without keys. Merely having a domain makes libzmq refuse ZMTP 1.0
+ *  peers (zmtp_engine.cpp: "reject ZMTP 1.0 connections if ZAP is enabled"), which it would
+ *  otherwise take any garbage that does not start with 0xff for, and hold open for ever. With no
+ *  ZAP handler in the process such a NULL connection is admitted as before; with one, the
+ *  handler admits it too (answerZap). */
+const PLAIN_DOMAIN = 'roster-plain'
+
 /** Options for the leader's ROUTER and PUB: CURVE servers whose ZAP domain names these keys
  *  (see acquireZapHandler). With `zapEnforceDomain`, a handshake fails when no ZAP handler
- *  answers, instead of libzmq's default of admitting everyone. */
+ *  answers, instead of libzmq's default of admitting everyone. Without keys, plain sockets with
+ *  a domain (PLAIN_DOMAIN). */
 export function curveServerOptions (keys: ClusterKeys | undefined): Record<string, unknown> {
-  if (keys === undefined) return {}
+  if (keys === undefined) return { zapDomain: PLAIN_DOMAIN }
   return { curveServer: true, curveSecretKey: keys.leader.secretKey, zapDomain: zapDomain(keys), zapEnforceDomain: true }
 }
 
@@ -109,7 +117,8 @@ function zapDomain (keys: ClusterKeys): string {
  * libzmq asks one ZAP handler per context (the socket bound to inproc://zeromq.zap.01); every
  * socket here lives in zeromq.js's default context, so there is one handler per process, shared
  * by every leader in it (tests run several) and kept while any of them needs it. It answers 200
- * only for a CURVE client key admitted in the request's domain, 400 to everything else.
+ * for a CURVE client key admitted in the request's domain and for a keyless leader's NULL
+ * connections, 400 to everything else.
  */
 const admitted = new Map<string, Map<string, number>>()
 let handler: { socket: Reply, bound: Promise<void>, done: Promise<void> } | null = null
@@ -151,8 +160,10 @@ export async function acquireZapHandler (keys: ClusterKeys): Promise<() => Promi
 async function answerZap (socket: Reply): Promise<void> {
   try {
     for await (const [version, requestId, domain, , , mechanism, credential] of socket) {
-      const ok = version?.toString() === '1.0' && mechanism?.toString() === 'CURVE' && credential !== undefined &&
+      const plain = mechanism?.toString() === 'NULL' && domain?.toString() === PLAIN_DOMAIN
+      const member = mechanism?.toString() === 'CURVE' && credential !== undefined &&
         admitted.get(domain?.toString() ?? '')?.has(credential.toString('hex')) === true
+      const ok = version?.toString() === '1.0' && (plain || member)
       await socket.send(['1.0', requestId ?? '', ok ? '200' : '400', ok ? 'OK' : 'not a member of this cluster', '', ''])
     }
   } catch (err) {
