@@ -111,3 +111,27 @@ export function mustRefuse (accepts: readonly Verb[]): (msg: Buffer[]) => boolea
 export function hostileSample (accepts: readonly Verb[], n = FUZZ_RUNS, seed = FUZZ_SEED): Buffer[][] {
   return fc.sample(hostileMessage.filter(mustRefuse(accepts)), { numRuns: n, seed })
 }
+
+/**
+ * Sends `messages` in batches of `batch`, waiting after each until `counted()` has caught up
+ * with what was sent (plus `base`). Unpaced, 10,000 messages overrun the receiver's high-water
+ * mark (a ROUTER or PUB then drops them silently) and, with the receiver in this process, starve
+ * its timers: a leader misses its lock session's health check and steps down.
+ */
+export async function sendInBatches (
+  messages: Buffer[][],
+  send: (msg: Buffer[]) => Promise<void> | void,
+  counted: () => number,
+  opts: { base?: number, batch?: number, what: string }
+): Promise<void> {
+  const { waitFor } = await import('../helpers/wait-for.js')
+  const base = opts.base ?? 0
+  const batch = opts.batch ?? 250
+  for (let i = 0; i < messages.length; i += batch) {
+    for (const msg of messages.slice(i, i + batch)) await send(msg)
+    const target = base + Math.min(i + batch, messages.length)
+    await waitFor(() => counted() >= target, { timeoutMs: 30_000, what: `${opts.what}: ${target - base} counted (${counted() - base})` })
+  }
+  // Nothing counted twice, nothing extra.
+  if (counted() !== base + messages.length) throw new Error(`${opts.what}: counted ${counted() - base}, sent ${messages.length}`)
+}

@@ -9,8 +9,7 @@ import { LEADER_ROUTER_MAX_BYTES } from '../../server/protocol/socket-limits.js'
 import { startGateway, startLeader, type Stopper } from '../../server/roles.js'
 import { silentLog } from '../../server/shared/log.js'
 import { freeLeaderBind, http, removeTestStorage, testStorage, waitForReady } from '../helpers/cluster.js'
-import { waitFor } from '../helpers/wait-for.js'
-import { FUZZ_RUNS, hostileSample } from './zmq-frames.js'
+import { FUZZ_RUNS, hostileSample, sendInBatches } from './zmq-frames.js'
 
 const stoppers: Stopper[] = []
 const sockets: Dealer[] = []
@@ -40,10 +39,7 @@ describe('fuzz: the leader ROUTER', () => {
     sockets.push(dealer)
     dealer.connect(bind)
     const replies: string[] = []
-    for (const msg of messages) await dealer.send(msg)
-    await waitFor(() => leader.leader.stats.badFrames - badBefore === messages.length, {
-      timeoutMs: 60_000, what: `${messages.length} bad frames counted (${leader.leader.stats.badFrames - badBefore})`
-    })
+    await sendInBatches(messages, async (m) => { await dealer.send(m) }, () => leader.leader.stats.badFrames, { base: badBefore, what: 'leader ROUTER' })
     // The first answer on this connection is to this PING: none of the hostile ones got one.
     await dealer.send(['PING', JSON.stringify({ peerId: 'fuzz', role: 'gateway' })])
     replies.push(String((await dealer.receive())[0]))
