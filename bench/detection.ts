@@ -100,7 +100,8 @@ const FLAGS = {
   samples: { default: '30', help: 'measured samples per scenario (after the warm-up)' },
   warmup: { default: '3', help: 'samples discarded first in each scenario' },
   'interval-ms': { default: '100', help: 'heartbeat interval of every provider' },
-  victims: { default: '5', help: 'providers in processes of their own, killed in turn' }
+  victims: { default: '5', help: 'providers in processes of their own, killed in turn' },
+  curve: { default: '0', help: '1: every role gets --cluster-keys (CurveZMQ between the roles)' }
 }
 
 function intFlag (ctx: BenchContext, name: keyof typeof FLAGS, min: number, max: number): number {
@@ -139,7 +140,8 @@ export const detection: Benchmark = {
     // ---- Roster, emitters and the reference SUB, started together ------------------------------
     // Every victim goes down and up again many times a minute on purpose: flap damping (default
     // 5 changes a minute) would hold it down and end the run, so its threshold is set out of reach.
-    const rosterReady = startRoster(scope, tmp, ['leader', 'worker', 'gateway'], ['--flap-max-changes', '1000000'])
+    const curve = intFlag(ctx, 'curve', 0, 1) === 1
+    const rosterReady = startRoster(scope, tmp, ['leader', 'worker', 'gateway'], ['--flap-max-changes', '1000000'], undefined, { clusterKeys: curve })
     rosterReady.catch(() => {}) // awaited below, after the emitters
     let feed: Feed | null = null
     scope.defer('close the feed', () => { feed?.close() })
@@ -157,7 +159,7 @@ export const detection: Benchmark = {
     const { url, bind, storage } = roster
     log(`storage: ${storage}`)
     // The leader's published EVENTs, to split the decision → client time (see lib/event-tap.ts).
-    const tap = openEventTap(pubEndpoint(bind))
+    const tap = openEventTap(pubEndpoint(bind), roster.clusterKeys)
     scope.defer('close the event tap', () => { tap.close() })
     /** Fills the commit / fan-out split from the tap; run after the last sample, so that a tap
      *  frame read a little after the WebSocket's (same event-loop turn) is not missed. */

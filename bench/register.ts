@@ -26,7 +26,8 @@ const SPARE_PG_CONNECTIONS = 20
 
 const FLAGS = {
   ...LOAD_FLAGS,
-  slots: { default: '100', help: 'provider ids each connection cycles through' }
+  slots: { default: '100', help: 'provider ids each connection cycles through' },
+  curve: { default: '0', help: '1: every role gets --cluster-keys (CurveZMQ between the roles)' }
 }
 
 const BODY = '{"host":"127.0.0.1","port":{port},"protocol":"http","heartbeat":"tcp://127.0.0.1:{port}",' +
@@ -64,7 +65,8 @@ export const register: Benchmark = {
     const slots = intFlag(flags, FLAGS, 'slots', 1, 10_000)
 
     const tmp = await tempDir(scope)
-    const [roster, load] = await Promise.all([startRoster(scope, tmp, ['leader', 'gateway']), spawnLoadClient(tmp)])
+    const curve = intFlag(flags, FLAGS, 'curve', 0, 1) === 1
+    const [roster, load] = await Promise.all([startRoster(scope, tmp, ['leader', 'gateway'], [], undefined, { clusterKeys: curve }), spawnLoadClient(tmp)])
     const databaseUrl = roster.databaseUrl
     if (databaseUrl === null) {
       throw new Error('register needs server Postgres for Roster and its raw-pg reference: set ROSTER_BENCH_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres)')

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util'
 import { parseTcpEndpoint, pubEndpoint } from './protocol/endpoints.js'
 import { parseAllowTargets } from './protocol/targets.js'
 import { CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS } from './protocol/model.js'
+import { leaderBindProblem, loadClusterKeys, writeClusterKeys, type ClusterKeys } from './protocol/cluster-keys.js'
 import { createLog } from './shared/log.js'
 import { startGateway, startLeader, startWorker, type Stopper } from './roles.js'
 import { tokenCommand } from './token-command.js'
@@ -40,6 +41,7 @@ const FLAGS: Record<string, Flag> = {
   'write-rate': { env: ['ROSTER_WRITE_RATE'], help: 'writes per second per client (per token with auth on), beyond: 429 with Retry-After; unset: off', roles: ['up', 'gateway'] },
   'min-check-interval-ms': { env: ['ROSTER_MIN_CHECK_INTERVAL_MS'], help: `shortest http/tcp check intervalMs accepted (at least ${CHECK_INTERVAL_MIN_MS})`, roles: ['up', 'gateway'], default: '1000' },
   auth: { env: ['ROSTER_AUTH'], help: 'on: every request needs a bearer token (ROSTER_BOOTSTRAP_TOKEN installs the first, admin one); off (the default) only while --host is loopback, unless --insecure-no-auth', roles: ['up', 'gateway'], default: 'off' },
+  'cluster-keys': { env: ['ROSTER_CLUSTER_KEYS'], help: 'CurveZMQ key file (make one with `roster keys generate FILE`): roles authenticate each other and encrypt; unset: plain ZeroMQ', roles: ['up', 'leader', 'worker', 'gateway'] },
   'insecure-no-auth': { env: ['ROSTER_INSECURE_NO_AUTH'], help: 'allow a gateway without auth, or a leader without cluster keys, on a non-loopback address', roles: ['up', 'leader', 'gateway'], boolean: true },
   'max-connections': { env: ['ROSTER_MAX_CONNECTIONS'], help: 'open HTTP and WebSocket connections; default: the open-files limit less 256 (10000 where it cannot be read)', roles: ['up', 'gateway'] },
   'max-watchers': { env: ['ROSTER_MAX_WATCHERS'], help: 'WebSocket feed clients; beyond it an upgrade gets 503 ROSTER_ERR_TOO_MANY_WATCHERS', roles: ['up', 'gateway'], default: '50000' },
@@ -63,6 +65,7 @@ function usage (role?: Role): string {
       'Commands:',
       ...Object.entries(ROLES).map(([r, h]) => `  ${r.padEnd(9)} ${h}`),
       `  ${'token'.padEnd(9)} create, list and revoke API tokens (roster token --help)`,
+      `  ${'keys'.padEnd(9)} keys generate FILE [--force]: write new cluster keys for --cluster-keys (mode 0600)`,
       '', 'Run `roster <command> --help` for its flags.'
     ].join('\n')
   }
@@ -104,6 +107,10 @@ function readConfig (role: Role, argv: string[], env: NodeJS.ProcessEnv): Config
   parseAllowTargets(config['allow-targets'])
   if (config.auth !== undefined && config.auth !== 'on' && config.auth !== 'off') throw new Error(`--auth must be on or off, got ${JSON.stringify(config.auth)}`)
   parseTcpEndpoint(config.bind as string, '--bind')
+  if (role === 'up' || role === 'leader') {
+    const problem = leaderBindProblem(config.bind as string, config['cluster-keys'] !== undefined, config['insecure-no-auth'] === 'true')
+    if (problem !== null) throw new Error(problem)
+  }
   for (const c of (config.leader as string).split(',')) parseTcpEndpoint(c.trim(), '--leader')
   if ((config['tls-cert'] === undefined) !== (config['tls-key'] === undefined)) {
     throw new Error('--tls-cert and --tls-key go together: give both (HTTPS) or neither (HTTP)')
@@ -135,6 +142,10 @@ async function main (): Promise<void> {
   const [command, ...rest] = process.argv.slice(2)
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     console.log(usage())
+    return
+  }
+  if (command === 'keys') {
+    process.exitCode = keysCommand(rest)
     return
   }
   if (!(command in ROLES) && command !== 'token') {
@@ -180,6 +191,14 @@ async function main (): Promise<void> {
     process.exitCode = 2
     return
   }
+  let clusterKeys: ClusterKeys | undefined
+  try {
+    clusterKeys = config['cluster-keys'] === undefined ? undefined : loadClusterKeys(config['cluster-keys'])
+  } catch (err) {
+    console.error(`roster ${role}: ${(err as Error).message}`)
+    process.exitCode = 2
+    return
+  }
   const log = createLog({ level: config['log-level'] })
   const stoppers: Stopper[] = []
   let stopping = false
@@ -219,6 +238,7 @@ async function main (): Promise<void> {
       quotas: { maxProvidersPerService: Number(config['max-providers-per-service']), maxProviders: Number(config['max-providers']) },
       bootstrapToken: bootstrapToken === '' ? undefined : bootstrapToken,
       authOff: role === 'up' && !auth,
+      clusterKeys,
       flapDamping: {
         maxChanges: Number(config['flap-max-changes']),
         windowMs: Number(config['flap-window-ms']),
@@ -241,13 +261,14 @@ async function main (): Promise<void> {
     log.info({ storage, bind: config.bind, events: pubEndpoint(config.bind as string) }, 'leader started (active once it holds the lock)')
   }
   const allowTargets = parseAllowTargets(config['allow-targets'])
-  if (role === 'up' || role === 'worker') stoppers.push(await startWorker(candidates, log, { allowTargets }))
+  if (role === 'up' || role === 'worker') stoppers.push(await startWorker(candidates, log, { allowTargets, clusterKeys }))
   if (role === 'up' || role === 'gateway') {
     const gateway = await startGateway({
       port: Number(config.port),
       host: config.host as string,
       candidates,
       auth,
+      clusterKeys,
       allowTargets,
       minCheckIntervalMs: Number(config['min-check-interval-ms']),
       ...(config['write-rate'] === undefined ? {} : { writeRatePerSecond: Number(config['write-rate']) }),
@@ -284,6 +305,38 @@ const BOOTSTRAP_SECRET_RE = /^[\x21-\x7e]{32,256}$/
 function isLoopback (host: string): boolean {
   const h = host.toLowerCase().replace(/^\[|\]$/g, '')
   return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
+}
+
+/** `roster keys generate FILE [--force]`: returns the exit code. */
+function keysCommand (argv: string[]): number {
+  const help = 'Usage: roster keys generate FILE [--force]\n\n' +
+    'Writes a new leader keypair and follower keypair (CurveZMQ, Z85) to FILE, mode 0600. Give the same\n' +
+    'file to every role with --cluster-keys FILE. --force replaces an existing FILE.'
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, options: { force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+  } catch (err) {
+    console.error(`roster keys: ${(err as Error).message}\n\n${help}`)
+    return 2
+  }
+  const [sub, file, ...extra] = parsed.positionals
+  if (parsed.values.help === true) {
+    console.log(help)
+    return 0
+  }
+  if (sub !== 'generate' || file === undefined || extra.length > 0) {
+    console.error(`roster keys: expected \`generate FILE\`\n\n${help}`)
+    return 2
+  }
+  try {
+    const keys = writeClusterKeys(file, { force: parsed.values.force === true })
+    console.log(`Wrote cluster keys to ${resolve(file)} (mode 0600; leader public key ${keys.leader.publicKey}).\n` +
+      `Start every role with --cluster-keys ${file} (or ROSTER_CLUSTER_KEYS=${file}).`)
+    return 0
+  } catch (err) {
+    console.error(`roster keys: ${(err as Error).message}`)
+    return (err as { code?: string }).code === 'ROSTER_ERR_CLUSTER_KEYS' ? 2 : 1
+  }
 }
 
 function redact (url: string): string {

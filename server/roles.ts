@@ -3,6 +3,7 @@
 // started; nothing here reads the environment or installs signal handlers.
 import { randomUUID } from 'node:crypto'
 import type { Log } from './shared/log.js'
+import type { ClusterKeys } from './protocol/cluster-keys.js'
 import { openDb } from './store/db.js'
 import { migrate } from './store/migrate.js'
 import { createRegistryStore } from './store/registry-store.js'
@@ -35,6 +36,8 @@ export interface LeaderRoleConfig {
   bootstrapToken?: string
   /** `roster up` without --auth on: a missing admin token is logged at info, not warn. */
   authOff?: boolean
+  /** `--cluster-keys`, loaded: the ROUTER and PUB become CURVE servers. */
+  clusterKeys?: ClusterKeys
 }
 
 export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<Stopper & { leader: Leader }> {
@@ -56,7 +59,7 @@ export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<
     tokens: createTokenStore(db),
     lock,
     log: log.child({ role: 'leader' }),
-    config: { bind: config.bind, flapDamping: config.flapDamping, watchers: config.watchers, bootstrapToken: config.bootstrapToken, authOff: config.authOff, quotas: config.quotas }
+    config: { bind: config.bind, flapDamping: config.flapDamping, watchers: config.watchers, bootstrapToken: config.bootstrapToken, authOff: config.authOff, quotas: config.quotas, clusterKeys: config.clusterKeys }
   })
   await leader.start()
   const stop = async (): Promise<void> => { await leader.stop(); await db.close() }
@@ -66,10 +69,12 @@ export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<
 export interface WorkerRoleConfig {
   /** `--allow-targets` (null: any). */
   allowTargets?: AllowedTargets | null
+  /** `--cluster-keys`, loaded: the DEALER to the leader is a CURVE client. */
+  clusterKeys?: ClusterKeys
 }
 
 export async function startWorker (candidates: string[], log: Log, config: WorkerRoleConfig = {}): Promise<Stopper> {
-  const worker = createWorker({ leaders: candidates, workerId: `worker-${randomUUID()}`, log: log.child({ role: 'worker' }), allowTargets: config.allowTargets ?? null })
+  const worker = createWorker({ leaders: candidates, workerId: `worker-${randomUUID()}`, log: log.child({ role: 'worker' }), allowTargets: config.allowTargets ?? null, clusterKeys: config.clusterKeys })
   await worker.start()
   return () => worker.stop()
 }
@@ -78,6 +83,8 @@ export interface GatewayRoleConfig {
   port: number
   host: string
   candidates: string[]
+  /** `--cluster-keys`, loaded: the DEALER and the feed SUB are CURVE clients. */
+  clusterKeys?: ClusterKeys
   /** `--allow-targets` (null: any). */
   allowTargets?: AllowedTargets | null
   /** `--min-check-interval-ms` (default 1000, routes/services.ts). */
@@ -108,7 +115,7 @@ export async function startGateway (config: GatewayRoleConfig, log: Log): Promis
         'environment variable ROSTER_BOOTSTRAP_TOKEN set to a secret of at least 32 characters, then use it to create tokens')
     }
   })
-  const leader = createLeaderClient({ candidates: config.candidates, replica, tokens, log: gatewayLog })
+  const leader = createLeaderClient({ candidates: config.candidates, replica, tokens, log: gatewayLog, clusterKeys: config.clusterKeys })
   leader.start()
   const app = await buildGateway({ replica, leader, tokens }, {
     loggerInstance: gatewayLog,

@@ -5,6 +5,7 @@
 // stamps and the WebSocket's come from one process and one clock: a tap in a process of its own
 // woke up later than the gateway on a busy machine and made the fan-out look negative.
 import { Subscriber } from 'zeromq'
+import { curveClientOptions, type ClusterKeys } from '../../server/protocol/cluster-keys.js'
 import { now } from './children.js'
 
 export interface EventTap {
@@ -16,8 +17,8 @@ export interface EventTap {
 
 interface EventBody { change?: { revision?: unknown } }
 
-export function openEventTap (endpoint: string): EventTap {
-  const sub = new Subscriber({ linger: 0, reconnectInterval: 100 })
+export function openEventTap (endpoint: string, clusterKeys?: ClusterKeys): EventTap {
+  const sub = new Subscriber({ linger: 0, reconnectInterval: 100, ...curveClientOptions(clusterKeys) })
   sub.subscribe('EVENT')
   sub.connect(endpoint)
   const at = new Map<number, number>()

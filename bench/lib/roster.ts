@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { writeClusterKeys, type ClusterKeys } from '../../server/protocol/cluster-keys.js'
 import { freeLeaderEndpoint, freePort, spawnRoster, waitForLeader, waitForReady, type RosterProcess } from '../../test/helpers/cluster.js'
 import { adminQuery, databaseUrl, quoteIdent } from '../../test/helpers/postgres-admin.js'
 import { stopProcess, track, type Scope } from './processes.js'
@@ -30,6 +31,9 @@ export interface RosterRun {
   pid: (role: string) => number
   /** Every role's output, for an error message. */
   output: () => string
+  /** With `clusterKeys`: the keys every role was given (`--cluster-keys`), for a harness socket
+   *  on the leader's ports (lib/event-tap.ts). */
+  clusterKeys: ClusterKeys | undefined
   /** The leader's storage flags, to start another Roster on the same registry after stop(). */
   storageFlags: readonly string[]
   /** Starts one more role process following this leader (e.g. a worker after a setup). */
@@ -77,7 +81,7 @@ async function storageFlags (scope: Scope, tmp: string): Promise<{ flags: string
  * benchmark's temp directory (PGlite's data goes under it). `leaderArgs` go to the leader (or
  * `roster up`), e.g. flap-damping flags. `reuse`: the registry of an earlier run, stopped.
  */
-export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles, leaderArgs: string[] = [], reuse?: RosterRun): Promise<RosterRun> {
+export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles, leaderArgs: string[] = [], reuse?: RosterRun, opts: { clusterKeys?: boolean } = {}): Promise<RosterRun> {
   const { flags: dbFlags, storage, databaseUrl: dbUrl } = reuse === undefined
     ? await storageFlags(scope, tmp)
     : { flags: [...reuse.storageFlags], storage: reuse.storage, databaseUrl: reuse.databaseUrl }
@@ -85,7 +89,13 @@ export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   // The flags below say everything; no inherited variable may point a role elsewhere.
-  const childEnv = { DATABASE_URL: '', ROSTER_DATABASE_URL: '', ROSTER_DATA_DIR: '', ROSTER_BIND: '', ROSTER_LEADER: '', ROSTER_PORT: '', PORT: '', ROSTER_HOST: '', HOST: '' }
+  // `clusterKeys`: every role, later ones included, gets the same key file (CurveZMQ).
+  const keyFile = join(tmp, 'cluster.keys')
+  const clusterKeys = opts.clusterKeys === true ? writeClusterKeys(keyFile, { force: true }) : undefined
+  const childEnv = {
+    DATABASE_URL: '', ROSTER_DATABASE_URL: '', ROSTER_DATA_DIR: '', ROSTER_BIND: '', ROSTER_LEADER: '', ROSTER_PORT: '', PORT: '', ROSTER_HOST: '', HOST: '',
+    ROSTER_CLUSTER_KEYS: clusterKeys === undefined ? '' : keyFile
+  }
   const gatewayArgs = ['--port', String(port), '--host', '127.0.0.1']
   const commands: Array<[string, string[]]> = roles === 'up'
     ? [['up', ['up', '--bind', bind, ...dbFlags, ...gatewayArgs, ...leaderArgs]]]
@@ -127,6 +137,7 @@ export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles
     },
     output,
     storageFlags: dbFlags,
+    clusterKeys,
     spawnRole: (role) => spawnRole(role, role === 'worker' ? ['worker', '--leader', bind] : ['gateway', '--leader', bind, ...gatewayArgs]),
     stop: async () => {
       for (const r of [...processes.values()].reverse()) await stopProcess(r.child, 'SIGTERM', 3000)

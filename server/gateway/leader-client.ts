@@ -8,11 +8,13 @@
 // from a fenced (older) epoch.
 import { randomUUID } from 'node:crypto'
 import { Subscriber } from 'zeromq'
-import { decodeOrDrop } from '../protocol/frames.js'
+import { curveClientOptions, type ClusterKeys } from '../protocol/cluster-keys.js'
+import { createBadFrames, decodeOrDrop } from '../protocol/frames.js'
+import { GATEWAY_DEALER_MAX_BYTES, GATEWAY_SUB_MAX_BYTES, limitOptions } from '../protocol/socket-limits.js'
 import { pubEndpoint } from '../protocol/endpoints.js'
 import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
 import { Inbound, type Body, type Message, type TokenOp, type TokenResult, type WriteOp, type WriteResult } from '../protocol/messages.js'
-import type { Change } from '../protocol/model.js'
+import type { Change, Provider } from '../protocol/model.js'
 import type { Log } from '../shared/log.js'
 import type { LeaderPort } from './app.js'
 import { LeaderUnavailableError } from './errors.js'
@@ -42,12 +44,27 @@ type Pending =
   | { kind: 'tokens', timer: NodeJS.Timeout }
   | { kind: 'token-write', timer: NodeJS.Timeout, resolve: (r: { epoch: number, result: TokenResult }) => void, reject: (e: Error) => void }
 
-export function createLeaderClient (opts: { candidates: readonly string[], replica: Replica, tokens?: TokenTable, log: Log, peerId?: string }): LeaderClient {
+export interface LeaderClientOptions {
+  candidates: readonly string[]
+  replica: Replica
+  /** The gateway's token table, which this client keeps up to date (token-table.ts). */
+  tokens?: TokenTable
+  log: Log
+  peerId?: string
+  /** With keys, the DEALER and the feed SUB are CURVE clients of the leader. */
+  clusterKeys?: ClusterKeys
+}
+
+export function createLeaderClient (opts: LeaderClientOptions): LeaderClient {
   const { replica, log } = opts
   const tokens = opts.tokens ?? createTokenTable()
   /** The TOKENS_REQ in flight, if any: one at a time. */
   let fetchingTokens: string | null = null
-  const stats = { badFrames: 0, snapshots: 0, repairs: 0, fencedEvents: 0 }
+  const stats = { snapshots: 0, repairs: 0, fencedEvents: 0 }
+  const feedBadFrames = createBadFrames(log, 'dropped a bad frame from the feed')
+  /** The pages of the SNAPSHOT being received (its requestId is `syncing`). */
+  let snapshotPages: Provider[] = []
+  let snapshotPagesSeen = 0
   const pending = new Map<string, Pending>()
   /** Events above a gap (or received before the first snapshot), by revision. */
   const held = new Map<number, Change>()
@@ -63,7 +80,9 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
     log,
     onLeader,
     onLost,
-    onMessage
+    onMessage,
+    maxMessageBytes: GATEWAY_DEALER_MAX_BYTES,
+    ...(opts.clusterKeys !== undefined ? { clusterKeys: opts.clusterKeys } : {})
   })
 
   function onLeader (leader: LeaderInfo): void {
@@ -105,7 +124,12 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
 
   function openFeed (leaderEndpoint: string): void {
     sub?.close()
-    const s = new Subscriber({ linger: 0, receiveHighWaterMark: 100_000 })
+    const s = new Subscriber({
+      linger: 0,
+      receiveHighWaterMark: 100_000,
+      ...limitOptions(GATEWAY_SUB_MAX_BYTES),
+      ...curveClientOptions(opts.clusterKeys)
+    })
     s.subscribe()
     s.connect(pubEndpoint(leaderEndpoint))
     sub = s
@@ -115,10 +139,7 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
   async function feedLoop (s: Subscriber): Promise<void> {
     for await (const frames of s) {
       if (s !== sub) return
-      const msg = decodeOrDrop(frames, Inbound.gatewaySub, (reason) => {
-        stats.badFrames++
-        log.warn({ err: reason }, 'dropped a bad frame from the feed')
-      })
+      const msg = decodeOrDrop(frames, Inbound.gatewaySub, feedBadFrames)
       if (msg === null) continue
       if (msg.body.epoch < epoch) { stats.fencedEvents++; continue }
       if (msg.verb === 'EVENT') {
@@ -174,6 +195,8 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
 
   function requestSnapshot (): void {
     stats.snapshots++
+    snapshotPages = []
+    snapshotPagesSeen = 0
     syncing = request('SNAPSHOT_REQ', (requestId) => ({ requestId }))
   }
 
@@ -202,6 +225,7 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
     if (msg.verb === 'PONG') return
     const p = pending.get(msg.body.requestId)
     if (p === undefined) return
+    if (msg.verb === 'SNAPSHOT' && !takeSnapshotPage(msg.body)) return
     pending.delete(msg.body.requestId)
     clearTimeout(p.timer)
     switch (msg.verb) {
@@ -219,7 +243,8 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
       case 'SNAPSHOT':
         if (syncing !== msg.body.requestId) return
         syncing = null
-        replica.loadSnapshot(msg.body.revision, msg.body.providers)
+        replica.loadSnapshot(msg.body.revision, snapshotPages)
+        snapshotPages = []
         applyHeld()
         if (held.size > 0) sync()
         return
@@ -240,6 +265,26 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
         applyHeld()
         if (replica.revision < msg.body.head || held.size > 0) sync()
     }
+  }
+
+  /** Collects a SNAPSHOT's pages; true once the last one is in (then snapshotPages holds the
+   *  whole registry). A page out of order (one was lost) abandons the snapshot: the request's
+   *  timeout asks for a new one. */
+  function takeSnapshotPage (body: Body<'SNAPSHOT'>): boolean {
+    if (syncing !== body.requestId) return true
+    const page = body.page ?? 0
+    if (page !== snapshotPagesSeen) {
+      log.warn({ page, expected: snapshotPagesSeen }, 'a snapshot page was lost; asking again after the timeout')
+      syncing = null
+      snapshotPages = []
+      snapshotPagesSeen = 0
+      return false
+    }
+    for (const provider of body.providers) snapshotPages.push(provider)
+    snapshotPagesSeen = page + 1
+    if (body.more === true) return false
+    snapshotPagesSeen = 0
+    return true
   }
 
   return {
@@ -295,7 +340,7 @@ export function createLeaderClient (opts: { candidates: readonly string[], repli
     },
     // The link counts what arrives on the DEALER; the feed's count is ours.
     stats: {
-      get badFrames () { return stats.badFrames + link.stats.badFrames },
+      get badFrames () { return feedBadFrames.count + link.stats.badFrames },
       get snapshots () { return stats.snapshots },
       get repairs () { return stats.repairs },
       get fencedEvents () { return stats.fencedEvents + link.stats.fencedMessages }

@@ -8,7 +8,9 @@
 // It also keeps the API tokens (hashes only) in memory, stores token changes (fenced likewise),
 // hands the list to gateways, and announces each change in the next BEAT (token-table.ts).
 import { Publisher, Router } from 'zeromq'
-import { decodeOrDrop, encode } from '../protocol/frames.js'
+import { acquireZapHandler, curveServerOptions, type ClusterKeys } from '../protocol/cluster-keys.js'
+import { createBadFrames, decodeOrDrop, encode } from '../protocol/frames.js'
+import { LEADER_PUB_MAX_BYTES, LEADER_ROUTER_MAX_BYTES, limitOptions, PAGE_BYTES, PAGE_ITEMS } from '../protocol/socket-limits.js'
 import { Inbound, type Body, type Message, type Observation, type Task, type TokenOp, type TokenResult, type Verb, type WriteOp, type WriteResult } from '../protocol/messages.js'
 import { isAdmin } from '../protocol/scopes.js'
 import { MAX_TOKENS, type TokenRecord } from '../protocol/token-model.js'
@@ -86,6 +88,8 @@ export interface LeaderConfig {
   /** `roster up` with auth off: no admin token is the normal case, said at info, not warn. A
    *  standalone leader cannot know its gateways' --auth, so it warns. */
   authOff?: boolean
+  /** With keys, the ROUTER and PUB are CURVE servers that admit only the follower key. */
+  clusterKeys?: ClusterKeys
 }
 
 export interface LeaderDeps {
@@ -105,7 +109,7 @@ export interface Leader {
   /** Called when the leader cannot work as configured (its --bind is taken): it has stopped. */
   onFatal: (cb: (err: Error) => void) => void
   /** `unstorable`: items the database refused for their data (isolateUnstorable). */
-  readonly stats: { badFrames: number, commits: number, changes: number, unstorable: number }
+  readonly stats: { readonly badFrames: number, commits: number, changes: number, unstorable: number }
 }
 
 type QueueItem =
@@ -161,12 +165,15 @@ interface Term {
   tokenChain: Promise<void>
   loop: Promise<void>
   readLoop: Promise<void>
+  /** Set while this term's sockets need the process's ZAP handler (cluster-keys.ts). */
+  releaseZap?: () => Promise<void>
 }
 
 export function createLeader ({ store, tokens: tokenStore, lock, log, config }: LeaderDeps): Leader {
   const bootstrapHash = config.bootstrapToken === undefined || config.bootstrapToken === '' ? null : hashSecret(config.bootstrapToken)
   const historyLimit = config.historyLimit ?? DEFAULT_HISTORY_LIMIT
-  const stats = { badFrames: 0, commits: 0, changes: 0, unstorable: 0 }
+  const bad = createBadFrames(log, 'dropped a bad frame')
+  const stats = { get badFrames () { return bad.count }, commits: 0, changes: 0, unstorable: 0 }
   let status: 'stopped' | 'standby' | 'active' = 'stopped'
   let term: Term | null = null
   let campaign: Promise<void> | null = null
@@ -231,10 +238,11 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       await lock.release()
       return
     }
-    // handshakeInterval: a peer that connects and never greets (a frozen process, a port scanner)
-    // is dropped after 5 s instead of libzmq's default 30 s, as the worker does with providers.
-    const router = new Router({ linger: 0, handover: true, sendHighWaterMark: 100_000, handshakeInterval: 5000 })
-    const pub = new Publisher({ linger: 0, sendHighWaterMark: 100_000, handshakeInterval: 5000 })
+    // Limits (socket-limits.ts): a peer that never finishes its handshake is dropped after 5 s,
+    // one that announces an oversized frame at once. With keys, only followers get that far.
+    const security = curveServerOptions(config.clusterKeys)
+    const router = new Router({ linger: 0, handover: true, sendHighWaterMark: 100_000, ...limitOptions(LEADER_ROUTER_MAX_BYTES), ...security })
+    const pub = new Publisher({ linger: 0, sendHighWaterMark: 100_000, ...limitOptions(LEADER_PUB_MAX_BYTES), ...security })
     const quorum = createObserverQuorum()
     const requorum = new Set<string>()
     const assignment = createAssignment({
@@ -284,6 +292,8 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       if (p.check?.type === 'ttl' && p.state === 'up') t.ttl.grant(p.id, p.check.ttlMs, epochMs(p.lastSeen) ?? now, now)
     }
     term = t
+    // The ZAP handler answers before the first peer can connect; it is released with the term.
+    if (config.clusterKeys !== undefined) t.releaseZap = await acquireZapHandler(config.clusterKeys)
     await router.bind(config.bind)
     await pub.bind(pubEndpoint(config.bind))
     everBound = true
@@ -396,6 +406,7 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
     await t.loop
     await t.readLoop
     await t.tokenChain
+    await t.releaseZap?.()
   }
 
   /** Stops acting at once (no more publishes or replies), then campaigns again. */
@@ -410,10 +421,7 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
   async function readLoop (t: Term): Promise<void> {
     for await (const [identity, ...frames] of t.router) {
       if (term !== t || identity === undefined) return
-      const msg = decodeOrDrop(frames, Inbound.leaderRouter, (reason) => {
-        stats.badFrames++
-        log.warn({ peer: identity.toString('hex'), err: reason }, 'dropped a bad frame')
-      })
+      const msg = decodeOrDrop(frames, Inbound.leaderRouter, bad, { peer: identity.subarray(0, 64).toString('hex') })
       if (msg === null) continue
       handle(t, identity, msg)
     }
@@ -452,9 +460,14 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
         t.readied.delete(msg.body.workerId)
         if (t.workers.remove(msg.body.workerId)) dropWorker(t, msg.body.workerId)
         return
-      case 'SNAPSHOT_REQ':
-        reply(t, identity, 'SNAPSHOT', { requestId: msg.body.requestId, epoch: t.epoch, revision: t.head, providers: [...t.state.values()] })
+      case 'SNAPSHOT_REQ': {
+        // Every page is taken now, at one revision; they differ only in size (socket-limits.ts).
+        const pages = pageByBytes([...t.state.values()])
+        pages.forEach((providers, page) => {
+          reply(t, identity, 'SNAPSHOT', { requestId: msg.body.requestId, epoch: t.epoch, revision: t.head, providers, page, more: page < pages.length - 1 })
+        })
         return
+      }
       case 'SINCE_REQ':
         readChangeLog(t, identity, msg.body)
         return
@@ -482,7 +495,8 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       logReads++
       store.changesSince(body.revision, body.limit).then(
         ({ available, changes }) => {
-          reply(t, identity, 'EVENTS', { requestId: body.requestId, epoch: t.epoch, available, events: changes, head: t.head })
+          // One page of bytes at most: the gateway asks again from the last revision it got.
+          reply(t, identity, 'EVENTS', { requestId: body.requestId, epoch: t.epoch, available, events: pageByBytes(changes)[0] ?? [], head: t.head })
         },
         (err) => log.warn({ err }, 'could not read the change log; the gateway will retry')
       ).finally(() => {
@@ -797,7 +811,10 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
           if (p !== undefined) tasks.push(toTask(p))
         }
         t.assignedTasks += tasks.length
-        reply(t, identity, 'ASSIGN', { epoch: t.epoch, tasks })
+        const pages = Math.max(1, Math.ceil(tasks.length / PAGE_ITEMS))
+        for (let page = 0; page < pages; page++) {
+          reply(t, identity, 'ASSIGN', { epoch: t.epoch, tasks: tasks.slice(page * PAGE_ITEMS, (page + 1) * PAGE_ITEMS), page, more: page < pages - 1 })
+        }
       }
       t.dirtyWorkers.clear()
     }, Math.max(ASSIGN_FLUSH_MS, paced))
@@ -853,6 +870,25 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
     onFatal (cb) { fatalListeners.push(cb) },
     stats
   }
+}
+
+/** Splits items into pages of about PAGE_BYTES of JSON each (at least one item a page), so
+ *  that no answer exceeds what the followers' sockets accept (socket-limits.ts). */
+function pageByBytes<T> (items: T[]): T[][] {
+  const pages: T[][] = []
+  let page: T[] = []
+  let bytes = 0
+  for (const item of items) {
+    if (page.length > 0 && bytes >= PAGE_BYTES) {
+      pages.push(page)
+      page = []
+      bytes = 0
+    }
+    page.push(item)
+    bytes += Buffer.byteLength(JSON.stringify(item))
+  }
+  pages.push(page)
+  return pages
 }
 
 /** Whether a worker watches the provider: it has a heartbeat endpoint or an http/tcp check. */

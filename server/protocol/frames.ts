@@ -6,6 +6,7 @@ import { FormatRegistry, type TSchema } from '@sinclair/typebox'
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import { Bodies, type Body, type Message, type Verb } from './messages.js'
 import { STORABLE_TEXT_PREFIX, storableTextProblem } from './model.js'
+import type { Log } from '../shared/log.js'
 
 export class ProtocolError extends Error {
   readonly code = 'ROSTER_ERR_PROTOCOL_BAD_FRAME'
@@ -55,18 +56,57 @@ export function decode<const A extends readonly Verb[]> (
   return { verb, body } as Extract<Message, { verb: A[number] }>
 }
 
-/** The protocol's rule for a bad frame (README §2): the message is dropped and `onBad` (which
- *  logs and counts it) is told why; null is returned instead of a message. */
+/** At most this many bad-frame lines per socket per second: enough to see what a broken peer
+ *  sends, while 100,000 garbage frames a second cost a few lines, not 100,000. */
+export const BAD_FRAME_LOGS_PER_SECOND = 3
+const BAD_FRAME_LOG_WINDOW_MS = 1000
+
+/** One socket's bad frames: every one is counted; they are logged at most
+ *  BAD_FRAME_LOGS_PER_SECOND a second, and the next line logged says how many were not. */
+export interface BadFrames {
+  readonly count: number
+  /** Counts a bad frame and maybe logs it, with `fields` (a peer, an endpoint) and the reason. */
+  drop: (reason: string, fields?: Record<string, unknown>) => void
+}
+
+export function createBadFrames (log: Log, message: string, now: () => number = Date.now): BadFrames {
+  let count = 0
+  let windowStart = -Infinity
+  let logged = 0
+  let suppressed = 0
+  return {
+    get count () { return count },
+    drop (reason, fields = {}) {
+      count++
+      const t = now()
+      if (t - windowStart >= BAD_FRAME_LOG_WINDOW_MS) {
+        windowStart = t
+        logged = 0
+      }
+      if (logged >= BAD_FRAME_LOGS_PER_SECOND) {
+        suppressed++
+        return
+      }
+      logged++
+      log.warn({ ...fields, err: reason, ...(suppressed > 0 ? { suppressed } : {}), badFrames: count }, message)
+      suppressed = 0
+    }
+  }
+}
+
+/** The protocol's rule for a bad frame (README §2): the message is dropped and counted (and
+ *  logged, rate-limited) in `bad`; null is returned instead of a message. */
 export function decodeOrDrop<const A extends readonly Verb[]> (
   frames: Buffer[],
   allowed: A,
-  onBad: (reason: string) => void
+  bad: BadFrames,
+  fields?: Record<string, unknown>
 ): Extract<Message, { verb: A[number] }> | null {
   try {
     return decode(frames, allowed)
   } catch (err) {
     if (!(err instanceof ProtocolError)) throw err
-    onBad(err.message)
+    bad.drop(err.message, fields)
     return null
   }
 }

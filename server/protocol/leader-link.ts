@@ -4,7 +4,9 @@
 // owns what the messages mean. It must never deliver a message from an epoch older than the
 // highest one it has seen: that is how a deposed leader is made harmless.
 import { Dealer } from 'zeromq'
-import { decodeOrDrop, encode } from './frames.js'
+import { curveClientOptions, type ClusterKeys } from './cluster-keys.js'
+import { createBadFrames, decodeOrDrop, encode } from './frames.js'
+import { limitOptions } from './socket-limits.js'
 import { type Body, type Message, type Verb } from './messages.js'
 import { createSendQueue, type SendQueue } from './send-queue.js'
 import { everyAfterReads } from '../shared/after-reads.js'
@@ -31,6 +33,10 @@ export interface LeaderLinkOptions<V extends Verb> {
   log: Log
   pingIntervalMs?: number
   livenessMisses?: number
+  /** The largest frame this follower accepts from a leader (socket-limits.ts). */
+  maxMessageBytes: number
+  /** With keys, the DEALER is a CURVE client of the leader (cluster-keys.ts). */
+  clusterKeys?: ClusterKeys
 }
 
 export interface LeaderLink {
@@ -39,14 +45,19 @@ export interface LeaderLink {
   /** Queues a message to the current leader; false (nothing queued) when there is none. */
   send: <W extends Verb>(verb: W, body: Body<W>) => boolean
   readonly leader: LeaderInfo | null
-  readonly stats: { badFrames: number, fencedMessages: number, failovers: number }
+  readonly stats: { readonly badFrames: number, fencedMessages: number, failovers: number }
 }
 
 export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): LeaderLink {
   const { candidates, log } = opts
   const pingIntervalMs = opts.pingIntervalMs ?? PING_INTERVAL_MS
   const silenceMs = pingIntervalMs * (opts.livenessMisses ?? LIVENESS_MISSES)
-  const stats = { badFrames: 0, fencedMessages: 0, failovers: 0 }
+  const bad = createBadFrames(log, 'dropped a bad frame from the leader')
+  const stats = {
+    get badFrames () { return bad.count },
+    fencedMessages: 0,
+    failovers: 0
+  }
   const inbound = [...new Set<Verb>([...opts.inbound, 'PONG'])]
 
   let running = false
@@ -61,7 +72,14 @@ export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): L
   function openSocket (): void {
     const endpoint = candidates[candidateIndex % candidates.length] as string
     // A fresh socket per attempt (as ppworker.py does): nothing queued for a dead leader survives.
-    const dealer = new Dealer({ linger: 0, routingId: opts.peerId, sendHighWaterMark: 10_000, sendTimeout: 0 })
+    const dealer = new Dealer({
+      linger: 0,
+      routingId: opts.peerId,
+      sendHighWaterMark: 10_000,
+      sendTimeout: 0,
+      ...limitOptions(opts.maxMessageBytes),
+      ...curveClientOptions(opts.clusterKeys)
+    })
     // Taken before connect, or early events are lost; reading `events` after close() throws.
     let events: Dealer['events']
     try {
@@ -104,10 +122,7 @@ export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): L
   async function readLoop (dealer: Dealer, endpoint: string): Promise<void> {
     for await (const frames of dealer) {
       if (dealer !== socket) return
-      const msg = decodeOrDrop(frames, inbound, (reason) => {
-        stats.badFrames++
-        log.warn({ endpoint, err: reason }, 'dropped a bad frame from the leader')
-      })
+      const msg = decodeOrDrop(frames, inbound, bad, { endpoint })
       if (msg === null) continue
       // A failing callback must not deafen the link: log it and keep reading.
       try {

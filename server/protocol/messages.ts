@@ -10,6 +10,8 @@ import { TokenId, TokenRecord } from './token-model.js'
 export const Epoch = Type.Integer({ minimum: 1, description: 'the leader term that sent this message' })
 const RequestId = Type.String({ minLength: 1, maxLength: 64 })
 const WorkerId = Type.String({ minLength: 1, maxLength: 64 })
+/** A page's index within one paged answer (SNAPSHOT, ASSIGN). */
+const Page = Type.Integer({ minimum: 0, maximum: 1_000_000 })
 /** Wall-clock ms; the maximum is the last instant a JavaScript Date can hold. */
 const EpochMs = Type.Union([Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 }), Type.Null()])
 
@@ -140,8 +142,17 @@ export const Bodies = {
   TOKEN_WRITE: Type.Object({ requestId: RequestId, op: TokenOp }, { additionalProperties: false }),
   TOKENS_REQ: Type.Object({ requestId: RequestId }, { additionalProperties: false }),
   // leader → gateway
+  /** Sent in pages (socket-limits.ts PAGE_BYTES), all taken at `revision`: pages 0, 1, … of one
+   *  requestId, each but the last with `more: true`. Absent `page`/`more`: a single page. */
   SNAPSHOT: Type.Object(
-    { requestId: RequestId, epoch: Epoch, revision: Type.Integer({ minimum: 0 }), providers: Type.Array(Provider) },
+    {
+      requestId: RequestId,
+      epoch: Epoch,
+      revision: Type.Integer({ minimum: 0 }),
+      providers: Type.Array(Provider),
+      page: Type.Optional(Page),
+      more: Type.Optional(Type.Boolean())
+    },
     { additionalProperties: false }
   ),
   EVENTS: Type.Object(
@@ -176,7 +187,12 @@ export const Bodies = {
   BYE: Type.Object({ workerId: WorkerId }, { additionalProperties: false }),
   // leader → worker and gateway
   PONG: Type.Object({ epoch: Epoch, revision: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
-  ASSIGN: Type.Object({ epoch: Epoch, tasks: Type.Array(Task) }, { additionalProperties: false }),
+  /** The complete task list, in pages of at most PAGE_ITEMS tasks (socket-limits.ts) like
+   *  SNAPSHOT: the worker applies the list once it holds pages 0 to the one without `more`. */
+  ASSIGN: Type.Object(
+    { epoch: Epoch, tasks: Type.Array(Task), page: Type.Optional(Page), more: Type.Optional(Type.Boolean()) },
+    { additionalProperties: false }
+  ),
   ACK: Type.Object({ epoch: Epoch, seq: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
   // leader PUB → gateways
   EVENT: Type.Object(

@@ -11,7 +11,10 @@ import { isIP } from 'node:net'
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Subscriber } from 'zeromq'
+import type { ClusterKeys } from '../protocol/cluster-keys.js'
+import { createBadFrames } from '../protocol/frames.js'
 import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
+import { HANDSHAKE_TIMEOUT_MS, HEARTBEAT_SUB_MAX_BYTES, limitOptions, PAGE_ITEMS, WORKER_DEALER_MAX_BYTES } from '../protocol/socket-limits.js'
 import type { Message, Observation, Task } from '../protocol/messages.js'
 import { REASON_MAX_LENGTH } from '../protocol/model.js'
 import { endpointTarget, firstOutside, notAllowedDetail, type AllowedTargets } from '../protocol/targets.js'
@@ -29,10 +32,10 @@ import { runProbe } from './probes.js'
 export const REPORT_RESEND_MS = 1000
 const RESEND_TICK_DIVISOR = 4
 
-/** One REPORT carries at most this many observations (about 100 KB of JSON), so a mass
- *  transition (a worker cut off from a whole rack) reaches the leader as several
- *  commit-sized batches rather than one huge frame. */
-const REPORT_MAX_OBSERVATIONS = 1000
+/** One REPORT (and one READY) carries at most this many observations (about 100 KB of JSON,
+ *  2 MB at worst: socket-limits.ts), so a mass transition (a worker cut off from a whole rack)
+ *  reaches the leader as several commit-sized batches rather than one huge frame. */
+const REPORT_MAX_OBSERVATIONS = PAGE_ITEMS
 
 /** The SUB reconnects a dropped provider after 100–200 ms (libzmq adds up to one interval of
  *  jitter), doubling up to 1 s while the provider stays away: a restarted provider is seen
@@ -50,9 +53,10 @@ const SUB_RECONNECT_MAX_MS = 1000
  *  less often than every 5 s would be disconnected and reconnected every 5 s. */
 const ZMTP_HEARTBEAT_INTERVAL_MS = 1000
 const ZMTP_HEARTBEAT_TIMEOUT_MS = 5000
-/** The same 5 s bound the ZMTP handshake (libzmq's default is 30 s), which heartbeats do not
- *  cover: a provider frozen while the SUB connects accepts TCP in its kernel but never greets. */
-const ZMTP_HANDSHAKE_TIMEOUT_MS = ZMTP_HEARTBEAT_TIMEOUT_MS
+/** The same 5 s bound the ZMTP handshake (socket-limits.ts; libzmq's default is 30 s), which
+ *  heartbeats do not cover: a provider frozen while the SUB connects accepts TCP in its kernel
+ *  but never greets. */
+const ZMTP_HANDSHAKE_TIMEOUT_MS = HANDSHAKE_TIMEOUT_MS
 
 /**
  * Why two SUBs. ZMTP heartbeats cost O(connections²): every PONG cancels its connection's
@@ -75,8 +79,9 @@ const TCP_KEEPALIVE_COUNT = 3
  *  ~2 minutes of SYN retries, so a provider whose host comes back is seen within seconds. */
 const SUB_CONNECT_TIMEOUT_MS = 2000
 
-/** Bad input is logged at most once a second (with a count of what was suppressed), so a
- *  misbehaving publisher cannot flood the log. */
+/** Unknown providers' heartbeats are logged at most once a second (with a count of what was
+ *  suppressed), so a misbehaving publisher cannot flood the log; bad frames are rate-limited by
+ *  protocol/frames.ts like every socket's. */
 const BAD_INPUT_LOG_MS = 1000
 /** A loop that failed unexpectedly is restarted after this pause rather than spinning. */
 const LOOP_RESTART_MS = 1000
@@ -106,6 +111,9 @@ export interface WorkerOptions {
   /** `--allow-targets`: heartbeat endpoints and check targets outside are not connected to, and
    *  their providers are reported down. Null or absent: any address. */
   allowTargets?: AllowedTargets | null
+  /** With keys, the DEALER to the leader is a CURVE client (cluster-keys.ts); the heartbeat
+   *  SUBs stay plain, since providers are outside the cluster. */
+  clusterKeys?: ClusterKeys
 }
 
 export interface WorkerStats {
@@ -202,7 +210,10 @@ export function createWorker (opts: WorkerOptions): Worker {
   const verdicts = new Map<string, { refusal: string | null, at: number }>()
   const resolving = new Set<string>()
   let verdictsSweptAt = 0
-  const logBadFrame = createThrottle(BAD_INPUT_LOG_MS)
+  const badHeartbeats = createBadFrames(log, 'dropped a bad heartbeat')
+  /** The pages of the ASSIGN being received (protocol/messages.ts). */
+  let assignPages: Task[] = []
+  let assignPagesSeen = 0
   const logUnknown = createThrottle(BAD_INPUT_LOG_MS)
   const logUnconnected = createThrottle(BAD_INPUT_LOG_MS)
   const logUnmatchedHandshake = createThrottle(BAD_INPUT_LOG_MS)
@@ -232,7 +243,7 @@ export function createWorker (opts: WorkerOptions): Worker {
 
   const counters = {
     heartbeats: 0,
-    badFrames: 0,
+    get badFrames () { return badHeartbeats.count },
     unknownProviders: 0,
     unconnectedHeartbeats: 0,
     unmatchedHandshakes: 0,
@@ -301,14 +312,42 @@ export function createWorker (opts: WorkerOptions): Worker {
 
   function onLeader (leader: LeaderInfo): void {
     log.info({ leader: leader.endpoint, epoch: leader.epoch, watching: liveness.size }, 'sending READY to the leader')
-    link?.send('READY', { workerId, observations: [...liveness.observations(), ...checks.observations()] })
+    assignPages = []
+    assignPagesSeen = 0
+    // In pages, each a READY of its own (the leader treats each alike): see socket-limits.ts.
+    const observations = [...liveness.observations(), ...checks.observations()]
+    for (let i = 0; i === 0 || i < observations.length; i += REPORT_MAX_OBSERVATIONS) {
+      link?.send('READY', { workerId, observations: observations.slice(i, i + REPORT_MAX_OBSERVATIONS) })
+    }
     // A new leader may never have seen the REPORTs its predecessor did not ACK.
     sendReports(() => true)
   }
 
   function onMessage (msg: Extract<Message, { verb: 'ASSIGN' | 'ACK' }>): void {
     if (msg.verb === 'ACK') onAck(msg.body.seq)
-    else applyAssign(msg.body.tasks)
+    else takeAssignPage(msg.body)
+  }
+
+  /** Collects an ASSIGN's pages and applies the whole list at its last page. A page out of
+   *  order means one was lost: the pages collected so far are dropped, and the tasks stay as
+   *  they were until the next complete ASSIGN (the leader sends one at the next READY). */
+  function takeAssignPage (body: Extract<Message, { verb: 'ASSIGN' }>['body']): void {
+    const page = body.page ?? 0
+    if (page === 0) {
+      assignPages = []
+    } else if (page !== assignPagesSeen) {
+      log.warn({ page, expected: assignPagesSeen }, 'an ASSIGN page was lost; keeping the current tasks')
+      assignPages = []
+      assignPagesSeen = 0
+      return
+    }
+    for (const task of body.tasks) assignPages.push(task)
+    assignPagesSeen = page + 1
+    if (body.more === true) return
+    const tasks = assignPages
+    assignPages = []
+    assignPagesSeen = 0
+    applyAssign(tasks)
   }
 
   function applyAssign (tasks: Task[]): void {
@@ -442,11 +481,7 @@ export function createWorker (opts: WorkerOptions): Worker {
   function onHeartbeat (frames: Buffer[]): void {
     const reason = badFrameReason(frames)
     if (reason !== null) {
-      counters.badFrames++
-      logBadFrame((suppressed) => log.warn(
-        { reason, frames: frames.length, head: frames[0]?.subarray(0, 16).toString('hex'), suppressed },
-        'dropped a bad heartbeat'
-      ))
+      badHeartbeats.drop(reason, { frames: frames.length, head: frames[0]?.subarray(0, 16).toString('hex') })
       return
     }
     const providerId = (frames[1] as Buffer).toString('utf8')
@@ -572,6 +607,7 @@ export function createWorker (opts: WorkerOptions): Worker {
       reconnectInterval: SUB_RECONNECT_MS,
       reconnectMaxInterval: SUB_RECONNECT_MAX_MS,
       connectTimeout: SUB_CONNECT_TIMEOUT_MS,
+      ...limitOptions(HEARTBEAT_SUB_MAX_BYTES),
       handshakeInterval: ZMTP_HANDSHAKE_TIMEOUT_MS,
       ...(name === 'pinged'
         ? { heartbeatInterval: ZMTP_HEARTBEAT_INTERVAL_MS, heartbeatTimeout: ZMTP_HEARTBEAT_TIMEOUT_MS, heartbeatTimeToLive: ZMTP_HEARTBEAT_TIMEOUT_MS }
@@ -652,6 +688,8 @@ export function createWorker (opts: WorkerOptions): Worker {
         onLost: guarded('onLost', () => log.warn({ unacked: unacked.size }, 'leader lost; still watching')),
         onMessage: guarded('onMessage', onMessage),
         log,
+        maxMessageBytes: WORKER_DEALER_MAX_BYTES,
+        ...(opts.clusterKeys !== undefined ? { clusterKeys: opts.clusterKeys } : {}),
         ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {})
       })
       link.start()

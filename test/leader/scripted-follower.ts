@@ -121,8 +121,13 @@ export function startFollower (endpoint: string, id = `follower-${randomUUID().s
       f.send('REPORT', { workerId: id, seq, observations })
     },
     tasks () {
-      const last = f.messages('ASSIGN').at(-1)
-      return last === undefined ? [] : last.body.tasks.map((t) => t.providerId).sort()
+      // ASSIGN comes in pages (protocol/messages.ts): the latest complete list is the pages from
+      // the last page 0 up to the last one without `more`.
+      const assigns = f.messages('ASSIGN')
+      const end = assigns.findLastIndex((m) => m.body.more !== true)
+      if (end === -1) return []
+      const start = assigns.slice(0, end + 1).findLastIndex((m) => (m.body.page ?? 0) === 0)
+      return assigns.slice(start, end + 1).flatMap((m) => m.body.tasks.map((t) => t.providerId)).sort()
     },
     close () {
       f.stopPinging()
