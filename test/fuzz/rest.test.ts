@@ -75,6 +75,16 @@ async function readBack (service: Segment, id: Segment, revision: number): Promi
   return await gw.call('GET', `${path(service, id)}?minRevision=${revision}`)
 }
 
+/** Whether the leader removed provider `id` after `revision` for having been down longer than
+ *  its deregisterAfterMs (a re-registration keeps a down provider's stateSince): a read-back
+ *  may then rightly find nothing. */
+function reapedSince (id: string | null, revision: number): boolean {
+  for (const [r, e] of gw.feed.events) {
+    if (r > revision && e.event === 'deregistered' && e.provider?.id === id && e.provider.reason === 'down-too-long') return true
+  }
+  return false
+}
+
 async function checkWrite (req: WriteRequest): Promise<void> {
   // A 503 is documented for a gateway without a leader; waiting for one here means that any
   // 503 below was caused by the request itself.
@@ -109,6 +119,7 @@ async function checkWrite (req: WriteRequest): Promise<void> {
     const want = expectedSpec(req.body)
     expectSame(specOf(a.json.provider), want, `${what}: the answer's provider`)
     const back = await readBack(req.service, req.id, rev)
+    if (back.status === 404 && reapedSince(req.id.value, rev)) return
     if (back.status !== 200) throw new Error(`${what} → ${a.status} at revision ${rev}, but reading it back → ${back.status} ${show(back.json ?? back.text)}`)
     expectSame(specOf(back.json), want, `${what}: GET after the write`)
     if (back.json.id !== req.id.value || back.json.service !== req.service.value) {
@@ -119,6 +130,7 @@ async function checkWrite (req: WriteRequest): Promise<void> {
   } else if (req.kind === 'maintenance') {
     const body = req.body as { enabled: boolean, reason?: string }
     const back = await readBack(req.service, req.id, rev)
+    if (back.status === 404 && reapedSince(req.id.value, rev)) return
     if (back.status !== 200) throw new Error(`${what} → ${a.status}, but reading it back → ${back.status}`)
     for (const [where, p] of [['answer', a.json.provider], ['GET', back.json]] as const) {
       if (body.enabled && p.state !== 'maintenance') throw new Error(`${what} (enabled) → ${a.status}, but the ${where} says ${p.state}`)
