@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { parseArgs } from 'node:util'
-import { parseTcpEndpoint, pubEndpoint } from './protocol/endpoints.js'
+import { isLoopbackHost, parseTcpEndpoint, pubEndpoint } from './protocol/endpoints.js'
 import { parseAllowTargets } from './protocol/targets.js'
 import { CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS } from './protocol/model.js'
 import { leaderBindProblem, loadClusterKeys, writeClusterKeys, type ClusterKeys } from './protocol/cluster-keys.js'
@@ -175,7 +175,7 @@ async function main (): Promise<void> {
   // Auth is off unless asked for, which is allowed only on loopback: a gateway on any other
   // address must be told --auth on, or be told explicitly that it may serve everyone.
   const auth = config.auth === 'on'
-  if ((role === 'up' || role === 'gateway') && !auth && !isLoopback(config.host as string) && config['insecure-no-auth'] !== 'true') {
+  if ((role === 'up' || role === 'gateway') && !auth && !isLoopbackHost(config.host as string) && config['insecure-no-auth'] !== 'true') {
     console.error(`roster ${role}: refusing to serve --host ${config.host as string} without authentication: ` +
       'give --auth on (clients then need a bearer token), or --insecure-no-auth to serve it open anyway')
     process.exitCode = 2
@@ -300,12 +300,6 @@ async function main (): Promise<void> {
 /** 32–256 printable ASCII characters: at 32, even a secret drawn from base64's 64 symbols has 192
  *  bits, beyond brute force of its SHA-256 (server/shared/token-secret.ts). */
 const BOOTSTRAP_SECRET_RE = /^[\x21-\x7e]{32,256}$/
-
-/** Whether a --host value is a loopback address: only this machine can connect. */
-function isLoopback (host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, '')
-  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
-}
 
 /** `roster keys generate FILE [--force]`: returns the exit code. */
 function keysCommand (argv: string[]): number {

@@ -8,6 +8,7 @@ import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { curveKeyPair, Reply } from 'zeromq'
+import { isLoopbackHost } from './endpoints.js'
 
 /** A Z85-encoded CURVE key: 32 bytes are 40 characters of the Z85 alphabet (ZeroMQ RFC 32). */
 const Z85_ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#'
@@ -72,16 +73,10 @@ export function loadClusterKeys (file: string): ClusterKeys {
   return parsed
 }
 
-/** Loopback hosts, where a leader without keys is reachable only from this machine. */
-export function isLoopbackEndpoint (endpoint: string): boolean {
-  const host = endpoint.replace(/^tcp:\/\//, '').replace(/:[0-9]+$/, '').replace(/^\[(.*)\]$/, '$1').toLowerCase()
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
-}
-
 /** The rule for starting a leader: on a non-loopback `--bind` it needs keys, unless the
  *  operator says `--insecure-no-auth`. Returns the message of the refusal, or null. */
 export function leaderBindProblem (bind: string, hasKeys: boolean, insecure: boolean): string | null {
-  if (hasKeys || insecure || isLoopbackEndpoint(bind)) return null
+  if (hasKeys || insecure || isLoopbackHost(bind.replace(/^tcp:\/\//, '').replace(/:[0-9]+$/, ''))) return null
   return `--bind ${bind} is not a loopback address: anyone who reaches it could act as a worker or gateway. ` +
     'Give the cluster keys with --cluster-keys FILE (make them with `roster keys generate FILE`), ' +
     'or pass --insecure-no-auth to run without them'

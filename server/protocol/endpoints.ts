@@ -16,3 +16,10 @@ export function parseTcpEndpoint (value: string, flag: string): string {
   }
   return value
 }
+
+/** Whether `host` (a --host or --bind host, brackets allowed) is a loopback address: only this
+ *  machine can connect, which is what lets a gateway run without auth and a leader without keys. */
+export function isLoopbackHost (host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1')
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
+}

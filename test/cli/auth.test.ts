@@ -4,32 +4,18 @@
 // that creates it.
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
-  freeLeaderBind, freePort, killAllRoster, removeTestStorage, runRoster, storageFlags, testStorage, type RosterCommand
+  CLEAN_ENV, freeLeaderBind, freePort, killAllRoster, removeTestStorage, runRoster, runToExit, storageFlags, testStorage, type RosterCommand
 } from '../helpers/cluster.js'
 import { waitFor } from '../helpers/wait-for.js'
 
-const EXIT_TIMEOUT_MS = 60_000
 const UP_TIMEOUT_MS = 60_000
 const BOOTSTRAP = 'cli-bootstrap-secret-0123456789abcdefghij'
 
 /** Each `roster` child starts through tsx in 1–3 s here, several times that on a loaded machine;
  *  the tests that run a dozen commands get minutes. */
-/** Every environment twin this file cares about unset, so that only what a test passes counts. */
-const CLEAN_ENV: NodeJS.ProcessEnv = Object.fromEntries([
-  'ROSTER_PORT', 'PORT', 'ROSTER_HOST', 'HOST', 'ROSTER_DATABASE_URL', 'DATABASE_URL', 'ROSTER_DATA_DIR', 'ROSTER_BIND',
-  'ROSTER_LEADER', 'ROSTER_LOG_LEVEL', 'ROSTER_AUTH', 'ROSTER_INSECURE_NO_AUTH', 'ROSTER_BOOTSTRAP_TOKEN', 'ROSTER_URL', 'ROSTER_TOKEN'
-].map((k) => [k, undefined]))
 
 afterEach(async () => { await killAllRoster() })
 afterAll(async () => { await removeTestStorage() })
-
-async function run (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const cmd = runRoster(args, { ...CLEAN_ENV, ...env })
-  const timer = setTimeout(() => { void cmd.kill('SIGKILL') }, EXIT_TIMEOUT_MS)
-  const { code } = await cmd.exited
-  clearTimeout(timer)
-  return { code, stdout: cmd.stdout(), stderr: cmd.stderr() }
-}
 
 async function rosterUp (extra: string[], env: NodeJS.ProcessEnv = {}): Promise<{ cmd: RosterCommand, url: string }> {
   const storage = await testStorage('roster-cli-auth-')
@@ -54,15 +40,15 @@ async function get (url: string, token?: string): Promise<number> {
 describe('--auth', () => {
   it('refuses to serve a non-loopback host without auth (exit 2, naming --auth on and --insecure-no-auth)', async () => {
     for (const args of [['gateway', '--host', '0.0.0.0'], ['gateway', '--host', '0.0.0.0', '--auth', 'off'], ['up', '--host', '10.1.2.3']]) {
-      const { code, stderr } = await run([...args, '--port', String(await freePort())])
+      const { code, stderr } = await runToExit([...args, '--port', String(await freePort())])
       expect(code, args.join(' ')).toBe(2)
       expect(stderr).toContain('--auth on')
       expect(stderr).toContain('--insecure-no-auth')
     }
-    const bad = await run(['gateway', '--auth', 'maybe'])
+    const bad = await runToExit(['gateway', '--auth', 'maybe'])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain('--auth must be on or off')
-    const weak = await run(['leader', '--bind', await freeLeaderBind()], { ROSTER_BOOTSTRAP_TOKEN: 'short' })
+    const weak = await runToExit(['leader', '--bind', await freeLeaderBind()], { ROSTER_BOOTSTRAP_TOKEN: 'short' })
     expect(weak.code).toBe(2)
     expect(weak.stderr).toContain('ROSTER_BOOTSTRAP_TOKEN must be 32–256')
     expect(weak.stderr).not.toContain('short')
@@ -88,7 +74,7 @@ describe('bootstrap and `roster token`', () => {
     expect(await get(`${url}/v1/services`, BOOTSTRAP)).toBe(200)
     const env = { ROSTER_URL: url, ROSTER_TOKEN: BOOTSTRAP }
 
-    const created = await run(['token', 'create', '--name', 'ci', '--scope', 'read', '--scope', 'write:pay*', '--expires-in', '30d'], env)
+    const created = await runToExit(['token', 'create', '--name', 'ci', '--scope', 'read', '--scope', 'write:pay*', '--expires-in', '30d'], env)
     expect(created.code, created.stderr).toBe(0)
     const answer = JSON.parse(created.stdout) as { token: { id: string, scopes: string[], expiresAt: string }, secret: string }
     expect(answer.token.scopes).toEqual(['read', 'write:pay*'])
@@ -96,37 +82,37 @@ describe('bootstrap and `roster token`', () => {
     expect(await get(`${url}/v1/services`, answer.secret)).toBe(200)
 
     // --url and --token as flags, the same as their environment twins.
-    const listed = await run(['token', 'list', '--url', url, '--token', BOOTSTRAP])
+    const listed = await runToExit(['token', 'list', '--url', url, '--token', BOOTSTRAP])
     expect(listed.code).toBe(0)
     expect(listed.stdout).toContain(answer.token.id)
     expect(listed.stdout).toMatch(/bootstrap\tadmin\t/)
     expect(listed.stdout).not.toContain(answer.secret)
 
-    expect(await run(['token', 'revoke', answer.token.id], env)).toMatchObject({ code: 0, stdout: `revoked ${answer.token.id}\n` })
+    expect(await runToExit(['token', 'revoke', answer.token.id], env)).toMatchObject({ code: 0, stdout: `revoked ${answer.token.id}\n` })
     expect(await get(`${url}/v1/services`, answer.secret)).toBe(401)
-    const again = await run(['token', 'revoke', answer.token.id], env)
+    const again = await runToExit(['token', 'revoke', answer.token.id], env)
     expect(again.code).toBe(1)
     expect(again.stderr).toContain(`no token with id '${answer.token.id}' (ROSTER_ERR_TOKEN_NOT_FOUND)`)
 
     // Error answers: exit 1 with the server's message.
-    const noToken = await run(['token', 'list', '--url', url])
+    const noToken = await runToExit(['token', 'list', '--url', url])
     expect(noToken.code).toBe(1)
     expect(noToken.stderr).toContain('a bearer token is required')
-    const badScope = await run(['token', 'create', '--name', 'x', '--scope', 'write'], env)
+    const badScope = await runToExit(['token', 'create', '--name', 'x', '--scope', 'write'], env)
     expect(badScope.code).toBe(1)
     expect(badScope.stderr).toContain('body/scopes/0')
-    const unreachable = await run(['token', 'list', '--url', `http://127.0.0.1:${await freePort()}`, '--token', BOOTSTRAP])
+    const unreachable = await runToExit(['token', 'list', '--url', `http://127.0.0.1:${await freePort()}`, '--token', BOOTSTRAP])
     expect(unreachable.code).toBe(1)
     expect(unreachable.stderr).toContain('could not reach')
 
     // Bad usage: exit 2.
     for (const args of [['token'], ['token', 'frobnicate'], ['token', 'create', '--scope', 'read'], ['token', 'create', '--name', 'x'],
       ['token', 'create', '--name', 'x', '--scope', 'read', '--expires-in', '30 days'], ['token', 'revoke'], ['token', 'list', '--bogus'], ['token', 'list', '--url', 'ftp://x']]) {
-      const r = await run(args, env)
+      const r = await runToExit(args, env)
       expect(r.code, args.join(' ')).toBe(2)
       expect(r.stderr).toContain('Usage:')
     }
-    expect((await run(['token', '--help'])).code).toBe(0)
+    expect((await runToExit(['token', '--help'])).code).toBe(0)
 
     // The bootstrap secret reached no output of the server's.
     await cmd.kill('SIGTERM')

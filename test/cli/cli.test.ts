@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
-  freeLeaderBind, freePort, http, killAllRoster, runRoster, waitForLeader, waitForReady, type RosterCommand
+  CLEAN_ENV, freeLeaderBind, freePort, http, killAllRoster, runRoster, runToExit, waitForLeader, waitForReady, type RosterCommand
 } from '../helpers/cluster.js'
 import { adminQuery } from '../helpers/postgres-admin.js'
 import { freshDatabaseUrl, hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
@@ -18,12 +18,6 @@ import { waitFor } from '../helpers/wait-for.js'
  *  can take several times that. */
 const EXIT_TIMEOUT_MS = 60_000
 const UP_TIMEOUT_MS = 60_000
-
-/** Every environment twin unset, so that only the flags a test passes count. */
-const CLEAN_ENV: NodeJS.ProcessEnv = Object.fromEntries([
-  'ROSTER_PORT', 'PORT', 'ROSTER_HOST', 'HOST', 'ROSTER_DATABASE_URL', 'DATABASE_URL', 'ROSTER_DATA_DIR',
-  'ROSTER_BIND', 'ROSTER_LEADER', 'ROSTER_LOG_LEVEL'
-].map((k) => [k, undefined]))
 
 const tempDirs: string[] = []
 async function tempDir (): Promise<string> {
@@ -38,15 +32,6 @@ afterEach(async () => {
 afterAll(async () => {
   for (const d of tempDirs) await rm(d, { recursive: true, force: true })
 })
-
-/** Runs a command that is expected to exit by itself. */
-async function run (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const cmd = runRoster(args, { ...CLEAN_ENV, ...env })
-  const timer = setTimeout(() => { void cmd.kill('SIGKILL') }, EXIT_TIMEOUT_MS)
-  const { code } = await cmd.exited
-  clearTimeout(timer)
-  return { code, stdout: cmd.stdout(), stderr: cmd.stderr() }
-}
 
 interface Up { cmd: RosterCommand, url: string, bind: string }
 
@@ -81,7 +66,7 @@ const FLAGS_BY_ROLE: Record<string, { has: string[], not: string[] }> = {
 describe('roster --help', () => {
   it('the top level lists the four commands, exit 0', async () => {
     for (const args of [['--help'], ['-h']]) {
-      const { code, stdout, stderr } = await run(args)
+      const { code, stdout, stderr } = await runToExit(args)
       expect({ args, code, stderr }).toEqual({ args, code: 0, stderr: '' })
       expect(stdout).toContain('Usage: roster <command>')
       for (const role of ['up', 'leader', 'worker', 'gateway']) expect(stdout).toMatch(new RegExp(`^\\s+${role}\\s`, 'm'))
@@ -89,7 +74,7 @@ describe('roster --help', () => {
   }, 120_000)
 
   it.each(Object.keys(FLAGS_BY_ROLE))('roster %s --help lists its flags with their environment twins, exit 0', async (role) => {
-    const { code, stdout, stderr } = await run([role, '--help'])
+    const { code, stdout, stderr } = await runToExit([role, '--help'])
     expect(code).toBe(0)
     expect(stderr).toBe('')
     expect(stdout).toContain(`Usage: roster ${role} [flags]`)
@@ -103,7 +88,7 @@ describe('roster --help', () => {
     if (has.includes('--data-dir')) expect(stdout).toMatch(/--data-dir\b.*default \.\/\.roster/)
     if (has.includes('--bind')) expect(stdout).toMatch(/--bind\b.*default tcp:\/\/127\.0\.0\.1:7071/)
     if (has.includes('--leader')) expect(stdout).toMatch(/--leader\b.*default tcp:\/\/127\.0\.0\.1:7071/)
-    expect((await run([role, '-h'])).stdout).toBe(stdout)
+    expect((await runToExit([role, '-h'])).stdout).toBe(stdout)
   }, 60_000)
 })
 
@@ -135,7 +120,7 @@ describe('roster with bad arguments exits 2 and says what was wrong', () => {
       for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
         // A data directory on every `up`/`leader`: a rejected command must not even create it.
         const args = c.args[0] === 'up' || c.args[0] === 'leader' ? [...c.args, '--data-dir', dataDir] : c.args
-        results.push({ args: c.args, names: c.names, ...await run(args) })
+        results.push({ args: c.args, names: c.names, ...await runToExit(args) })
       }
     }))
     const wrong = results.filter((r) => r.code !== 2 || !r.stderr.includes(r.names) || r.stdout !== '')

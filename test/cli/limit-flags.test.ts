@@ -6,15 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { freeLeaderBind, freePort, http, killAllRoster, runRoster, storageFlags, testStorage, removeTestStorage } from '../helpers/cluster.js'
+import { CLEAN_ENV, freeLeaderBind, freePort, http, killAllRoster, runRoster, runToExit, storageFlags, testStorage, removeTestStorage } from '../helpers/cluster.js'
 import { waitFor } from '../helpers/wait-for.js'
-
-const EXIT_TIMEOUT_MS = 60_000
-const CLEAN_ENV: NodeJS.ProcessEnv = Object.fromEntries([
-  'ROSTER_PORT', 'PORT', 'ROSTER_HOST', 'HOST', 'ROSTER_DATABASE_URL', 'DATABASE_URL', 'ROSTER_DATA_DIR', 'ROSTER_BIND', 'ROSTER_LEADER',
-  'ROSTER_LOG_LEVEL', 'ROSTER_ALLOW_TARGETS', 'ROSTER_MIN_CHECK_INTERVAL_MS', 'ROSTER_WRITE_RATE', 'ROSTER_MAX_PROVIDERS',
-  'ROSTER_MAX_PROVIDERS_PER_SERVICE'
-].map((k) => [k, undefined]))
 
 const dirs: string[] = []
 afterEach(async () => { await killAllRoster() })
@@ -22,14 +15,6 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true })
   await removeTestStorage()
 })
-
-async function run (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const cmd = runRoster(args, { ...CLEAN_ENV, ...env })
-  const timer = setTimeout(() => { void cmd.kill('SIGKILL') }, EXIT_TIMEOUT_MS)
-  const { code } = await cmd.exited
-  clearTimeout(timer)
-  return { code, stdout: cmd.stdout(), stderr: cmd.stderr() }
-}
 
 describe('bad values exit 2 and name the flag', () => {
   it('for every new flag, given as a flag or through its environment twin', async () => {
@@ -49,19 +34,19 @@ describe('bad values exit 2 and name the flag', () => {
       { args: ['gateway', '--max-providers', '5'], names: '--max-providers' }
     ]
     const results = []
-    for (const c of cases) results.push({ ...c, ...await run(c.args, c.env) })
+    for (const c of cases) results.push({ ...c, ...await runToExit(c.args, c.env) })
     const wrong = results.filter((r) => r.code !== 2 || !r.stderr.includes(r.names) || r.stdout !== '')
     expect(wrong.map((r) => `${r.args.join(' ')} ${JSON.stringify(r.env ?? {})} → ${r.code}: ${r.stderr.split('\n')[0] ?? ''}`)).toEqual([])
   }, 240_000)
 
   it('the help lists them with defaults and environment twins', async () => {
-    const { stdout } = await run(['up', '--help'])
+    const { stdout } = await runToExit(['up', '--help'])
     expect(stdout).toMatch(/--allow-targets\b.*default any.*ROSTER_ALLOW_TARGETS/)
     expect(stdout).toMatch(/--max-providers-per-service\b.*default 100000.*ROSTER_MAX_PROVIDERS_PER_SERVICE/)
     expect(stdout).toMatch(/--max-providers\s.*default 500000.*ROSTER_MAX_PROVIDERS\]/)
     expect(stdout).toMatch(/--write-rate\b.*unset: off.*ROSTER_WRITE_RATE/)
     expect(stdout).toMatch(/--min-check-interval-ms\b.*default 1000.*ROSTER_MIN_CHECK_INTERVAL_MS/)
-    expect((await run(['worker', '--help'])).stdout).toMatch(/--allow-targets\b/)
+    expect((await runToExit(['worker', '--help'])).stdout).toMatch(/--allow-targets\b/)
   }, 60_000)
 })
 

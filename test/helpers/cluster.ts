@@ -165,6 +165,24 @@ export interface RosterCommand extends RosterProcess {
  * Runs `roster <args>` exactly as given (no `--log-level` added), with stdout and stderr kept
  * apart: for tests of the command line itself. Tracked like spawnRoster: killAllRoster kills it.
  */
+/** Every environment twin of a flag (and ROSTER_BOOTSTRAP_TOKEN) unset, so that only what a test
+ *  passes counts: a `roster` child otherwise inherits whatever the developer's shell exports. */
+export const CLEAN_ENV: NodeJS.ProcessEnv = Object.fromEntries(
+  [...Object.keys(process.env).filter((k) => k.startsWith('ROSTER_')), 'PORT', 'HOST', 'DATABASE_URL'].map((k) => [k, undefined])
+)
+
+/** Node + tsx start in about a second; a loaded 2-core machine can take many times that. */
+const EXIT_TIMEOUT_MS = 60_000
+
+/** Runs a `roster` command that is expected to exit by itself, in CLEAN_ENV plus `env`. */
+export async function runToExit (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const cmd = runRoster(args, { ...CLEAN_ENV, ...env })
+  const timer = setTimeout(() => { void cmd.kill('SIGKILL') }, EXIT_TIMEOUT_MS)
+  const { code } = await cmd.exited
+  clearTimeout(timer)
+  return { code, stdout: cmd.stdout(), stderr: cmd.stderr() }
+}
+
 export function runRoster (args: string[], env: NodeJS.ProcessEnv = {}): RosterCommand {
   const child = spawn(process.execPath, [ROSTER_BIN, ...args], {
     env: { ...process.env, ...env },
