@@ -9,6 +9,7 @@ import { isLoopbackHost, parseTcpEndpoint, pubEndpoint } from './protocol/endpoi
 import { parseAllowTargets } from './protocol/targets.js'
 import { CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS } from './protocol/model.js'
 import { leaderBindProblem, loadClusterKeys, writeClusterKeys, type ClusterKeys } from './protocol/cluster-keys.js'
+import { CONNECTION_TIMEOUT_MS, HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from './gateway/http-limits.js'
 import { createLog } from './shared/log.js'
 import { startGateway, startLeader, startWorker, type Stopper } from './roles.js'
 import { tokenCommand } from './token-command.js'
@@ -44,12 +45,19 @@ const FLAGS: Record<string, Flag> = {
   'cluster-keys': { env: ['ROSTER_CLUSTER_KEYS'], help: 'CurveZMQ key file (make one with `roster keys generate FILE`): roles authenticate each other and encrypt; unset: plain ZeroMQ', roles: ['up', 'leader', 'worker', 'gateway'] },
   'insecure-no-auth': { env: ['ROSTER_INSECURE_NO_AUTH'], help: 'allow a gateway without auth, or a leader without cluster keys, on a non-loopback address', roles: ['up', 'leader', 'gateway'], boolean: true },
   'max-connections': { env: ['ROSTER_MAX_CONNECTIONS'], help: 'open HTTP and WebSocket connections; default: the open-files limit less 256 (10000 where it cannot be read)', roles: ['up', 'gateway'] },
+  'http-connection-timeout-ms': { env: ['ROSTER_HTTP_CONNECTION_TIMEOUT_MS'], help: 'an HTTP connection silent this long (mid-request, or before its first byte) is closed', roles: ['up', 'gateway'], default: String(CONNECTION_TIMEOUT_MS) },
+  'http-keep-alive-timeout-ms': { env: ['ROSTER_HTTP_KEEP_ALIVE_TIMEOUT_MS'], help: 'an idle keep-alive connection is closed after this (keep it above your load balancer\'s idle timeout)', roles: ['up', 'gateway'], default: String(KEEP_ALIVE_TIMEOUT_MS) },
+  'http-headers-timeout-ms': { env: ['ROSTER_HTTP_HEADERS_TIMEOUT_MS'], help: 'the request line and headers must arrive within this (slowloris)', roles: ['up', 'gateway'], default: String(HEADERS_TIMEOUT_MS) },
+  'http-request-timeout-ms': { env: ['ROSTER_HTTP_REQUEST_TIMEOUT_MS'], help: 'a whole request, body included, must arrive within this', roles: ['up', 'gateway'], default: String(REQUEST_TIMEOUT_MS) },
   'max-watchers': { env: ['ROSTER_MAX_WATCHERS'], help: 'WebSocket feed clients; beyond it an upgrade gets 503 ROSTER_ERR_TOO_MANY_WATCHERS', roles: ['up', 'gateway'], default: '50000' },
   'watch-buffer-bytes': { env: ['ROSTER_WATCH_BUFFER_BYTES'], help: 'unsent feed bytes for all clients together; beyond it the slowest client is closed with 4008', roles: ['up', 'gateway'], default: String(256 * 1024 * 1024) },
   'tls-cert': { env: ['ROSTER_TLS_CERT'], help: 'PEM certificate (chain) file: serve HTTPS and WSS (with --tls-key)', roles: ['up', 'gateway'] },
   'tls-key': { env: ['ROSTER_TLS_KEY'], help: 'PEM private key file for --tls-cert', roles: ['up', 'gateway'] },
   'log-level': { env: ['ROSTER_LOG_LEVEL'], help: 'fatal, error, warn, info, debug or silent', roles: ['up', 'leader', 'worker', 'gateway'], default: 'info' }
 }
+
+/** The help's flag column: as wide as the longest flag name. */
+const FLAG_COLUMN = Math.max(...Object.keys(FLAGS).map((name) => name.length))
 
 const ROLES: Record<Role, string> = {
   up: 'all three roles in one process (what `npm start` runs)',
@@ -73,9 +81,9 @@ function usage (role?: Role): string {
   for (const [name, f] of Object.entries(FLAGS)) {
     if (!f.roles.includes(role)) continue
     const def = f.default === undefined ? '' : ` (default ${f.default})`
-    lines.push(`  --${name.padEnd(18)} ${f.help}${def} [${f.env.join(', ')}]`)
+    lines.push(`  --${name.padEnd(FLAG_COLUMN)} ${f.help}${def} [${f.env.join(', ')}]`)
   }
-  lines.push(`  --${'help'.padEnd(18)} show this help`)
+  lines.push(`  --${'help'.padEnd(FLAG_COLUMN)} show this help`)
   return lines.join('\n')
 }
 
@@ -95,7 +103,8 @@ function readConfig (role: Role, argv: string[], env: NodeJS.ProcessEnv): Config
   }
   const port = Number(config.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer 0–65535, got ${JSON.stringify(config.port)}`)
-  for (const name of ['flap-max-changes', 'flap-window-ms', 'flap-hold-ms', 'watchers', 'max-providers-per-service', 'max-providers', 'write-rate', 'max-connections', 'max-watchers', 'watch-buffer-bytes']) {
+  for (const name of ['flap-max-changes', 'flap-window-ms', 'flap-hold-ms', 'watchers', 'max-providers-per-service', 'max-providers', 'write-rate', 'max-connections', 'max-watchers', 'watch-buffer-bytes',
+    'http-connection-timeout-ms', 'http-keep-alive-timeout-ms', 'http-headers-timeout-ms', 'http-request-timeout-ms']) {
     if (config[name] === undefined) continue
     const n = Number(config[name])
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(config[name])}`)
@@ -273,7 +282,13 @@ async function main (): Promise<void> {
       minCheckIntervalMs: Number(config['min-check-interval-ms']),
       ...(config['write-rate'] === undefined ? {} : { writeRatePerSecond: Number(config['write-rate']) }),
       tls,
-      http: config['max-connections'] === undefined ? {} : { maxConnections: Number(config['max-connections']) },
+      http: {
+        ...(config['max-connections'] === undefined ? {} : { maxConnections: Number(config['max-connections']) }),
+        connectionTimeoutMs: Number(config['http-connection-timeout-ms']),
+        keepAliveTimeoutMs: Number(config['http-keep-alive-timeout-ms']),
+        headersTimeoutMs: Number(config['http-headers-timeout-ms']),
+        requestTimeoutMs: Number(config['http-request-timeout-ms'])
+      },
       maxWatchers: Number(config['max-watchers']),
       watchBufferBytes: Number(config['watch-buffer-bytes'])
     }, log)

@@ -4,6 +4,7 @@
 // (ROSTER_ALLOW_TARGETS, ROSTER_MIN_CHECK_INTERVAL_MS, ROSTER_WRITE_RATE).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { CLEAN_ENV, freeLeaderBind, freePort, http, killAllRoster, runRoster, runToExit, storageFlags, testStorage, removeTestStorage } from '../helpers/cluster.js'
@@ -31,7 +32,11 @@ describe('bad values exit 2 and name the flag', () => {
       { args: ['leader', '--max-providers', '-1', '--data-dir', dataDir], names: '--max-providers' },
       { args: ['leader', '--max-providers-per-service', '1.5', '--data-dir', dataDir], names: '--max-providers-per-service' },
       { args: ['leader', '--write-rate', '5', '--data-dir', dataDir], names: '--write-rate' },
-      { args: ['gateway', '--max-providers', '5'], names: '--max-providers' }
+      { args: ['gateway', '--max-providers', '5'], names: '--max-providers' },
+      { args: ['gateway', '--http-headers-timeout-ms', '0'], names: '--http-headers-timeout-ms' },
+      { args: ['gateway'], env: { ROSTER_HTTP_REQUEST_TIMEOUT_MS: 'soon' }, names: '--http-request-timeout-ms' },
+      { args: ['gateway', '--http-connection-timeout-ms', '1.5'], names: '--http-connection-timeout-ms' },
+      { args: ['worker', '--http-keep-alive-timeout-ms', '5000'], names: '--http-keep-alive-timeout-ms' }
     ]
     const results = []
     for (const c of cases) results.push({ ...c, ...await runToExit(c.args, c.env) })
@@ -46,6 +51,7 @@ describe('bad values exit 2 and name the flag', () => {
     expect(stdout).toMatch(/--max-providers\s.*default 500000.*ROSTER_MAX_PROVIDERS\]/)
     expect(stdout).toMatch(/--write-rate\b.*unset: off.*ROSTER_WRITE_RATE/)
     expect(stdout).toMatch(/--min-check-interval-ms\b.*default 1000.*ROSTER_MIN_CHECK_INTERVAL_MS/)
+    expect(stdout).toMatch(/--http-headers-timeout-ms\b.*default 10000.*ROSTER_HTTP_HEADERS_TIMEOUT_MS/)
     expect((await runToExit(['worker', '--help'])).stdout).toMatch(/--allow-targets\b/)
   }, 60_000)
 })
@@ -70,5 +76,30 @@ describe('roster up', () => {
     for (let i = 0; i < 10 && !statuses.includes(429); i++) statuses.push((await http('PUT', provider, { ...base, check: { type: 'tcp', intervalMs: 1000, timeoutMs: 100 } })).status)
     expect(statuses).toContain(429)
     expect(statuses[0]).toBe(201)
+  }, 120_000)
+
+  it('closes a connection that dribbles its headers after --http-headers-timeout-ms, and keeps serving', async () => {
+    const port = await freePort()
+    const cmd = runRoster(['up', '--port', String(port), '--bind', await freeLeaderBind(), ...storageFlags(await testStorage()), '--log-level', 'warn',
+      '--http-headers-timeout-ms', '1000'], CLEAN_ENV)
+    await waitFor(() => cmd.stdout().includes('Roster is up') || cmd.child.exitCode !== null, { timeoutMs: 60_000, what: '"Roster is up"' })
+    expect(cmd.stdout(), cmd.output()).toContain('Roster is up')
+    // A slowloris client: a header line every 300 ms, never the blank line that ends them.
+    const socket = connect(port, '127.0.0.1')
+    const startedAt = Date.now()
+    let closedAt: number | null = null
+    socket.on('close', () => { closedAt = Date.now() })
+    socket.on('error', () => {})
+    socket.write('GET /v1/services HTTP/1.1\r\nHost: x\r\n')
+    const dribble = setInterval(() => { if (!socket.destroyed) socket.write('X-Slow: 1\r\n') }, 300)
+    try {
+      await waitFor(() => closedAt !== null, { timeoutMs: 10_000, what: 'the gateway to close the slow connection' })
+      // The default (10 s) would have kept it open far longer; the check runs every second.
+      expect((closedAt ?? 0) - startedAt).toBeLessThan(4000)
+      expect((await http('GET', `http://127.0.0.1:${port}/v1/health`)).status).toBe(200)
+    } finally {
+      clearInterval(dribble)
+      socket.destroy()
+    }
   }, 120_000)
 })
