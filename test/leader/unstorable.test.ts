@@ -4,20 +4,15 @@
 // PGlite) refuses the data: the test database gets CHECK constraints that refuse one value,
 // since validation now stops NUL and lone surrogates before the leader. Also: such text sent
 // straight to the leader as a WRITE or a REPORT is a bad frame that changes nothing.
-import { afterEach, beforeAll, expect, it } from 'vitest'
+import { beforeAll, expect, it } from 'vitest'
 import { context } from 'zeromq'
-import { createLeader, type Leader } from '../../server/leader/leader.js'
 import { encode } from '../../server/protocol/frames.js'
 import type { WriteOp, WriteResult } from '../../server/protocol/messages.js'
 import type { ProviderSpec } from '../../server/protocol/model.js'
-import { silentLog } from '../../server/shared/log.js'
-import { createLocalLeaderLock, createPgLeaderLock } from '../../server/store/leader-lock.js'
-import { createTokenStore } from '../../server/store/token-store.js'
 import { createRegistryStore } from '../../server/store/registry-store.js'
-import { freeLeaderEndpoint } from '../helpers/cluster.js'
 import { describeBackends, type Backend } from '../helpers/postgres.js'
 import { waitFor } from '../helpers/wait-for.js'
-import { readLeaderFeed, startFollower, type FeedReader, type ScriptedFollower } from './scripted-follower.js'
+import { useLocalLeaders, type LocalLeader } from './local-leader.js'
 
 beforeAll(() => {
   context.blocky = false
@@ -33,36 +28,15 @@ function spec (n: number, extra: Partial<ProviderSpec> = {}): ProviderSpec {
 const register = (id: string, s: ProviderSpec): WriteOp => ({ type: 'register', service: 'orders', id, spec: s })
 
 describeBackends('leader: a change the database refuses', (backend: Backend) => {
-  const leaders: Leader[] = []
-  const followers: ScriptedFollower[] = []
-  const feeds: FeedReader[] = []
+  const local = useLocalLeaders(backend)
 
-  afterEach(async () => {
-    for (const f of followers.splice(0)) f.close()
-    for (const r of feeds.splice(0)) r.close()
-    for (const l of leaders.splice(0)) await l.stop()
-  })
-
-  async function start (): Promise<{ leader: Leader, bind: string, gw: ScriptedFollower, feed: FeedReader }> {
+  async function start (): Promise<LocalLeader> {
     // Real refusals: 23514 check_violation, decided by Postgres for one value of each field.
     await backend.db.exec(`
       alter table providers add constraint poison_host check (host <> '${POISON_HOST}');
       alter table providers add constraint poison_reason check (reason is distinct from '${POISON_REASON}');
       alter table providers add constraint poison_detail check (detail is distinct from '${POISON_DETAIL}');`)
-    const bind = await freeLeaderEndpoint()
-    const lock = backend.kind === 'postgres'
-      ? createPgLeaderLock({ databaseUrl: backend.url, applicationName: `unstorable-${process.pid}` })
-      : createLocalLeaderLock()
-    const leader = createLeader({ store: createRegistryStore(backend.db), tokens: createTokenStore(backend.db), lock, log: silentLog, config: { bind } })
-    leaders.push(leader)
-    await leader.start()
-    await leader.whenActive()
-    const feed = readLeaderFeed(bind)
-    feeds.push(feed)
-    await feed.connected()
-    const gw = startFollower(bind)
-    followers.push(gw)
-    return { leader, bind, gw, feed }
+    return await local.start()
   }
 
   it('answers the poisoned writes of a burst 400 ROSTER_ERR_UNSTORABLE, commits every other one, and stays leader without a revision gap', async () => {
@@ -112,8 +86,7 @@ describeBackends('leader: a change the database refuses', (backend: Backend) => 
     const { leader, bind, gw, feed } = await start()
     const { epoch } = await gw.pong()
     for (const id of ['w-1', 'w-2', 'w-3']) expect((await gw.write(register(id, spec(id.length)))).ok).toBe(true)
-    const worker = startFollower(bind, 'worker-unstorable')
-    followers.push(worker)
+    const worker = local.follower(bind, 'worker-unstorable')
     // READY claims the three providers for this worker (protocol README §7).
     await worker.ready(['w-1', 'w-2', 'w-3'].map((providerId) => ({ providerId, state: 'pending' as const, lastSeen: null })))
     const now = Date.now()
