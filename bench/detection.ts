@@ -1,5 +1,5 @@
 // The `detection` benchmark: how fast Roster tells a WebSocket client that a provider is gone
-// (design.md §4: a dead process within tens of milliseconds, a silent one within three heartbeat
+// (README.md › Timings: a dead process within tens of milliseconds, a silent one within three heartbeat
 // intervals), against a bare ZeroMQ SUB seeing the same kind of crash at the same time.
 //
 // Roster runs as three processes (`roster leader|worker|gateway`), on a fresh server Postgres

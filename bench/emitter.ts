@@ -1,5 +1,5 @@
 // The benchmark's provider host: one process that owns any number of heartbeat PUB sockets, each
-// sending exactly what design.md §3 asks of a provider (two frames, `hb` and its id, every
+// sending exactly what README.md › The heartbeat protocol asks of a provider (two frames, `hb` and its id, every
 // interval). The detection benchmark runs one of these with many providers (the background
 // fleet, so that 50 providers do not cost 50 Node processes) and one per killable provider, so
 // that SIGKILL on it is a real crash of exactly one provider: the kernel closes that socket's

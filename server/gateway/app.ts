@@ -152,7 +152,7 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
 
   for (const schema of [...sharedSchemas, ErrorResponse, Token]) app.addSchema(schema)
 
-  // Before any route: routes registered earlier are missing from the document (stack-notes 4.3).
+  // Before any route: routes registered earlier are missing from the document (@fastify/swagger collects routes as they are added).
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

@@ -3,7 +3,7 @@
 // `{ statusCode, code, error, message }` body. It must never put the text of an unexpected
 // 5xx (a stack, a driver message, an endpoint) in front of a client.
 //
-// Why classes rather than @fastify/error (stack-notes 3.8): the leader sends codes at run time
+// Why classes rather than @fastify/error: the leader sends codes at run time
 // (WriteResult.code), which a per-code constructor cannot carry; one small base class covers
 // both the static catalogue and the leader's verdicts, etcd3-style.
 import { STATUS_CODES } from 'node:http'

@@ -38,7 +38,7 @@ import { createWorkerRegistry, type WorkerRegistry } from './worker-registry.js'
  *  common case where only one event is lost and the next event reveals the gap at once. */
 export const BEAT_INTERVAL_MS = 200
 /** A standby retries the lock this often: after the active leader's session dies, a standby
- *  takes over within ~0.5 s plus its reload time, inside design.md's 2 s write outage. */
+ *  takes over within ~0.5 s plus its reload time, inside the 2 s write outage README.md › Running in production promises. */
 export const CAMPAIGN_INTERVAL_MS = 500
 /** Bounds one transaction: large enough to amortize a commit under load, small enough that
  *  the first write of a batch is not kept waiting behind thousands of others. */

@@ -13,7 +13,7 @@ import { everyAfterReads } from '../shared/after-reads.js'
 import type { Log } from '../shared/log.js'
 
 /** 4 × 250 ms: a dead leader is noticed within 1–1.25 s, which leaves a standby's takeover
- *  (design.md: writes back within 2 s) time to happen before followers give up on a candidate. */
+ *  (writes back within 2 s: README.md › What each failure looks like to a client) time to happen before followers give up on a candidate. */
 export const PING_INTERVAL_MS = 250
 export const LIVENESS_MISSES = 4
 

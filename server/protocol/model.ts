@@ -1,5 +1,5 @@
 // The registry's data model, shared by every role and by the REST and WebSocket contracts
-// (design.md §3). One TypeBox schema per shape; the static type carries the same name, so the
+// (README.md › Every endpoint, The change feed). One TypeBox schema per shape; the static type carries the same name, so the
 // wire format, the HTTP validation and the OpenAPI document cannot drift apart.
 import { Type, type Static, type StringOptions } from '@sinclair/typebox'
 

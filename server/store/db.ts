@@ -41,8 +41,8 @@ function parseInt8 (value: string): number {
 }
 
 /**
- * Pool sizing and timeouts. Writes must fail fast when Postgres is down (design.md §1: 503, not a
- * hang), so:
+ * Pool sizing and timeouts. Writes must fail fast when Postgres is down (README.md › What each failure looks
+ * like to a client: 503, not a hang), so:
  * - connectionTimeoutMillis 1000: an unreachable server fails a checkout within 1 s, while a
  *   loopback or LAN connect normally takes well under 10 ms;
  * - statement_timeout 5000: the server cancels a statement stuck on a lock or I/O, leaving the

@@ -47,7 +47,7 @@ const CONNECTION_TIMEOUT_MS = 1000
  *  for as long as it is frozen: its kernel still answers. Postgres ends a session idle this long
  *  (idle_session_timeout, Postgres 14+), which frees the lock for a standby: 1.5 s is seven
  *  missed checks of a live holder, and with the standby's 0.5 s poll keeps a frozen leader's
- *  write outage near design.md's 2 s. The resumed leader finds its session gone and steps down;
+ *  write outage near the 2 s bound (README.md › What each failure looks like to a client). The resumed leader finds its session gone and steps down;
  *  anything it had in flight is refused by the epoch fence. */
 const IDLE_SESSION_TIMEOUT_MS = 1500
 /** How long release() waits for a clean goodbye before giving up on the socket. */

@@ -1,11 +1,11 @@
 // The worker's liveness bookkeeping: for every provider it was assigned, the state (pending, up,
 // down), the last heartbeat and the moment its silence becomes a `down`. Pure: no I/O, no timers,
 // time comes in as numbers (ms since the epoch), so every rule of the heartbeat contract
-// (design.md §3) is tested with a fake clock. It must never report a transition the contract does
+// (README.md › The heartbeat protocol) is tested with a fake clock. It must never report a transition the contract does
 // not call for: not a `down` because the watcher just started, nor a second `down` for one silence.
 import type { Observation, Task } from '../protocol/messages.js'
 
-/** Three missed intervals make a provider silent (design.md §3, "no heartbeat for three
+/** Three missed intervals make a provider silent (README.md › The heartbeat protocol, "no heartbeat for three
  *  intervals"): one lost or late heartbeat is noise, three in a row is a hung or cut provider. */
 export const LIVENESS_MISSES = 3
 
@@ -176,7 +176,7 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
     heap.push({ at, entry: e })
   }
 
-  /** The takeover grace (design.md §3, protocol README §7): silence is counted from the later of
+  /** The takeover grace (protocol README §7): silence is counted from the later of
    *  the last heartbeat anyone saw and the moment this worker started watching, so a provider
    *  never goes down merely because its watcher changed (or the SUB is still joining). */
   function rearm (e: Entry, now: number): void {

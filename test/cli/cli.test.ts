@@ -81,7 +81,7 @@ describe('roster --help', () => {
     const { has, not } = FLAGS_BY_ROLE[role] as { has: string[], not: string[] }
     for (const flag of has) expect(stdout).toMatch(new RegExp(`^\\s+${flag}\\s`, 'm'))
     for (const flag of not) expect(stdout).not.toMatch(new RegExp(`^\\s+${flag}\\s`, 'm'))
-    // design.md §3: the environment twins and the defaults.
+    // README.md › Configuration: the environment twins and the defaults.
     if (has.includes('--port')) expect(stdout).toMatch(/--port\b.*default 7070.*\bPORT\b/)
     if (has.includes('--host')) expect(stdout).toMatch(/--host\b.*default 127\.0\.0\.1.*\bHOST\b/)
     if (has.includes('--database-url')) expect(stdout).toMatch(/--database-url\b.*\bDATABASE_URL\b/)

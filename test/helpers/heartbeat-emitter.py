@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# A provider's heartbeat in Python (pyzmq), written from design.md section 3 alone, to prove the
+# A provider's heartbeat in Python (pyzmq), written from README.md's heartbeat protocol alone, to prove the
 # contract is implementable outside Node: bind a PUB at --endpoint, and every --interval-ms send
 # two frames, b"hb" and the provider id in UTF-8. Same command line, stdin commands and stdout
 # lines as heartbeat-emitter.ts; it owns one socket and never sends anything else.

@@ -1,4 +1,4 @@
-// A provider's heartbeat as design.md §3 specifies it, as a standalone program for tests: it binds
+// A provider's heartbeat as README.md › The heartbeat protocol specifies it, as a standalone program for tests: it binds
 // a PUB at --endpoint and every --interval-ms sends two frames, `hb` and --id. It owns that one
 // socket and must never do anything else (no registration, no extra frames), so that tests
 // exercise exactly the public contract a provider in any language implements.

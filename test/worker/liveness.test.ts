@@ -1,4 +1,4 @@
-// The heartbeat contract's rules (design.md §3) on a fake clock: pending until the first
+// The heartbeat contract's rules (README.md › The heartbeat protocol) on a fake clock: pending until the first
 // heartbeat, down after exactly three silent intervals or when the connection drops, up again at
 // the next heartbeat, and no false down after a takeover or an interval change.
 import { describe, expect, it } from 'vitest'

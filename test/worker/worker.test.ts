@@ -14,7 +14,7 @@ import { hasPyzmq, killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { now, pendingTask, startScriptedLeader, type ScriptedLeader } from './scripted-leader.js'
 
-/** A dropped connection is reported "within tens of milliseconds" (design.md §4); 1 s leaves
+/** A dropped connection is reported "within tens of milliseconds" (README.md › Timings); 1 s leaves
  *  room for a loaded machine while staying far below any silence bound used here. */
 const DISCONNECT_BOUND_MS = 1000
 /** Slack on top of three intervals for the timer, the REPORT's trip and a busy event loop. */

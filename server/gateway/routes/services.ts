@@ -1,4 +1,4 @@
-// The registry's REST resources (design.md §3): reads answer from the replica and say which
+// The registry's REST resources (README.md › Every endpoint): reads answer from the replica and say which
 // revision they reflect; writes go to the leader and return the revision they produced, after
 // waiting (bounded) for this gateway's replica to catch up so that its next read sees them.
 // Handlers never touch the leader's sockets or the database: only the two ports they are given.

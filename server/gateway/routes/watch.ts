@@ -1,6 +1,6 @@
 // GET /v1/watch: validates the query before the upgrade (a bad query, a missing token, a service
 // the token may not read, or a replica with no snapshot is an ordinary HTTP error), then hands the socket to the watch hub synchronously,
-// since a listener attached after an await would miss frames (stack-notes 4.2). It owns no
+// since a listener attached after an await would miss frames; @fastify/websocket delivers frames as soon as the handler returns. It owns no
 // state: the hub does.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { readableBy } from '../auth.js'

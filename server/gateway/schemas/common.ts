@@ -33,8 +33,8 @@ export const sharedSchemas = [
   { ...withCheckRef(ProviderSpec), $id: 'ProviderSpec' }
 ] as const
 
-// Type.Unsafe over a Ref keeps both the `$ref` in the document and the static type (stack-notes
-// 4.3); passing the schema object itself would inline it.
+// Type.Unsafe over a Ref keeps both the `$ref` in the document and the static type (with
+// @fastify/swagger's refResolver in app.ts); passing the schema object itself would inline it.
 export const ProviderRef = Type.Unsafe<Provider>(Type.Ref('Provider'))
 export const ProviderSpecRef = Type.Unsafe<ProviderSpec>(Type.Ref('ProviderSpec'))
 

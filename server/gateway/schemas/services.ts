@@ -1,4 +1,4 @@
-// Request and response schemas of the REST routes (design.md §3), built from the protocol's
+// Request and response schemas of the REST routes (README.md › Every endpoint), built from the protocol's
 // model so that validation, serialization and the OpenAPI document share one definition.
 // Querystrings reject unknown parameters: a misspelt filter (`?tags=blue`) must fail loudly
 // rather than silently return every provider.

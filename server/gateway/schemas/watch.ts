@@ -1,4 +1,4 @@
-// The /v1/watch feed's query and its server messages (design.md §3). The feed is a WebSocket,
+// The /v1/watch feed's query and its server messages (README.md › The change feed). The feed is a WebSocket,
 // which OpenAPI cannot describe (the route is hidden), so these schemas are its executable
 // documentation and what tests and clients can validate frames against.
 import { Type, type Static } from '@sinclair/typebox'
