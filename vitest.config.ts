@@ -1,6 +1,7 @@
-// Test runner configuration. The global setup migrates one Postgres template database per run
-// (when ROSTER_TEST_DATABASE_URL is set); each test file then copies it in milliseconds.
-// Timeouts: an embedded PGlite instance takes about 4 s to boot, hooks that boot one get 30 s.
+// Test runner configuration. The global setup provides the Postgres server (ROSTER_TEST_DATABASE_URL's,
+// or an embedded one) and migrates one template database per run; each test file copies it in
+// milliseconds.
+// Timeouts: hooks that start Roster processes or an embedded Postgres get 30 s.
 import { defineConfig } from 'vitest/config'
 
 export default defineConfig({

@@ -8,7 +8,7 @@ import { openDb } from './store/db.js'
 import { migrate } from './store/migrate.js'
 import { createRegistryStore } from './store/registry-store.js'
 import { createTokenStore } from './store/token-store.js'
-import { createLocalLeaderLock, createPgLeaderLock } from './store/leader-lock.js'
+import { createPgLeaderLock } from './store/leader-lock.js'
 import { createLeader, type Leader } from './leader/leader.js'
 import type { FlapDampingConfig } from './leader/flap-damping.js'
 import type { QuotaLimits } from './leader/quota.js'
@@ -23,7 +23,7 @@ import { createTokenTable } from './gateway/token-table.js'
 export type Stopper = () => Promise<void>
 
 export interface LeaderRoleConfig {
-  /** Server Postgres; when absent, embedded Postgres (PGlite) in `dataDir`. */
+  /** Server Postgres; when absent, the embedded Postgres in `dataDir` (store/embedded-postgres.ts). */
   databaseUrl?: string
   dataDir: string
   bind: string
@@ -42,7 +42,10 @@ export interface LeaderRoleConfig {
 
 export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<Stopper & { leader: Leader }> {
   const { databaseUrl } = config
-  const db = await openDb(databaseUrl !== undefined ? { databaseUrl } : { dataDir: config.dataDir })
+  const db = await openDb({
+    ...(databaseUrl !== undefined ? { databaseUrl } : { dataDir: config.dataDir }),
+    onNotice: (message, details) => log.info(details, message)
+  })
   try {
     const applied = await migrate(db)
     if (applied.length > 0) log.info({ applied }, 'migrated the database')
@@ -50,10 +53,9 @@ export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<
     await db.close()
     throw err
   }
-  // With PGlite the data-directory lock already makes this process the only possible leader.
-  const lock = databaseUrl !== undefined
-    ? createPgLeaderLock({ databaseUrl, applicationName: `roster-leader-${process.pid}` })
-    : createLocalLeaderLock()
+  // Embedded, the data-directory lock already makes this process the only possible leader; the
+  // same advisory lock is taken anyway, so that there is one way to lead, and it is at once free.
+  const lock = createPgLeaderLock({ databaseUrl: db.url, applicationName: `roster-leader-${process.pid}` })
   const leader = createLeader({
     store: createRegistryStore(db),
     tokens: createTokenStore(db),

@@ -1,6 +1,7 @@
-// Guards an embedded (PGlite) data directory against a second owner. PGlite opens a directory
-// that another instance already has open without any error, and two owners corrupt it, so
-// every opener first takes `<dataDir>/roster.pid`, the way Postgres itself uses postmaster.pid.
+// Guards an embedded data directory against a second owner: every opener first takes
+// `<dataDir>/roster.pid`, the way Postgres itself uses postmaster.pid. Postgres would refuse a
+// second server on the cluster, but too late and in its own words; the lock also tells the
+// next Roster that a Postgres still running on the directory is an orphan (embedded-postgres.ts).
 // This module must never delete a lock file that names a live process other than the caller.
 import { open, readFile, unlink } from 'node:fs/promises'
 import path from 'node:path'

@@ -1,35 +1,35 @@
-// The database adapter: one narrow `Db` over either server Postgres (a pg.Pool) or embedded
-// PGlite, so the rest of the store is written once in plain SQL. It owns the pool or the PGlite
-// instance (and the data-directory lock) and normalises driver types at this boundary: int8 comes
-// out as a JS number and timestamptz as a Date on both drivers. It must never mutate pg's global
-// type parsers, and nothing outside server/store may import pg or PGlite.
-import { PGlite } from '@electric-sql/pglite'
+// The database adapter: one narrow `Db` over a pg.Pool, on server Postgres or on the embedded
+// Postgres that Roster starts in its data directory (embedded-postgres.ts), so the rest of the
+// store is written once in plain SQL. It owns the pool (and, embedded, the server and the
+// data-directory lock) and normalises driver types at this boundary: int8 comes out as a JS
+// number. It must never mutate pg's global type parsers, and nothing outside server/store may
+// import pg.
 import pg from 'pg'
 import { lockDataDir } from './data-dir-lock.js'
-import { makePrivate } from './private-dir.js'
+import { startEmbeddedPostgres } from './embedded-postgres.js'
 
 export interface Queryable {
   query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>
 }
 
 export interface Db extends Queryable {
-  readonly kind: 'postgres' | 'pglite'
-  /** query() as a named prepared statement on Postgres, parsed and planned once per connection:
-   *  for a hot statement whose text never changes (the leader's commit). PGlite runs it as
-   *  query(): it is in-process, there is no round trip or parse to save. */
+  /** The connection string of this database (embedded: its Unix socket), for a second session
+   *  such as the leader lock's. */
+  readonly url: string
+  /** query() as a named prepared statement, parsed and planned once per connection: for a hot
+   *  statement whose text never changes (the leader's commit). */
   prepared<R = Record<string, unknown>>(name: string, text: string, params: unknown[]): Promise<R[]>
   /** Runs several statements, without parameters (migrations). On Postgres it has no client-side
    *  read timeout: DDL may legitimately run long, and statement_timeout still bounds it unless
    *  the SQL lifts it with SET LOCAL. */
   exec(sql: string): Promise<void>
   /** BEGIN … COMMIT around `fn`; ROLLBACK and rethrow when it throws. Use only `tx` inside `fn`:
-   *  on PGlite the outer `Db` waits for the transaction to end, so using it inside deadlocks. */
+   *  the outer `Db` is another session, which does not see the transaction's writes. */
   transaction<T>(fn: (tx: Queryable & { exec(sql: string): Promise<void> }) => Promise<T>): Promise<T>
-  /** Closes the pool or the PGlite instance and releases the data-directory lock; idempotent. */
+  /** Closes the pool; embedded, also stops the server and releases the data-directory lock.
+   *  Idempotent. */
   close(): Promise<void>
 }
-
-const MEMORY_DATA_DIR = 'memory://'
 
 const INT8_OID = 20
 
@@ -75,17 +75,49 @@ function isClientTimeout (err: unknown): boolean {
   return err instanceof Error && err.message === 'Query read timeout'
 }
 
-/**
- * Opens the database: server Postgres when `databaseUrl` is given, otherwise PGlite persisted in
- * `dataDir` (created if missing, locked against a second opener), or in memory when
- * `dataDir === 'memory://'`.
- */
-export async function openDb (opts: { databaseUrl?: string, dataDir?: string }): Promise<Db> {
+export interface OpenDbOptions {
+  /** Server Postgres. */
+  databaseUrl?: string
+  /** Without databaseUrl: the embedded Postgres in this directory (created if missing, locked
+   *  against a second opener). */
+  dataDir?: string
+  /** Embedded: what a user should know (first initialisation, an orphaned server stopped). */
+  onNotice?: (message: string, details: Record<string, unknown>) => void
+}
+
+/** Opens the database: server Postgres when `databaseUrl` is given, otherwise the embedded one. */
+export async function openDb (opts: OpenDbOptions): Promise<Db> {
   if (opts.databaseUrl !== undefined && opts.databaseUrl !== '') return openPostgres(opts.databaseUrl)
-  if (opts.dataDir === undefined || opts.dataDir === '') {
-    throw new Error('openDb needs a databaseUrl or a dataDir (use "memory://" for an in-memory database)')
+  if (opts.dataDir === undefined || opts.dataDir === '') throw new Error('openDb needs a databaseUrl or a dataDir')
+  return openEmbedded(opts.dataDir, opts.onNotice)
+}
+
+/** The embedded server, started under the data-directory lock and stopped by close(). */
+async function openEmbedded (dataDir: string, onNotice: OpenDbOptions['onNotice']): Promise<Db> {
+  const lock = await lockDataDir(dataDir)
+  let server
+  try {
+    server = await startEmbeddedPostgres({ dataDir: lock.dataDir, onNotice })
+  } catch (err) {
+    await lock.release()
+    throw err
   }
-  return openPglite(opts.dataDir)
+  const db = openPostgres(server.url)
+  let closing: Promise<void> | undefined
+  return {
+    ...db,
+    close () {
+      closing ??= (async () => {
+        try {
+          await db.close()
+          await server.stop()
+        } finally {
+          await lock.release()
+        }
+      })()
+      return closing
+    }
+  }
 }
 
 function openPostgres (databaseUrl: string): Db {
@@ -111,7 +143,7 @@ function openPostgres (databaseUrl: string): Db {
 
   let closing: Promise<void> | undefined
   return {
-    kind: 'postgres',
+    url: databaseUrl,
     async query<R> (text: string, params?: unknown[]): Promise<R[]> {
       return (await pool.query(text, params)).rows as R[]
     },
@@ -161,66 +193,6 @@ function openPostgres (databaseUrl: string): Db {
         const timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)
         pool.end().then(() => { clearTimeout(timer); resolve() }, (err: unknown) => { clearTimeout(timer); reject(err) })
       })
-      return closing
-    }
-  }
-}
-
-async function openPglite (dataDir: string): Promise<Db> {
-  const inMemory = dataDir === MEMORY_DATA_DIR
-  const lock = inMemory ? undefined : await lockDataDir(dataDir)
-  let pglite: PGlite
-  try {
-    pglite = await PGlite.create(inMemory ? MEMORY_DATA_DIR : lock!.dataDir, {
-      parsers: { [INT8_OID]: parseInt8 }
-    })
-  } catch (err) {
-    await lock?.release()
-    throw err
-  }
-  if (lock !== undefined) {
-    // What PGlite just unpacked, and whatever an earlier run left loose: 0700 / 0600. The
-    // directory itself was made private by the lock before PGlite wrote anything in it.
-    try {
-      await makePrivate(lock.dataDir)
-    } catch (err) {
-      await pglite.close().catch(() => {})
-      await lock.release()
-      throw err
-    }
-  }
-
-  let closing: Promise<void> | undefined
-  return {
-    kind: 'pglite',
-    async query<R> (text: string, params?: unknown[]): Promise<R[]> {
-      return (await pglite.query<R>(text, params)).rows
-    },
-    async prepared<R> (_name: string, text: string, params: unknown[]): Promise<R[]> {
-      return (await pglite.query<R>(text, params)).rows
-    },
-    async exec (sql: string) {
-      await pglite.exec(sql)
-    },
-    transaction (fn) {
-      // PGlite commits when the callback resolves, and rolls back and rethrows when it rejects.
-      return pglite.transaction((tx) => fn({
-        async query<R> (text: string, params?: unknown[]): Promise<R[]> {
-          return (await tx.query<R>(text, params)).rows
-        },
-        async exec (sql: string) {
-          await tx.exec(sql)
-        }
-      }))
-    },
-    close () {
-      closing ??= (async () => {
-        try {
-          await pglite.close()
-        } finally {
-          await lock?.release()
-        }
-      })()
       return closing
     }
   }

@@ -195,24 +195,6 @@ export function createPgLeaderLock (opts: {
   }
 }
 
-/** For PGlite: the data-directory lock already guarantees a single process, so the one leader
- *  candidate always acquires, and the lock is never lost. */
-export function createLocalLeaderLock (): LeaderLock {
-  let held = false
-  return {
-    get held () { return held },
-    async tryAcquire () {
-      held = true
-      return true
-    },
-    onLost () {},
-    onFreed () {},
-    async release () {
-      held = false
-    }
-  }
-}
-
 async function endWithin (c: pg.Client, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })

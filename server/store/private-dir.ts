@@ -1,8 +1,7 @@
 // Keeps the embedded database's data directory readable by Roster's user only: the directory
-// and every directory in it 0700, every file 0600, as Postgres itself requires of its data
-// directory. PGlite unpacks a fresh cluster with 0666 files and 0755 directories (its WASM
-// file system writes the modes of its bundled template), and a directory made by an older
-// Roster, or copied in, may be as loose; Postgres's own later files are created 0600.
+// and every directory in it 0700, every file 0600. Postgres creates its cluster so, and refuses
+// to start on one looser than 0750; a directory copied in or restored from a backup may be
+// loose, and is tightened before the server starts.
 import { chmod, lstat, mkdir, readdir } from 'node:fs/promises'
 import path from 'node:path'
 

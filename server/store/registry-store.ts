@@ -107,8 +107,8 @@ interface ProviderRow {
 }
 
 // Batches travel as one jsonb parameter expanded by jsonb_to_recordset: a fixed number of
-// statements per commit whatever the batch size, and identical on pg and PGlite (which serialise
-// JS arrays differently). Quoted column names match the Provider object's camelCase keys.
+// statements per commit whatever the batch size, and one prepared statement text whatever its
+// length. Quoted column names match the Provider object's camelCase keys.
 const PROVIDER_RECORD = `
   id text, service text, host text, port int, protocol text, heartbeat text,
   "heartbeatIntervalMs" int, tags jsonb, meta jsonb, "check" jsonb, "deregisterAfterMs" int,

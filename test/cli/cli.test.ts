@@ -1,7 +1,7 @@
 // The `roster` command as a user runs it: `node bin/roster.js …` child processes, their exit
 // codes and what they print, real ports, a real data directory, and the data surviving a
 // graceful stop on both storage backends.
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,11 +11,11 @@ import {
   CLEAN_ENV, freeLeaderBind, freePort, http, killAllRoster, runRoster, runToExit, waitForLeader, waitForReady, type RosterCommand
 } from '../helpers/cluster.js'
 import { adminQuery } from '../helpers/postgres-admin.js'
-import { freshDatabaseUrl, hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
+import { freshDatabaseUrl } from '../helpers/postgres.js'
 import { waitFor } from '../helpers/wait-for.js'
 
-/** Node + tsx start in about a second; PGlite boots in about 4 s more; a loaded 2-core machine
- *  can take several times that. */
+/** Node + tsx start in about a second; the embedded Postgres's first start (initdb) about one
+ *  more; a loaded 2-core machine can take several times that. */
 const EXIT_TIMEOUT_MS = 60_000
 const UP_TIMEOUT_MS = 60_000
 
@@ -130,7 +130,7 @@ describe('roster with bad arguments exits 2 and says what was wrong', () => {
 })
 
 describe('roster up', () => {
-  it('prints its URLs, serves, refuses a second instance on its data directory, and keeps the data across a SIGTERM (PGlite)', async () => {
+  it('prints its URLs, serves, refuses a second instance on its data directory, and keeps the data across a SIGTERM (embedded Postgres)', async () => {
     const dataDir = await tempDir()
     const first = await rosterUp(['--data-dir', dataDir])
     const out = first.cmd.stdout()
@@ -187,6 +187,33 @@ describe('roster up', () => {
     expect(await again.cmd.exited).toEqual({ code: 0, signal: null })
   }, 180_000)
 
+  it('comes back after a SIGKILL: stops the Postgres the killed one left running and keeps every registration', async () => {
+    const dataDir = await tempDir()
+    const first = await rosterUp(['--data-dir', dataDir])
+    await waitForReady(first.url)
+    const put = await http('PUT', `${first.url}/v1/services/orders/providers/orders-1`, {
+      host: '10.0.0.5', port: 8080, protocol: 'http', check: { type: 'ttl', ttlMs: 60_000 }
+    })
+    expect(put.status).toBe(201)
+    const orphan = serverPid(dataDir)
+    await first.cmd.kill('SIGKILL')
+    await first.cmd.exited
+    expect(isAlive(orphan), 'the killed roster up left its Postgres running').toBe(true)
+
+    const again = await rosterUp(['--data-dir', dataDir])
+    await waitForReady(again.url)
+    const read = await http('GET', `${again.url}/v1/services/orders/providers/orders-1`)
+    expect(read.status).toBe(200)
+    expect(read.body.revision).toBe(put.body.revision)
+    expect(isAlive(orphan)).toBe(false)
+    const server = serverPid(dataDir)
+    await again.cmd.kill('SIGTERM')
+    expect(await again.cmd.exited).toEqual({ code: 0, signal: null })
+    // An orderly stop takes its Postgres with it.
+    expect(isAlive(server)).toBe(false)
+    expect(existsSync(join(dataDir, 'pg', 'postmaster.pid'))).toBe(false)
+  }, 180_000)
+
   it('refuses a --bind that another Roster already uses, instead of joining that Roster', async () => {
     const first = await rosterUp(['--data-dir', await tempDir()])
     await waitForLeader(first.url)
@@ -214,7 +241,7 @@ describe('roster up', () => {
     expect((await http('GET', `${first.url}/v1/services/mine/providers/first-1`)).status).toBe(200)
   }, 180_000)
 
-  it.skipIf(!hasPostgres)(`says "Roster is up" only once it serves reads, also when its leader is slow to take over${hasPostgres ? '' : ` (${POSTGRES_SKIP_REASON})`}`, async () => {
+  it('says "Roster is up" only once it serves reads, also when its leader is slow to take over', async () => {
     const databaseUrl = await freshDatabaseUrl()
     // A session that holds the registry's metadata row stalls the leader's takeover (its epoch
     // claim waits for the row, as behind a slow disk or a long-running transaction).
@@ -257,7 +284,7 @@ describe('roster up', () => {
     }
   }, 180_000)
 
-  it.skipIf(!hasPostgres)(`keeps the data across a SIGTERM on server Postgres (--database-url)${hasPostgres ? '' : ` (${POSTGRES_SKIP_REASON})`}`, async () => {
+  it('keeps the data across a SIGTERM on server Postgres (--database-url)', async () => {
     const databaseUrl = await freshDatabaseUrl()
     const first = await rosterUp(['--database-url', databaseUrl])
     expect(first.cmd.stdout()).toContain('Storage: Postgres at ')
@@ -293,3 +320,17 @@ describe('roster up', () => {
     expect(await again.cmd.exited).toEqual({ code: 0, signal: null })
   }, 180_000)
 })
+
+/** The embedded Postgres's postmaster pid, from its pid file in the data directory. */
+function serverPid (dataDir: string): number {
+  return Number(readFileSync(join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0])
+}
+
+function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}

@@ -1,5 +1,5 @@
 // Tokens and scopes end to end, in this process with the production wiring (server/roles.ts): a
-// real leader on Postgres (or PGlite) with a bootstrap secret, two real gateways with --auth on,
+// real leader on Postgres with a bootstrap secret, two real gateways with --auth on,
 // real HTTP and WebSocket clients. The 401/403 matrix per endpoint and scope, globs, the admin
 // API, revocation seen by the other gateway within 1 s, expiry, the feed (header, subprotocol,
 // 403 before the upgrade, filtering), the write log, and that no secret ever reaches a log.

@@ -19,7 +19,7 @@ import {
 } from '../helpers/cluster.js'
 import { hasPyzmq, killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
 
-/** Node + tsx start in about a second, PGlite in about 4 more; a loaded machine takes longer. */
+/** Node + tsx start in about a second, the embedded Postgres in about 1 more; a loaded machine takes longer. */
 const START_TIMEOUT_MS = 60_000
 /** How long an outsider listens for an answer or an event that must never come. A keyed
  *  follower gets its PONG within milliseconds (the positive control below). */

@@ -14,7 +14,6 @@ import {
   acknowledged, type Attempt, describeAttempts, expectNothingLost, firstAckAfter, hasLockSession, leaderLockHolder, longestOutage, startPoller, startWriter
 } from '../helpers/load.js'
 import { twoLeaderBinds } from '../helpers/ports.js'
-import { hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 /** Child processes start through tsx: 1–3 s each here, several times that on a loaded 2-core box. */
@@ -35,7 +34,7 @@ const events = (messages: FeedMessage[]): FeedMessage[] => messages.filter((m) =
 
 cleanUpAfterEachTest()
 
-describe.skipIf(!hasPostgres)(`standby leaders${hasPostgres ? '' : ` (${POSTGRES_SKIP_REASON})`}`, () => {
+describe('standby leaders', () => {
   it.each(['SIGKILL', 'SIGSTOP'] as const)('%s of the active leader under load: a standby accepts writes within its bound, reads never stop, nothing acknowledged is lost, the feed sees every event once', async (signal) => {
     const { databaseUrl } = await testStorage('roster-failover-')
     const url = databaseUrl as string

@@ -12,7 +12,6 @@ import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import {
   acknowledged, type Attempt, describeAttempts, expectNothingLost, firstAckAfter, longestOutage, startPoller, startWriter
 } from '../helpers/load.js'
-import { hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
 import { startPostgresProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
 
@@ -84,7 +83,7 @@ async function outage (kind: 'refuse' | 'blackhole'): Promise<void> {
   feed.close()
 }
 
-describe.skipIf(!hasPostgres)(`Postgres outage${hasPostgres ? '' : ` (${POSTGRES_SKIP_REASON})`}`, () => {
+describe('Postgres outage', () => {
   it('stopped (connections reset, new ones refused): writes 503 within 1 s, reads go on, all recovers with nothing lost', async () => {
     await outage('refuse')
   }, 150_000)

@@ -12,7 +12,6 @@ import {
   acknowledged, type Attempt, describeAttempts, expectNothingLost, firstAckAfter, hasLockSession, leaderLockHolder, longestOutage, startWriter
 } from '../helpers/load.js'
 import { twoLeaderBinds } from '../helpers/ports.js'
-import { hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
 import { connectedPorts } from '../helpers/proc-net.js'
 import { startPostgresProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -39,7 +38,7 @@ async function terminate (p: RosterProcess): Promise<{ ms: number, code: number 
 
 cleanUpAfterEachTest()
 
-describe.skipIf(!hasPostgres)(`SIGTERM to the active leader${hasPostgres ? '' : ` (${POSTGRES_SKIP_REASON})`}`, () => {
+describe('SIGTERM to the active leader', () => {
   it('unlocks and notifies: the standby takes over at once, under write load, and nothing is lost', async () => {
     const url = (await testStorage('roster-sigterm-leader-')).databaseUrl as string
     const [bindA, bindB] = await twoLeaderBinds()
@@ -152,7 +151,7 @@ describe('SIGTERM to a gateway or a worker', () => {
   }, 150_000)
 })
 
-describe.skipIf(!hasPostgres)(`SIGTERM whatever the state${hasPostgres ? '' : ` (${POSTGRES_SKIP_REASON})`}`, () => {
+describe('SIGTERM whatever the state', () => {
   it('a leader whose Postgres is unreachable, and a worker and a gateway without a leader, all exit promptly', async () => {
     const url = (await testStorage('roster-sigterm-stuck-')).databaseUrl as string
     const { proxy, url: proxied } = await startPostgresProxy(url)

@@ -1,24 +1,36 @@
-// Vitest global setup: once per run, creates and migrates the Postgres template database that
-// every test file copies (CREATE DATABASE … TEMPLATE), and drops it at the end. Doing it here,
-// in the main process, is what keeps parallel test files from racing to create it. Without
-// ROSTER_TEST_DATABASE_URL it does nothing and the Postgres suites skip themselves.
+// Vitest global setup: once per run, makes sure there is a Postgres server and creates and
+// migrates the template database that every test file copies (CREATE DATABASE … TEMPLATE),
+// dropping it at the end. Doing it here, in the main process, is what keeps parallel test files
+// from racing to create it. The server is ROSTER_TEST_DATABASE_URL's; without one, an embedded
+// Postgres (the one `roster up` runs) in a temp directory, on a free loopback port so that the
+// tests which put a proxy between Roster and Postgres can, for the length of the run. The test
+// processes, forked after this, inherit ROSTER_TEST_DATABASE_URL.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import type { TestProject } from 'vitest/node'
 import { openDb } from '../../server/store/db.js'
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../server/store/embedded-postgres.js'
+import { lockDataDir } from '../../server/store/data-dir-lock.js'
 import { migrate } from '../../server/store/migrate.js'
 import { adminQuery, databaseUrl, quoteIdent } from './postgres-admin.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    /** The migrated template database of this run, or null without server Postgres. */
-    rosterTemplateDatabase: string | null
+    /** The migrated template database of this run. */
+    rosterTemplateDatabase: string
   }
 }
 
-export default async function setup (project: TestProject): Promise<(() => Promise<void>) | undefined> {
-  const adminUrl = process.env.ROSTER_TEST_DATABASE_URL
-  if (adminUrl === undefined || adminUrl === '') {
-    project.provide('rosterTemplateDatabase', null)
-    return undefined
+export default async function setup (project: TestProject): Promise<() => Promise<void>> {
+  let embedded: { server: EmbeddedPostgres, dir: string } | undefined
+  let adminUrl = process.env.ROSTER_TEST_DATABASE_URL ?? ''
+  if (adminUrl === '') {
+    embedded = await startEmbedded()
+    adminUrl = embedded.server.url
+    process.env.ROSTER_TEST_DATABASE_URL = adminUrl
+    console.log(`tests run on an embedded Postgres (${adminUrl}); set ROSTER_TEST_DATABASE_URL to use another server`)
   }
   // Unique per run, so two runs against one server (two engineers, CI shards) cannot collide.
   const template = `roster_template_${process.pid}_${Date.now().toString(36)}`
@@ -32,5 +44,27 @@ export default async function setup (project: TestProject): Promise<(() => Promi
   project.provide('rosterTemplateDatabase', template)
   return async () => {
     await adminQuery(adminUrl, `drop database if exists ${quoteIdent(template)} with (force)`)
+    if (embedded !== undefined) {
+      await embedded.server.stop()
+      await rm(embedded.dir, { recursive: true, force: true })
+    }
   }
+}
+
+async function startEmbedded (): Promise<{ server: EmbeddedPostgres, dir: string }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'roster-test-pg-'))
+  const lock = await lockDataDir(dir)
+  const server = await startEmbeddedPostgres({ dataDir: lock.dataDir, tcpPort: await freePort() })
+  return { server, dir }
+}
+
+function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+  })
 }

@@ -3,14 +3,14 @@
 // every bounce, then the provider's real state once it has been stable for the hold time.
 import { beforeAll, expect, it } from 'vitest'
 import { context } from 'zeromq'
-import { describeBackends, type Backend } from '../helpers/postgres.js'
+import { describeWithDatabase, type Backend } from '../helpers/postgres.js'
 import { useLocalLeaders } from './local-leader.js'
 
 beforeAll(() => { context.blocky = false })
 
 const FLAP = { maxChanges: 3, windowMs: 10_000, holdMs: 1500 }
 
-describeBackends('flap damping', (backend: Backend) => {
+describeWithDatabase('flap damping', (backend: Backend) => {
   const { start, follower } = useLocalLeaders(backend, { flapDamping: FLAP })
 
   it('holds a bouncing provider down as flapping, publishes no bounce meanwhile, and releases it once stable', async () => {

@@ -10,12 +10,12 @@ import { encode } from '../../server/protocol/frames.js'
 import type { Body, Observation, WriteOp } from '../../server/protocol/messages.js'
 import type { Change, ProviderSpec } from '../../server/protocol/model.js'
 import { silentLog } from '../../server/shared/log.js'
-import { createLocalLeaderLock, createPgLeaderLock } from '../../server/store/leader-lock.js'
+import { createPgLeaderLock } from '../../server/store/leader-lock.js'
 import { createTokenStore } from '../../server/store/token-store.js'
 import { createRegistryStore, type RegistryStore } from '../../server/store/registry-store.js'
 import { freeLeaderEndpoint } from '../helpers/cluster.js'
 import { adminQuery } from '../helpers/postgres-admin.js'
-import { describeBackends, testDatabaseUrl, type Backend } from '../helpers/postgres.js'
+import { describeWithDatabase, testDatabaseUrl, type Backend } from '../helpers/postgres.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { readLeaderFeed, startFollower, type FeedReader, type ScriptedFollower } from './scripted-follower.js'
 
@@ -42,7 +42,7 @@ async function holdsFor (ms: number, check: () => boolean, what: string): Promis
   }
 }
 
-describeBackends('leader', (backend: Backend) => {
+describeWithDatabase('leader', (backend: Backend) => {
   const leaders: Leader[] = []
   const followers: ScriptedFollower[] = []
   const feeds: FeedReader[] = []
@@ -61,9 +61,7 @@ describeBackends('leader', (backend: Backend) => {
     const bind = opts.bind ?? await freeLeaderEndpoint()
     const store = createRegistryStore(backend.db)
     const lockName = `leader-test-${process.pid}-${++lockNames}`
-    const lock = backend.kind === 'postgres'
-      ? createPgLeaderLock({ databaseUrl: backend.url, applicationName: lockName })
-      : createLocalLeaderLock()
+    const lock = createPgLeaderLock({ databaseUrl: backend.url, applicationName: lockName })
     const leader = createLeader({ store, tokens: createTokenStore(backend.db), lock, log: silentLog, config: { bind } })
     leaders.push(leader)
     await leader.start()
@@ -532,7 +530,7 @@ describeBackends('leader', (backend: Backend) => {
     expect(await gw.write(register('orders', 'o-2', spec(2)))).toMatchObject({ ok: true, statusCode: 201, revision: 2 })
   })
 
-  it.runIf(backend.kind === 'postgres')('steps down when its lock session dies, and a leader with a higher epoch takes over within ~2 s', async () => {
+  it('steps down when its lock session dies, and a leader with a higher epoch takes over within ~2 s', async () => {
     const one = await startLeader()
     const two = await startLeader({ wait: false })
     const gwOne = follower(one.bind)
@@ -543,7 +541,7 @@ describeBackends('leader', (backend: Backend) => {
     gwTwo.startPinging('gateway')
 
     const killedAt = Date.now()
-    const killed = await adminQuery(testDatabaseUrl as string,
+    const killed = await adminQuery(testDatabaseUrl,
       'select pg_terminate_backend(pid) as ok from pg_stat_activity where application_name = $1', [one.lockName])
     expect(killed).toEqual([{ ok: true }])
 
@@ -563,7 +561,7 @@ describeBackends('leader', (backend: Backend) => {
     expect(gwOne.messages('PONG').filter((m) => m.at > first.at && m.body.epoch <= epoch1)).toEqual([])
   })
 
-  it.runIf(backend.kind === 'postgres')('fences: of two leaders on one database only one is active; the other takes over within ~2 s with a higher epoch', async () => {
+  it('fences: of two leaders on one database only one is active; the other takes over within ~2 s with a higher epoch', async () => {
     const one = await startLeader({ wait: false })
     let bind2 = await freeLeaderEndpoint()
     while (bind2 === one.bind) bind2 = await freeLeaderEndpoint()

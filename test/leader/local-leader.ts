@@ -1,10 +1,10 @@
-// A real leader in this process on the local lock (these tests are about its decisions, not its
-// election), with a scripted gateway and a reader of its event feed; everything it starts is
+// A real leader in this process, alone on its test database (these tests are about its
+// decisions, not its election), with a scripted gateway and a reader of its event feed; everything it starts is
 // stopped after each test. Call it inside a describe block (it registers an afterEach).
 import { afterEach } from 'vitest'
 import { createLeader, type Leader, type LeaderConfig } from '../../server/leader/leader.js'
 import { silentLog } from '../../server/shared/log.js'
-import { createLocalLeaderLock } from '../../server/store/leader-lock.js'
+import { createPgLeaderLock } from '../../server/store/leader-lock.js'
 import { createRegistryStore } from '../../server/store/registry-store.js'
 import { createTokenStore } from '../../server/store/token-store.js'
 import { freeLeaderEndpoint } from '../helpers/cluster.js'
@@ -37,7 +37,7 @@ export function useLocalLeaders (backend: Backend, config: Omit<LeaderConfig, 'b
   return {
     async start (bind) {
       const endpoint = bind ?? await freeLeaderEndpoint()
-      const leader = createLeader({ store: createRegistryStore(backend.db), tokens: createTokenStore(backend.db), lock: createLocalLeaderLock(), log: silentLog, config: { ...config, bind: endpoint } })
+      const leader = createLeader({ store: createRegistryStore(backend.db), tokens: createTokenStore(backend.db), lock: createPgLeaderLock({ databaseUrl: backend.url, applicationName: `local-leader-${process.pid}` }), log: silentLog, config: { ...config, bind: endpoint } })
       leaders.push(leader)
       await leader.start()
       await leader.whenActive()

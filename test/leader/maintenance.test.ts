@@ -8,7 +8,7 @@ import { TAKEOVER_SETTLE_MS } from '../../server/leader/leader.js'
 import { createRegistryStore } from '../../server/store/registry-store.js'
 import type { WriteOp } from '../../server/protocol/messages.js'
 import type { Provider, ProviderSpec } from '../../server/protocol/model.js'
-import { describeBackends, type Backend } from '../helpers/postgres.js'
+import { describeWithDatabase, type Backend } from '../helpers/postgres.js'
 import { useLocalLeaders } from './local-leader.js'
 
 beforeAll(() => { context.blocky = false })
@@ -18,7 +18,7 @@ const register = (id: string, spec: ProviderSpec = SPEC): WriteOp => ({ type: 'r
 const maintenance = (id: string, enabled: boolean, reason?: string): WriteOp =>
   ({ type: 'maintenance', service: 'orders', id, enabled, ...(reason === undefined ? {} : { reason }) })
 
-describeBackends('leader: maintenance and deregisterAfterMs', (backend: Backend) => {
+describeWithDatabase('leader: maintenance and deregisterAfterMs', (backend: Backend) => {
   const { start, follower } = useLocalLeaders(backend)
 
   it('holds a provider in maintenance with the operator\'s note, ignores its watcher meanwhile, and releases it to pending', async () => {

@@ -4,7 +4,7 @@
 import { beforeAll, expect, it } from 'vitest'
 import { context } from 'zeromq'
 import type { WriteOp } from '../../server/protocol/messages.js'
-import { describeBackends, type Backend } from '../helpers/postgres.js'
+import { describeWithDatabase, type Backend } from '../helpers/postgres.js'
 import { useLocalLeaders } from './local-leader.js'
 
 beforeAll(() => { context.blocky = false })
@@ -12,7 +12,7 @@ beforeAll(() => { context.blocky = false })
 const SPEC = { host: '127.0.0.1', port: 8080, protocol: 'http' as const, check: { type: 'ttl' as const, ttlMs: 60_000 } }
 const register = (service: string, id: string): WriteOp => ({ type: 'register', service, id, spec: SPEC })
 
-describeBackends('leader: provider quotas', (backend: Backend) => {
+describeWithDatabase('leader: provider quotas', (backend: Backend) => {
   const { start } = useLocalLeaders(backend, { quotas: { maxProvidersPerService: 4, maxProviders: 6 } })
 
   it('admits exactly the quota from writes that arrive together, and counts what is stored after a takeover', async () => {

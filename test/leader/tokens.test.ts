@@ -1,7 +1,7 @@
 // The leader's half of the tokens: it stores a gateway's TOKEN_WRITE (fenced, answered after the
 // commit), announces each change in a BEAT at once, hands the list (hashes only) to TOKENS_REQ,
 // loads it again at a takeover, and installs ROSTER_BOOTSTRAP_TOKEN as the admin token when
-// there is none. Real leader, real ZeroMQ, real Postgres and PGlite.
+// there is none. Real leader, real ZeroMQ, real Postgres.
 import { randomUUID } from 'node:crypto'
 import { expect, it } from 'vitest'
 import type { Body, TokenOp } from '../../server/protocol/messages.js'
@@ -9,7 +9,7 @@ import type { TokenRecord } from '../../server/protocol/token-model.js'
 import { hashSecret, newSecret, newTokenId } from '../../server/shared/token-secret.js'
 import { createTokenStore } from '../../server/store/token-store.js'
 import { encode } from '../../server/protocol/frames.js'
-import { describeBackends, type Backend } from '../helpers/postgres.js'
+import { describeWithDatabase, type Backend } from '../helpers/postgres.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { useLocalLeaders } from './local-leader.js'
 import type { ScriptedFollower } from './scripted-follower.js'
@@ -32,7 +32,7 @@ async function tokenList (f: ScriptedFollower): Promise<Body<'TOKENS'>> {
 
 const BOOTSTRAP = 'a-bootstrap-secret-of-at-least-32-characters'
 
-describeBackends('leader: tokens', (backend: Backend) => {
+describeWithDatabase('leader: tokens', (backend: Backend) => {
   const { start } = useLocalLeaders(backend, { bootstrapToken: BOOTSTRAP })
   const plain = useLocalLeaders(backend)
 

@@ -7,7 +7,7 @@ import { context } from 'zeromq'
 import { TTL_CHECK_INTERVAL_MS } from '../../server/leader/ttl-tracker.js'
 import type { WriteOp, WriteResult } from '../../server/protocol/messages.js'
 import type { ProviderSpec } from '../../server/protocol/model.js'
-import { describeBackends, type Backend } from '../helpers/postgres.js'
+import { describeWithDatabase, type Backend } from '../helpers/postgres.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { useLocalLeaders } from './local-leader.js'
 
@@ -25,7 +25,7 @@ function ok (r: WriteResult): Extract<WriteResult, { ok: true }> {
   return r
 }
 
-describeBackends('leader: ttl checks and check tasks', (backend: Backend) => {
+describeWithDatabase('leader: ttl checks and check tasks', (backend: Backend) => {
   const { start, follower } = useLocalLeaders(backend)
 
   it('is up from the first renewal, stays up without new revisions while renewed, goes down ttl-expired, and up at the next renewal', async () => {

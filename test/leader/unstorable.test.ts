@@ -1,7 +1,7 @@
 // A write or an observation that the database refuses for its data must not stop the others
 // (issue 9, item 0): the leader isolates it (leader.ts, isolateUnstorable), answers or drops it
-// alone, commits everything else, and stays leader with gapless revisions. A real Postgres (and
-// PGlite) refuses the data: the test database gets CHECK constraints that refuse one value,
+// alone, commits everything else, and stays leader with gapless revisions. A real Postgres refuses
+// the data: the test database gets CHECK constraints that refuse one value,
 // since validation now stops NUL and lone surrogates before the leader. Also: such text sent
 // straight to the leader as a WRITE or a REPORT is a bad frame that changes nothing.
 import { beforeAll, expect, it } from 'vitest'
@@ -10,7 +10,7 @@ import { encode } from '../../server/protocol/frames.js'
 import type { WriteOp, WriteResult } from '../../server/protocol/messages.js'
 import type { ProviderSpec } from '../../server/protocol/model.js'
 import { createRegistryStore } from '../../server/store/registry-store.js'
-import { describeBackends, type Backend } from '../helpers/postgres.js'
+import { describeWithDatabase, type Backend } from '../helpers/postgres.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { useLocalLeaders, type LocalLeader } from './local-leader.js'
 
@@ -27,7 +27,7 @@ function spec (n: number, extra: Partial<ProviderSpec> = {}): ProviderSpec {
 }
 const register = (id: string, s: ProviderSpec): WriteOp => ({ type: 'register', service: 'orders', id, spec: s })
 
-describeBackends('leader: a change the database refuses', (backend: Backend) => {
+describeWithDatabase('leader: a change the database refuses', (backend: Backend) => {
   const local = useLocalLeaders(backend)
 
   async function start (): Promise<LocalLeader> {

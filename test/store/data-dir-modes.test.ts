@@ -30,7 +30,8 @@ async function expectPrivate (dir: string): Promise<void> {
   for (const [p, m] of all) {
     const info = await lstat(p).catch(() => null)
     if (info === null) continue
-    const want = info.isDirectory() ? 0o700 : 0o600
+    // The server's socket is 0700 like a directory: only its owner may connect.
+    const want = info.isDirectory() || info.isSocket() ? 0o700 : 0o600
     if (m !== want) wrong.push(`${m.toString(8)} ${p}`)
   }
   expect(all.size).toBeGreaterThan(100) // a whole Postgres cluster, not an empty directory

@@ -1,13 +1,12 @@
-// The database adapter on both drivers: the same JS types out of the same SQL, transactions that
-// commit or roll back as a whole, and writes that fail fast instead of hanging when server
-// Postgres is unreachable or stops answering.
+// The database adapter: JS types out of SQL, transactions that commit or roll back as a whole,
+// and writes that fail fast instead of hanging when Postgres is unreachable or stops answering.
 import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openDb, type Db } from '../../server/store/db.js'
-import { describeBackends, hasPostgres, POSTGRES_SKIP_REASON, testDatabaseUrl } from '../helpers/postgres.js'
+import { describeWithDatabase, testDatabaseUrl } from '../helpers/postgres.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 
-describeBackends('db adapter', (backend) => {
+describeWithDatabase('db adapter', (backend) => {
   it('returns int8 as a number, timestamptz as a Date and jsonb parsed', async () => {
     const [row] = await backend.db.query(`
       select 42::int8 as revision, count(*) as n, 2::int as port,
@@ -42,16 +41,7 @@ describeBackends('db adapter', (backend) => {
   })
 })
 
-describe('db adapter on PGlite', () => {
-  it('closes idempotently', async () => {
-    const db = await openDb({ dataDir: 'memory://' })
-    await Promise.all([db.close(), db.close()])
-    await db.close()
-    await expect(db.query('select 1')).rejects.toThrow()
-  })
-})
-
-describe.skipIf(!hasPostgres)(`db adapter on server Postgres${hasPostgres ? '' : ` (${POSTGRES_SKIP_REASON})`}`, () => {
+describe('db adapter on server Postgres', () => {
   const opened: Db[] = []
   const proxies: TcpProxy[] = []
   afterEach(async () => {
@@ -60,7 +50,7 @@ describe.skipIf(!hasPostgres)(`db adapter on server Postgres${hasPostgres ? '' :
   })
 
   function urlVia (host: string, port: number): string {
-    const url = new URL(testDatabaseUrl!)
+    const url = new URL(testDatabaseUrl)
     url.host = `${host}:${port}`
     return url.toString()
   }
@@ -75,7 +65,7 @@ describe.skipIf(!hasPostgres)(`db adapter on server Postgres${hasPostgres ? '' :
   })
 
   it('fails a connection attempt within about a second when the server does not answer', async () => {
-    const target = new URL(testDatabaseUrl!)
+    const target = new URL(testDatabaseUrl)
     const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) })
     proxies.push(proxy)
     proxy.blackhole() // accepts TCP, answers nothing: a hung server or a partition
@@ -89,7 +79,7 @@ describe.skipIf(!hasPostgres)(`db adapter on server Postgres${hasPostgres ? '' :
   })
 
   it('fails a query on a pooled session that stops answering', async () => {
-    const target = new URL(testDatabaseUrl!)
+    const target = new URL(testDatabaseUrl)
     const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) })
     proxies.push(proxy)
     const db = await openDb({ databaseUrl: urlVia(proxy.host, proxy.port) })
@@ -104,10 +94,10 @@ describe.skipIf(!hasPostgres)(`db adapter on server Postgres${hasPostgres ? '' :
   })
 
   it('scopes its int8 parser to its own pool', async () => {
-    const db = await openDb({ databaseUrl: testDatabaseUrl! })
+    const db = await openDb({ databaseUrl: testDatabaseUrl })
     opened.push(db)
     expect(await db.query('select 7::int8 as v')).toEqual([{ v: 7 }])
-    const client = new pg.Client({ connectionString: testDatabaseUrl! })
+    const client = new pg.Client({ connectionString: testDatabaseUrl })
     await client.connect()
     try {
       expect((await client.query('select 7::int8 as v')).rows).toEqual([{ v: '7' }])

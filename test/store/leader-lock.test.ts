@@ -1,14 +1,14 @@
 // Leader election on server Postgres: one holder at a time, a prompt hand-over on release, and a
-// holder that learns within about a second that its session (and so its lock) is gone. PGlite
+
 // cannot take part: it is one session, where advisory locks never contend.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { createLocalLeaderLock, createPgLeaderLock, type LeaderLock } from '../../server/store/leader-lock.js'
+import { createPgLeaderLock, type LeaderLock } from '../../server/store/leader-lock.js'
 import { adminQuery } from '../helpers/postgres-admin.js'
-import { freshDatabaseUrl, hasPostgres, POSTGRES_SKIP_REASON } from '../helpers/postgres.js'
+import { freshDatabaseUrl } from '../helpers/postgres.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait-for.js'
 
-describe.skipIf(!hasPostgres)(`pg leader lock${hasPostgres ? '' : ` (${POSTGRES_SKIP_REASON})`}`, () => {
+describe('pg leader lock', () => {
   let url: string
   const locks: LeaderLock[] = []
   const proxies: TcpProxy[] = []
@@ -140,21 +140,5 @@ describe.skipIf(!hasPostgres)(`pg leader lock${hasPostgres ? '' : ` (${POSTGRES_
     await expect(lock.tryAcquire()).rejects.toThrow()
     expect(performance.now() - started).toBeLessThan(1500)
     expect(lock.held).toBe(false)
-  })
-})
-
-describe('local leader lock', () => {
-  it('always acquires and never reports a loss', async () => {
-    const lock = createLocalLeaderLock()
-    const lost: Error[] = []
-    lock.onLost((err) => { lost.push(err) })
-    expect(lock.held).toBe(false)
-    expect(await lock.tryAcquire()).toBe(true)
-    expect(await lock.tryAcquire()).toBe(true)
-    expect(lock.held).toBe(true)
-    await lock.release()
-    await lock.release()
-    expect(lock.held).toBe(false)
-    expect(lost).toEqual([])
   })
 })

@@ -1,8 +1,8 @@
-// The registry store and the migrator, on server Postgres and on PGlite: what the leader relies
+// The registry store and the migrator, on Postgres, and the embedded server: what the leader relies
 // on (atomic, fenced, strictly ordered commits; a resumable change log) and what an operator
 // relies on (idempotent, concurrent-safe migrations; a data directory with a single owner).
 import { spawn } from 'node:child_process'
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -13,7 +13,7 @@ import { openDb, type Db } from '../../server/store/db.js'
 import { migrate } from '../../server/store/migrate.js'
 import { createRegistryStore, FencedError } from '../../server/store/registry-store.js'
 import { lastJsonLine, runTs } from '../helpers/child-process.js'
-import { describeBackends, dropDatabase, freshDatabaseUrl } from '../helpers/postgres.js'
+import { describeWithDatabase, dropDatabase, freshDatabaseUrl } from '../helpers/postgres.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url))
@@ -54,7 +54,7 @@ async function migrationIds (db: Db): Promise<string[]> {
   return rows.map((row) => row.id)
 }
 
-describeBackends('migrate', (backend) => {
+describeWithDatabase('migrate', (backend) => {
   it('applies every migration once; running it again applies nothing', async () => {
     const db = await backend.empty()
     expect(SHIPPED[0]).toBe('0001_registry')
@@ -66,7 +66,7 @@ describeBackends('migrate', (backend) => {
     expect(await createRegistryStore(db).load()).toEqual({ revision: 0, epoch: 0, providers: [] })
   })
 
-  it.runIf(backend.kind === 'postgres')('serialises concurrent migrators, in this process and another (several sessions: Postgres only)', async () => {
+  it('serialises concurrent migrators, in this process and another', async () => {
     // More than one file, so that migrators can interleave between files; a file applied twice
     // would fail on its create table.
     const dir = await mkdtemp(path.join(os.tmpdir(), 'roster-migrations-'))
@@ -111,7 +111,7 @@ describeBackends('migrate', (backend) => {
   })
 })
 
-describeBackends('registry store', (backend) => {
+describeWithDatabase('registry store', (backend) => {
   it('round-trips providers through commit and load; deregistered removes the row', async () => {
     const store = createRegistryStore(backend.db)
     const epoch = await store.claimEpoch()
@@ -259,7 +259,7 @@ describeBackends('registry store', (backend) => {
     expect((await store.load()).providers).toHaveLength(10)
   })
 
-  it.runIf(backend.kind === 'postgres')('shows a reader nothing of a batch until it commits (several sessions: Postgres only)', async () => {
+  it('shows a reader nothing of a batch until it commits', async () => {
     const store = createRegistryStore(backend.db)
     const epoch = await store.claimEpoch()
     const reader = await openDb({ databaseUrl: backend.url })
@@ -294,7 +294,7 @@ describeBackends('registry store', (backend) => {
     }
   })
 
-  it.runIf(backend.kind === 'postgres')('fences one store by another on the same database (several sessions: Postgres only)', async () => {
+  it('fences one store by another on the same database', async () => {
     const other = await openDb({ databaseUrl: backend.url })
     try {
       const leaderA = createRegistryStore(backend.db)
@@ -313,15 +313,15 @@ describeBackends('registry store', (backend) => {
   })
 })
 
-describe('PGlite data directory', () => {
-  // Booting a new PGlite directory takes seconds, reopening one well under a second: boot and
+describe('embedded Postgres data directory', () => {
+  // initdb takes about a second, starting a stopped cluster a few hundred milliseconds: make and
   // migrate one, then give each test a copy of it.
   let root: string
   let migratedDir: string
   const opened: Db[] = []
 
   beforeAll(async () => {
-    root = await mkdtemp(path.join(os.tmpdir(), 'roster-pglite-'))
+    root = await mkdtemp(path.join(os.tmpdir(), 'roster-pg-'))
     migratedDir = path.join(root, 'migrated')
     const db = await openDb({ dataDir: migratedDir })
     await migrate(db)
@@ -380,7 +380,7 @@ describe('PGlite data directory', () => {
   it('refuses a second opener in another process', async () => {
     const dir = await freshDir()
     await open(dir)
-    const result = await runTs(STORE_CHILD, ['open-pglite', dir]).done
+    const result = await runTs(STORE_CHILD, ['open-embedded', dir]).done
     expect(result.code, result.stderr).toBe(1)
     expect(lastJsonLine(result.stdout)).toEqual({
       ok: false,
@@ -400,7 +400,51 @@ describe('PGlite data directory', () => {
     await db.close()
     await expect(readFile(lockFile, 'utf8')).rejects.toMatchObject({ code: 'ENOENT' })
   })
+  it('stops the Postgres that a SIGKILLed owner left running, and keeps every committed change', async () => {
+    const dir = await freshDir()
+    const owner = runTs(STORE_CHILD, ['hold-embedded', dir])
+    let out = ''
+    owner.child.stdout?.on('data', (chunk: string) => { out += chunk })
+    const held = await waitFor(() => {
+      const line = out.split('\n').find((l) => l.startsWith('{'))
+      return line === undefined ? undefined : JSON.parse(line) as { ok: boolean, serverPid: number, revision: number }
+    }, { timeoutMs: 20_000, what: 'the owner to hold the database' })
+    expect(held).toMatchObject({ ok: true, revision: 3 })
+    owner.child.kill('SIGKILL')
+    await owner.done
+    // The orphan: its Roster is gone, the server is not.
+    expect(() => process.kill(held.serverPid, 0)).not.toThrow()
+
+    const db = await open(dir)
+    expect(await createRegistryStore(db).load()).toMatchObject({ revision: 3 })
+    expect(() => process.kill(held.serverPid, 0)).toThrow()
+  })
+
+  it('listens on a Unix socket in the data directory and on no TCP port', async () => {
+    const dir = await freshDir()
+    const db = await open(dir)
+    expect(db.url).toContain(encodeURIComponent(path.join(path.resolve(dir), 'pg')))
+    expect(await db.query("select current_setting('listen_addresses') as listen")).toEqual([{ listen: '' }])
+  })
+
+  it('refuses a data directory of an earlier Roster (PGlite), and one too deep for a socket path', async () => {
+    const old = path.join(root, 'pglite-era')
+    await mkdir(old)
+    await writeFile(path.join(old, 'PG_VERSION'), '17\n')
+    await expect(openDb({ dataDir: old })).rejects.toMatchObject({
+      code: 'ROSTER_ERR_EMBEDDED_POSTGRES',
+      message: expect.stringContaining('holds a database of an earlier Roster (PGlite)')
+    })
+    const deep = path.join(root, 'd'.repeat(100))
+    await expect(openDb({ dataDir: deep })).rejects.toMatchObject({
+      code: 'ROSTER_ERR_EMBEDDED_POSTGRES',
+      message: expect.stringContaining('too deep for a Unix socket path')
+    })
+    // Neither left a lock behind.
+    await expect(readFile(path.join(old, 'roster.pid'))).rejects.toMatchObject({ code: 'ENOENT' })
+  })
 })
+
 
 /** The pid of a child process that has exited (and been reaped), so nothing answers to it. */
 async function deadChildPid (): Promise<number> {

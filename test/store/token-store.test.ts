@@ -1,4 +1,4 @@
-// The tokens table on server Postgres and on PGlite: what the leader relies on (writes fenced by
+// The tokens table on Postgres: what the leader relies on (writes fenced by
 // its epoch, a duplicate refused, a revoke of an unknown id reported) and that only the hash of
 // a secret is ever stored.
 import { describe, expect, it } from 'vitest'
@@ -6,7 +6,7 @@ import type { TokenRecord } from '../../server/protocol/token-model.js'
 import { createRegistryStore, FencedError } from '../../server/store/registry-store.js'
 import { createTokenStore, TokenConflictError } from '../../server/store/token-store.js'
 import { hashSecret, newSecret, newTokenId } from '../../server/shared/token-secret.js'
-import { describeBackends } from '../helpers/postgres.js'
+import { describeWithDatabase } from '../helpers/postgres.js'
 
 function token (overrides: Partial<TokenRecord> = {}): TokenRecord {
   return {
@@ -20,7 +20,7 @@ function token (overrides: Partial<TokenRecord> = {}): TokenRecord {
   }
 }
 
-describeBackends('token store', (backend) => {
+describeWithDatabase('token store', (backend) => {
   it('stores, lists and revokes tokens, fenced by the epoch', async () => {
     const epoch = await createRegistryStore(backend.db).claimEpoch()
     const tokens = createTokenStore(backend.db)
