@@ -210,13 +210,18 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
   installAuth(app, { enabled: opts.auth ?? false, tokens })
 
   const readGate = createReadGate(replica, opts.minRevisionWaitMs ?? MIN_REVISION_WAIT_MS)
+  // Kept once known: server.address() is a getsockname() system call, and the guard asks on
+  // every registration (a listening server's port never changes).
+  let ownPort: number | null = null
   const targetGuard = createTargetGuard({
     allow: opts.targets?.allow ?? null,
     leaderCandidates: opts.targets?.leaderCandidates ?? [],
     ownHost: opts.targets?.ownHost,
     ownPort: () => {
+      if (ownPort !== null) return ownPort
       const address = app.server.address() as AddressInfo | string | null
-      return typeof address === 'object' && address !== null ? address.port : null
+      if (typeof address === 'object' && address !== null) ownPort = address.port
+      return ownPort
     }
   })
   const writeLimit = opts.writeRatePerSecond === undefined ? undefined : await writeRateLimit(app, opts.writeRatePerSecond)
