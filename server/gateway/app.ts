@@ -27,6 +27,7 @@ import { createTokenTable, type TokenTable } from './token-table.js'
 import { tokensRoutes } from './routes/tokens.js'
 import { Token } from '../protocol/token-model.js'
 import { defaultHttpLimits, type HttpLimits } from './http-limits.js'
+import { RequestLogAtDebug } from './request-log.js'
 
 /** What the gateway needs from the leader; server/gateway/leader-client.ts implements it. */
 export interface LeaderPort {
@@ -114,6 +115,7 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
       ? { logger: logger ?? false }
       : { loggerInstance: opts.loggerInstance.child({}, { serializers }) as FastifyServerOptions['loggerInstance'] }),
     ...(opts.tls === undefined ? { http: serverOptions } : { https: { ...serverOptions, cert: opts.tls.cert, key: opts.tls.key } }),
+    logController: new RequestLogAtDebug(),
     connectionTimeout: limits.connectionTimeoutMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
@@ -196,7 +198,8 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
   app.setErrorHandler((err, req, reply) => {
     const body = errorBody(err)
     if (body.statusCode >= 500) req.log.error({ err }, 'request failed')
-    else req.log.info({ code: body.code, statusCode: body.statusCode, reason: body.message }, 'request rejected')
+    // A 4xx is the client's mistake, answered in the body: a per-request line, so debug (request-log.ts).
+    else req.log.debug({ code: body.code, statusCode: body.statusCode, reason: body.message }, 'request rejected')
     if (err instanceof RosterError) void reply.headers(err.headers)
     // 1 s: a standby leader takes over within about 2 s (leader-link: silence noticed after
     // 1–1.25 s), so clients retrying each second get through on the first or second retry.
@@ -207,13 +210,18 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
   installAuth(app, { enabled: opts.auth ?? false, tokens })
 
   const readGate = createReadGate(replica, opts.minRevisionWaitMs ?? MIN_REVISION_WAIT_MS)
+  // Kept once known: server.address() is a getsockname() system call, and the guard asks on
+  // every registration (a listening server's port never changes).
+  let ownPort: number | null = null
   const targetGuard = createTargetGuard({
     allow: opts.targets?.allow ?? null,
     leaderCandidates: opts.targets?.leaderCandidates ?? [],
     ownHost: opts.targets?.ownHost,
     ownPort: () => {
+      if (ownPort !== null) return ownPort
       const address = app.server.address() as AddressInfo | string | null
-      return typeof address === 'object' && address !== null ? address.port : null
+      if (typeof address === 'object' && address !== null) ownPort = address.port
+      return ownPort
     }
   })
   const writeLimit = opts.writeRatePerSecond === undefined ? undefined : await writeRateLimit(app, opts.writeRatePerSecond)

@@ -240,9 +240,12 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
     }
     // Limits (socket-limits.ts): a peer that never finishes its handshake is dropped after 5 s,
     // one that announces an oversized frame at once. With keys, only followers get that far.
+    // sendTimeout 0: neither socket ever blocks a send (a PUB, and a ROUTER without
+    // ROUTER_MANDATORY, drop at the high-water mark instead), and with 0 zeromq.js sends at once
+    // instead of first asking libzmq for ZMQ_EVENTS, a getpid() and a poll() per message.
     const security = curveServerOptions(config.clusterKeys)
-    const router = new Router({ linger: 0, handover: true, sendHighWaterMark: 100_000, ...limitOptions(LEADER_ROUTER_MAX_BYTES), ...security })
-    const pub = new Publisher({ linger: 0, sendHighWaterMark: 100_000, ...limitOptions(LEADER_PUB_MAX_BYTES), ...security })
+    const router = new Router({ linger: 0, handover: true, sendHighWaterMark: 100_000, sendTimeout: 0, ...limitOptions(LEADER_ROUTER_MAX_BYTES), ...security })
+    const pub = new Publisher({ linger: 0, sendHighWaterMark: 100_000, sendTimeout: 0, ...limitOptions(LEADER_PUB_MAX_BYTES), ...security })
     const quorum = createObserverQuorum()
     const requorum = new Set<string>()
     const assignment = createAssignment({

@@ -19,7 +19,8 @@ const NOBODY = 'tcp://127.0.0.1:9'
 
 /** Every log line of the leader and both gateways, as written. */
 const logLines: string[] = []
-const capture = pino({ level: 'info' }, new Writable({
+// debug: the per-request lines (server/gateway/request-log.ts), with their URLs, are searched for secrets too.
+const capture = pino({ level: 'debug' }, new Writable({
   write (chunk: Buffer, _enc, done) { logLines.push(...chunk.toString().split('\n').filter((l) => l !== '')); done() }
 }))
 
