@@ -1,5 +1,5 @@
 // Roster under test, started the way a user would: its storage (a fresh server-Postgres database
-// when a URL is set, else PGlite in a temp directory) and its roles as real `roster` processes,
+// when a URL is set, else Roster's embedded default database in a temp directory) and its roles as real `roster` processes,
 // either `leader`, `worker`, `gateway` apart or everything in one `roster up`. All of it is
 // registered with the benchmark's Scope, so it is stopped (SIGTERM, then SIGKILL) and the
 // database dropped whatever happens. It starts nothing else.
@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { writeClusterKeys, type ClusterKeys } from '../../server/protocol/cluster-keys.js'
-import { freeLeaderEndpoint, freePort, spawnRoster, waitForLeader, waitForReady, type RosterProcess } from '../../test/helpers/cluster.js'
+import { spawnRoster, waitForLeader, waitForReady, type RosterProcess } from '../../test/helpers/cluster.js'
+import { benchLeaderEndpoint, benchPort } from './ports.js'
 import { adminQuery, databaseUrl, quoteIdent } from '../../test/helpers/postgres-admin.js'
 import { stopProcess, track, type Scope } from './processes.js'
 
@@ -24,7 +25,7 @@ export interface RosterRun {
   bind: string
   /** Human-readable: which storage the leader uses. */
   storage: string
-  /** The leader's fresh server-Postgres database, or null on PGlite. */
+  /** The leader's fresh server-Postgres database, or null on the embedded default. */
   databaseUrl: string | null
   /** Role (or `up`) → its process. */
   processes: ReadonlyMap<string, RosterProcess>
@@ -60,15 +61,28 @@ function spawnProfiled (args: string[], env: NodeJS.ProcessEnv): RosterProcess {
   return { child, output: () => output, kill: async (signal = 'SIGKILL') => { await stopProcess(child, signal) } }
 }
 
-/** Three `roster` starts (tsx) and a PGlite boot take seconds; on the shared two-core machine
+/** Three `roster` starts (tsx) and an embedded database's boot take seconds; on the shared two-core machine
  *  under a load of 20 they took up to 40 s. */
 const SETUP_TIMEOUT_MS = 90_000
 
-/** The storage flags for the leader: a fresh database (dropped by the scope) or `tmp`/data. */
-async function storageFlags (scope: Scope, tmp: string): Promise<{ flags: string[], storage: string, databaseUrl: string | null }> {
+/** Where the leader keeps the registry: its flags, a label for the tables, and the database's URL
+ *  when it is server Postgres (null for the embedded default). */
+export interface Storage { flags: string[], storage: string, databaseUrl: string | null }
+
+/** The server Postgres the benchmarks may use, if one is configured. */
+export function serverPostgresUrl (): string | undefined {
   const env = process.env
-  const serverUrl = [env.ROSTER_BENCH_DATABASE_URL, env.DATABASE_URL, env.ROSTER_DATABASE_URL].find((u) => u !== undefined && u !== '')
-  if (serverUrl === undefined) return { flags: ['--data-dir', join(tmp, 'data')], storage: 'PGlite (embedded, temp data dir)', databaseUrl: null }
+  return [env.ROSTER_BENCH_DATABASE_URL, env.DATABASE_URL, env.ROSTER_DATABASE_URL].find((u) => u !== undefined && u !== '')
+}
+
+/** Roster's embedded default (what `roster up` uses without --database-url, whichever engine
+ *  that is), its data in `tmp`/`name`. */
+export function embeddedStorage (tmp: string, name = 'data'): Storage {
+  return { flags: ['--data-dir', join(tmp, name)], storage: 'embedded default database (temp --data-dir)', databaseUrl: null }
+}
+
+/** A fresh database on `serverUrl`, dropped by the scope. */
+export async function freshDatabase (scope: Scope, serverUrl: string): Promise<Storage> {
   const name = `roster_bench_${process.pid}_${randomBytes(3).toString('hex')}`
   await adminQuery(serverUrl, `create database ${quoteIdent(name)}`)
   scope.defer(`drop database ${name}`, async () => { await adminQuery(serverUrl, `drop database if exists ${quoteIdent(name)} with (force)`) })
@@ -76,17 +90,25 @@ async function storageFlags (scope: Scope, tmp: string): Promise<{ flags: string
   return { flags: ['--database-url', url], storage: `server Postgres (fresh database ${name} on ${new URL(serverUrl).host})`, databaseUrl: url }
 }
 
+/** The configured server Postgres (a fresh database) if there is one, else the embedded default. */
+async function defaultStorage (scope: Scope, tmp: string): Promise<Storage> {
+  const serverUrl = serverPostgresUrl()
+  return serverUrl === undefined ? embeddedStorage(tmp) : await freshDatabase(scope, serverUrl)
+}
+
 /**
  * Starts Roster and resolves once its gateway has a leader and answers reads. `tmp` is the
- * benchmark's temp directory (PGlite's data goes under it). `leaderArgs` go to the leader (or
- * `roster up`), e.g. flap-damping flags. `reuse`: the registry of an earlier run, stopped.
+ * benchmark's temp directory (the embedded database's data goes under it). `leaderArgs` go to
+ * the leader (or `roster up`), e.g. flap-damping flags. `reuse`: the registry of an earlier run,
+ * stopped. `opts.storage`: where the registry goes (default: server Postgres if configured, else
+ * the embedded default).
  */
-export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles, leaderArgs: string[] = [], reuse?: RosterRun, opts: { clusterKeys?: boolean } = {}): Promise<RosterRun> {
-  const { flags: dbFlags, storage, databaseUrl: dbUrl } = reuse === undefined
-    ? await storageFlags(scope, tmp)
-    : { flags: [...reuse.storageFlags], storage: reuse.storage, databaseUrl: reuse.databaseUrl }
-  const bind = await freeLeaderEndpoint()
-  const port = await freePort()
+export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles, leaderArgs: string[] = [], reuse?: RosterRun, opts: { clusterKeys?: boolean, storage?: Storage } = {}): Promise<RosterRun> {
+  const { flags: dbFlags, storage, databaseUrl: dbUrl } = reuse !== undefined
+    ? { flags: [...reuse.storageFlags], storage: reuse.storage, databaseUrl: reuse.databaseUrl }
+    : opts.storage ?? await defaultStorage(scope, tmp)
+  const bind = await benchLeaderEndpoint()
+  const port = await benchPort()
   const url = `http://127.0.0.1:${port}`
   // The flags below say everything; no inherited variable may point a role elsewhere.
   // `clusterKeys`: every role, later ones included, gets the same key file (CurveZMQ).
