@@ -76,10 +76,12 @@ export async function descendants (root: number): Promise<number[]> {
   return out.sort((a, b) => a - b)
 }
 
-/** What a process is, to name it in a table: its `comm` and its command line cut to `max`. */
-export async function describe (pid: number, max = 60): Promise<{ comm: string, cmdline: string }> {
+/** What a process is, to name it in a table: its `comm`, and its command line with every
+ *  absolute path cut to its last component, cut to `max` characters. */
+export async function describe (pid: number, max = 56): Promise<{ comm: string, cmdline: string }> {
   const { comm } = statParent(await read(pid, 'stat'))
-  const cmdline = (await read(pid, 'cmdline')).split('\0').filter((a) => a !== '').join(' ')
+  const args = (await read(pid, 'cmdline')).split('\0').filter((a) => a !== '')
+  const cmdline = args.map((a) => (a.startsWith('/') ? a.slice(a.lastIndexOf('/') + 1) : a)).join(' ')
   return { comm, cmdline: cmdline.length > max ? `${cmdline.slice(0, max - 1)}…` : cmdline }
 }
 
