@@ -69,6 +69,11 @@ async function writesPerCommit (url: string, since: number): Promise<number> {
   return row === undefined || row.commits === 0 ? NaN : row.changes / row.commits
 }
 
+async function freeConnections (url: string): Promise<number> {
+  const [row] = await adminQuery<{ free: number }>(url, "select current_setting('max_connections')::int - (select count(*) from pg_stat_activity)::int as free")
+  return row?.free ?? 0
+}
+
 function topologies (raw: string): Topology[] {
   const list = raw.split(',').map((t) => t.trim())
   const bad = list.filter((t) => !(TOPOLOGIES as readonly string[]).includes(t))
@@ -114,14 +119,11 @@ export const register: Benchmark = {
       spawnLoadClient(tmp)
     ]) as [RosterRun | null, RosterRun | null, ZooKeeperRun | null, Awaited<ReturnType<typeof spawnLoadClient>>]
     const databaseUrl = roles?.databaseUrl ?? null
-    let free = 0
     if (databaseUrl !== null) {
       await adminQuery(databaseUrl, 'create table ref_providers (like providers including all); create table ref_changes (like changes including all)')
-      free = (await adminQuery<{ free: number }>(databaseUrl,
-        "select current_setting('max_connections')::int - (select count(*) from pg_stat_activity)::int as free"))[0]?.free ?? 0
     }
     if (up !== null) log(`roster up (pid ${up.pid('up')}) ready: ${up.storage}`)
-    if (separate !== null) log(`leader + gateway (pids ${separate.pid('leader')}, ${separate.pid('gateway')}) ready: ${separate.storage}; ${free} Postgres connections free before the reference`)
+    if (separate !== null) log(`leader + gateway (pids ${separate.pid('leader')}, ${separate.pid('gateway')}) ready: ${separate.storage}`)
     if (zk !== null) log(`ZooKeeper ${zk.version} (pid ${zk.pid}) on ${zk.connectString}`)
 
     const sides: RegisterSide[] = [...present, ...(zk !== null ? ['zookeeper' as const] : []), ...(databaseUrl !== null ? ['pg' as const] : [])]
@@ -149,8 +151,9 @@ export const register: Benchmark = {
           measure = cpuSplit({ zookeeper: (zk as ZooKeeperRun).pid, generator: load.pid }, {}, warmupMs, durationMs)
           break
         case 'pg':
-          // One connection per client; it never takes the server's last ones.
-          spec = { ...common, connections: Math.max(1, Math.min(c, free - SPARE_PG_CONNECTIONS)), target: 'pg', databaseUrl: databaseUrl as string, providers: 'ref_providers', changes: 'ref_changes', service: SERVICE }
+          // One connection per client; it never takes the server's last ones, counted right
+          // before each run (others' tests open and close connections all the time).
+          spec = { ...common, connections: Math.max(1, Math.min(c, await freeConnections(databaseUrl as string) - SPARE_PG_CONNECTIONS)), target: 'pg', databaseUrl: databaseUrl as string, providers: 'ref_providers', changes: 'ref_changes', service: SERVICE }
           measure = cpuSplit({ generator: load.pid }, { database: backendsOf(databaseUrl as string) }, warmupMs, durationMs)
           break
       }
@@ -173,7 +176,7 @@ export const register: Benchmark = {
     for (const c of levels) {
       const zkf = figure(c, 'zookeeper')
       const pgf = figure(c, 'pg')
-      const pgConns = of(c, 'pg')[0]?.connections ?? c
+      const pgConns = Math.min(c, ...of(c, 'pg').map((x) => x.connections))
       const level: Record<string, unknown> = { zookeeper: zkf, pg: pgf === null ? null : { ...pgf, connections: pgConns } }
       summary[String(c)] = level
       for (const t of present) {

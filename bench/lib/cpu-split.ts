@@ -26,10 +26,14 @@ export function descendantsOf (pid: number): () => Promise<number[]> {
 
 /**
  * Waits `warmupMs`, then measures the named pids and each group (its pids listed once the
- * warm-up is over: connections are open by then) over `windowMs`. A group's processes that end
- * inside the window are left out of its sum.
+ * warm-up is over: connections are open by then) until `warmupMs + windowMs` after the call. A
+ * group's processes that end inside the window are left out of its sum. Called as the load run
+ * is sent, it ends before that run's window does (the generator connects before its warm-up
+ * starts), so the run's own connections, closed after its window, are still there to be read:
+ * the listing and the first reading shorten the measured window instead.
  */
 export async function cpuSplit (named: Record<string, number>, groups: Record<string, () => Promise<number[]>>, warmupMs: number, windowMs: number): Promise<CpuSplit> {
+  const end = performance.now() + warmupMs + windowMs
   await sleep(warmupMs)
   const groupNames = Object.keys(groups)
   const members = await Promise.all(Object.values(groups).map(async (list) => await list()))
@@ -40,7 +44,7 @@ export async function cpuSplit (named: Record<string, number>, groups: Record<st
   const read = async (): Promise<number[]> => await Promise.all(pids.map(async (pid) => await cpuMs(pid).catch(() => NaN)))
   const before = await read()
   const t0 = performance.now()
-  await sleep(windowMs)
+  await sleep(end - t0)
   const after = await read()
   const wallMs = performance.now() - t0
   const cores = after.map((a, i) => (a - (before[i] as number)) / wallMs)
