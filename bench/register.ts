@@ -202,14 +202,14 @@ export const register: Benchmark = {
       return Number.isFinite(v) ? v : '–'
     })]))
     const storage = [up === null ? null : `roster up: ${up.storage}`, separate === null ? null : `leader + gateway: ${separate.storage}`].filter((x) => x !== null).join('; ')
+    const refs = [...(zk !== null ? ['ZooKeeper ephemeral creates'] : []), ...(databaseUrl !== null ? ['raw pg (one transaction per write)'] : [])]
     const tables: Table[] = [
       {
-        title: `register: PUT through the gateway vs ZooKeeper ephemeral creates${databaseUrl !== null ? ' and raw pg (one transaction per write)' : ''}, ${runs} runs × ${durationMs} ms per level and side (+${warmupMs} ms warm-up each), medians; ${storage}`,
+        title: `register: PUT through the gateway${refs.length > 0 ? ` vs ${refs.join(' and ')}` : ''}, ${runs} runs × ${durationMs} ms per level and side (+${warmupMs} ms warm-up each), medians; ${storage}`,
         columns: ['conns', 'Roster', 'ops/s', 'p50 ms', 'p99 ms', 'writes/commit', 'ZooKeeper ops/s', 'p50 ms', 'p99 ms', 'Roster/ZK', 'raw pg ops/s', 'Roster/pg', 'target'],
         rows,
         notes: [...notes, ...skipped,
-          'ZooKeeper: one session per connection, each operation the create of an ephemeral node whose data is the PUT\'s body' +
-          (zk === null ? '' : ` (ZooKeeper ${zk.version}, standalone, default settings: a create is acknowledged once fsynced to its log)`),
+          ...(zk !== null ? [`ZooKeeper: one session per connection, each operation the create of an ephemeral node whose data is the PUT's body (ZooKeeper ${zk.version}, standalone, default settings: a create is acknowledged once fsynced to its log)`] : []),
           ...(databaseUrl !== null ? ['raw pg: the row writes of one registration, one transaction each, in the leader + gateway database; compared with that topology only'] : [])]
       },
       {
