@@ -76,6 +76,15 @@ export async function descendants (root: number): Promise<number[]> {
   return out.sort((a, b) => a - b)
 }
 
+/** When the process started (field 22 of its stat line, in clock ticks since boot), or null if it
+ *  is gone: with its pid, it names one process even after the pid is reused. */
+export async function startTime (pid: number): Promise<number | null> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null)
+  if (stat === null) return null
+  // rest[0] is field 3, so field 22 is rest[19].
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+}
+
 /** What a process is, to name it in a table: its `comm`, and its command line with every
  *  absolute path cut to its last component, cut to `max` characters. */
 export async function describe (pid: number, max = 56): Promise<{ comm: string, cmdline: string }> {

@@ -13,7 +13,8 @@ import { writeClusterKeys, type ClusterKeys } from '../../server/protocol/cluste
 import { spawnRoster, waitForLeader, waitForReady, type RosterProcess } from '../../test/helpers/cluster.js'
 import { benchLeaderEndpoint, benchPort } from './ports.js'
 import { adminQuery, databaseUrl, quoteIdent } from '../../test/helpers/postgres-admin.js'
-import { stopProcess, track, type Scope } from './processes.js'
+import { descendants, startTime } from './proc-stat.js'
+import { sleep, stopProcess, track, type Scope } from './processes.js'
 
 /** The roles, one process each; or one `roster up` process with all three. */
 export type RosterRoles = ReadonlyArray<'leader' | 'worker' | 'gateway'> | 'up'
@@ -39,7 +40,7 @@ export interface RosterRun {
   storageFlags: readonly string[]
   /** Starts one more role process following this leader (e.g. a worker after a setup). */
   spawnRole: (role: 'worker' | 'gateway') => RosterProcess
-  /** Stops every role (SIGTERM, SIGKILL after 3 s); the storage stays until the scope closes. */
+  /** Stops every role and what it started (see stopRole); the storage stays until the scope closes. */
   stop: () => Promise<void>
 }
 
@@ -48,6 +49,35 @@ export interface RosterRun {
  *  when they stop. */
 const PROFILE_DIR = join(tmpdir(), 'roster-bench-profiles')
 const ROSTER_BIN = fileURLToPath(new URL('../../bin/roster.js', import.meta.url))
+
+/** How long a role gets to stop after SIGTERM: `roster up` stops its embedded database too,
+ *  which on a loaded machine takes seconds. */
+const STOP_GRACE_MS = 10_000
+
+/**
+ * Stops a role (SIGTERM, SIGKILL after STOP_GRACE_MS) and then whatever it had started (an
+ * embedded database's postmaster and backends) that outlived it: a role killed before it could
+ * stop its children leaves them running, orphaned, and nothing else in the benchmark would stop
+ * them. Each is named by pid and start time, so a reused pid is never signalled.
+ */
+async function stopRole (r: RosterProcess): Promise<void> {
+  const pid = r.child.pid
+  const under = pid === undefined || r.child.exitCode !== null || r.child.signalCode !== null
+    ? []
+    : await Promise.all((await descendants(pid)).map(async (p) => ({ pid: p, since: await startTime(p) })))
+  await stopProcess(r.child, 'SIGTERM', STOP_GRACE_MS)
+  const alive = async (p: { pid: number, since: number | null }): Promise<boolean> => p.since !== null && await startTime(p.pid) === p.since
+  const deadline = performance.now() + STOP_GRACE_MS
+  let left = under
+  while (left.length > 0) {
+    left = (await Promise.all(left.map(async (p) => (await alive(p) ? p : null)))).filter((p) => p !== null)
+    if (left.length === 0) return
+    if (performance.now() > deadline) {
+      for (const p of left) { try { process.kill(p.pid, 'SIGKILL') } catch { /* gone meanwhile */ } }
+    }
+    await sleep(100)
+  }
+}
 
 function spawnProfiled (args: string[], env: NodeJS.ProcessEnv): RosterProcess {
   mkdirSync(PROFILE_DIR, { recursive: true })
@@ -126,8 +156,8 @@ export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles
       : role === 'worker' ? ['worker', '--leader', bind] : ['gateway', '--leader', bind, ...gatewayArgs]])
   const processes = new Map<string, RosterProcess>()
   scope.defer('stop Roster', async () => {
-    // SIGTERM: the graceful path (the leader closes its database); SIGKILL after 3 s.
-    for (const r of [...processes.values()].reverse()) await stopProcess(r.child, 'SIGTERM', 3000)
+    // SIGTERM: the graceful path (the leader closes its database); see stopRole.
+    for (const r of [...processes.values()].reverse()) await stopRole(r)
   })
   const spawnRole = (role: string, args: string[]): RosterProcess => {
     const profiled = (process.env.ROSTER_BENCH_PROFILE ?? '').split(',').includes(role)
@@ -162,7 +192,7 @@ export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles
     clusterKeys,
     spawnRole: (role) => spawnRole(role, role === 'worker' ? ['worker', '--leader', bind] : ['gateway', '--leader', bind, ...gatewayArgs]),
     stop: async () => {
-      for (const r of [...processes.values()].reverse()) await stopProcess(r.child, 'SIGTERM', 3000)
+      for (const r of [...processes.values()].reverse()) await stopRole(r)
     }
   }
 }
