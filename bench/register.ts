@@ -131,6 +131,8 @@ export const register: Benchmark = {
     await interleaved(p, sides, async (c, li, r, side) => {
       const common = { connections: c, warmupMs, durationMs, slots, tag: `l${li}r${r}` }
       const put = (roster: RosterRun): LoadSpec => ({ ...common, target: 'http', port: Number(new URL(roster.url).port), method: 'PUT', path: `/v1/services/${SERVICE}/providers/c{conn}-{slot}`, body: BODY })
+      // Read before the CPU measurement starts: it times its window from its call.
+      const since = side === 'roles' ? await headRevision(databaseUrl as string) : 0
       let spec: LoadSpec
       let measure: Promise<CpuSplit>
       switch (side) {
@@ -157,7 +159,6 @@ export const register: Benchmark = {
           measure = cpuSplit({ generator: load.pid }, { database: backendsOf(databaseUrl as string) }, warmupMs, durationMs)
           break
       }
-      const since = side === 'roles' ? await headRevision(databaseUrl as string) : 0
       const [report, cpu] = await Promise.all([load.run(spec, side === 'up' || side === 'roles' ? [200, 201] : [200]), measure])
       const perCommit = side === 'roles' ? await writesPerCommit(databaseUrl as string, since) : side === 'pg' ? 1 : NaN
       if (r < 0) { log(`warm-up at ${c} connections, ${LABEL[side]}: ${report.opsPerSec}/s (not counted)`); return }
