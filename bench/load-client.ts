@@ -275,14 +275,17 @@ async function run (spec: RunSpec): Promise<RunReport> {
   let failures = 0
   let firstFailure: string | null = null
   let lastBodyBytes = 0
-  let cpuAtWindow: NodeJS.CpuUsage | null = null
-  let cpuWindowMs = NaN
-  const cpuStart = setTimeout(() => { cpuAtWindow = process.cpuUsage() }, spec.warmupMs)
-  const cpuEnd = setTimeout(() => {
-    if (cpuAtWindow === null) return
-    const d = process.cpuUsage(cpuAtWindow)
-    cpuWindowMs = (d.user + d.system) / 1000
-  }, spec.warmupMs + spec.durationMs)
+  let cpuAtWindow: { usage: NodeJS.CpuUsage, at: number } | null = null
+  let generatorCpu = NaN
+  // CPU ÷ wall time from the window's start to its end, or to the last operation's end when that
+  // comes first: on a loaded machine the end timer can fire after it, and is then cleared.
+  const cpuTaken = (): void => {
+    if (cpuAtWindow === null || !Number.isNaN(generatorCpu)) return
+    const d = process.cpuUsage(cpuAtWindow.usage)
+    generatorCpu = (d.user + d.system) / 1000 / (now() - cpuAtWindow.at)
+  }
+  const cpuStart = setTimeout(() => { cpuAtWindow = { usage: process.cpuUsage(), at: now() } }, spec.warmupMs)
+  const cpuEnd = setTimeout(cpuTaken, spec.warmupMs + spec.durationMs)
 
   try {
     await Promise.all(clients.map(async (client) => {
@@ -311,6 +314,7 @@ async function run (spec: RunSpec): Promise<RunReport> {
   } finally {
     clearTimeout(cpuStart)
     clearTimeout(cpuEnd)
+    cpuTaken()
     await Promise.all(clients.map(async (c) => { await c.close() }))
   }
 
@@ -337,7 +341,7 @@ async function run (spec: RunSpec): Promise<RunReport> {
     failures,
     firstFailure,
     lastBodyBytes,
-    generatorCpu: Math.round(cpuWindowMs / spec.durationMs * 100) / 100,
+    generatorCpu: Math.round(generatorCpu * 100) / 100,
     windowMs: spec.durationMs
   }
 }
