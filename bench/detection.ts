@@ -3,7 +3,7 @@
 // intervals), against a bare ZeroMQ SUB seeing the same kind of crash at the same time.
 //
 // Roster runs as three processes (`roster leader|worker|gateway`), on a fresh server Postgres
-// database when a URL is given (else PGlite in a temp data dir). N providers heartbeat from real
+// database when a URL is given (else the embedded default in a temp data dir). N providers heartbeat from real
 // PUB sockets: a few "victims" each in a process of their own (the ones that get SIGKILLed), the
 // rest in one fleet process. Scenarios, all over loopback:
 //   crash      SIGKILL a victim process → its `down` frame at the client's 'message' handler;

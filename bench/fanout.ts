@@ -19,7 +19,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pubEndpoint } from '../server/protocol/endpoints.js'
-import { freePort } from '../test/helpers/cluster.js'
+import { benchPort } from './lib/ports.js'
 import { compileScript, now, spawnLineChild, type LineChild } from './lib/children.js'
 import { openEventTap } from './lib/event-tap.js'
 import { openFeed, type FeedMessage } from './lib/feed.js'
@@ -177,7 +177,7 @@ export const fanout: Benchmark = {
       if (mine.length < latency.length + k) throw new Error(`the probe watcher kept ${mine.length} frames, expected ${latency.length + k}`)
       const framesFile = join(tmp, `frames-${w}.txt`)
       await writeFile(framesFile, mine.join('\n') + '\n')
-      const refPort = await freePort()
+      const refPort = await benchPort()
       const ref = await spawnLineChild(`ws-broadcaster-${w}`, broadcasterScript, [framesFile, String(refPort)])
       t = now()
       await openWatchers(procs, `ws://127.0.0.1:${refPort}/`, w)

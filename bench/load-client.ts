@@ -5,11 +5,16 @@
 //         template. Not `http.request`: that costs several times more CPU per request than the
 //         servers under test spend answering it, and on two shared cores the generator must not
 //         be what limits the figure. It reports its own CPU use, so a saturated generator shows.
-//   pg    the register benchmark's reference: a pg connection doing, per operation, one
-//         transaction with the row writes Roster's leader does for one registration (the
+//   pg    the register benchmark's raw-Postgres reference: a pg connection doing, per operation,
+//         one transaction with the row writes Roster's leader does for one registration (the
 //         provider row upserted, one change-log row), as prepared statements.
+//   zookeeper  the register benchmark's ZooKeeper reference: one ZooKeeper session per client
+//         (node-zookeeper-client, pure JavaScript), each operation the create of an ephemeral
+//         node named from the path template, its data the rendered body template: what a
+//         service registering itself in ZooKeeper does.
 //
-// Self-contained (Node built-ins and pg): the runner transpiles it once per run (lib/children.ts).
+// Self-contained (Node built-ins, pg, node-zookeeper-client): the runner transpiles it once per
+// run (lib/children.ts).
 //
 // stdin, one JSON command per line                      stdout, one JSON object per line
 //   (start)                                             {"ready":true,"pid":N}
@@ -17,24 +22,32 @@
 //     "path":"/…","body":"…"|null, COMMON}}
 //   {"run":{"target":"pg","databaseUrl":"…",
 //     "providers":"ref_providers","changes":"ref_changes","service":"…", COMMON}}
+//   {"run":{"target":"zookeeper","connectString":"127.0.0.1:P",
+//     "path":"/parent/…","body":"…", COMMON}}
 //   COMMON: "connections":C,"warmupMs":W,"durationMs":D,"slots":S,"tag":"…"
 //   anything that fails                                 {"error":"…"}
-// Templates (http path and body): `{conn}` (client index), `{slot}` ((operation count on that
-// client) mod slots), `{port}` (1024 + that count mod 60 000) and `{tag}` (the run's tag). The pg
-// client keys and fills its rows the same way, so both write S providers per client, inserts
-// first, then updates that each change the row (the port moves on, the tag differs per run).
+// Templates (http and zookeeper path and body): `{conn}` (client index), `{seq}` (operation count
+// on that client), `{slot}` (that count mod slots), `{port}` (1024 + that count mod 60 000) and
+// `{tag}` (the run's tag). The pg client keys and fills its rows the same way, so both write S
+// providers per client, inserts first, then updates that each change the row (the port moves
+// on, the tag differs per run). A zookeeper path's parent (up to its last '/', no placeholders)
+// is created, persistent, if missing; each run's nodes go when its sessions close, before the
+// run reports.
 // It exits when stdin closes (its parent is gone), so it cannot outlive the benchmark.
 import { connect } from 'node:net'
 import { createInterface } from 'node:readline'
+import zookeeper from 'node-zookeeper-client'
 import pg from 'pg'
 
 interface Common { connections: number, warmupMs: number, durationMs: number, slots: number, tag: string }
 interface HttpSpec extends Common { target: 'http', port: number, method: string, path: string, body: string | null }
 interface PgSpec extends Common { target: 'pg', databaseUrl: string, providers: string, changes: string, service: string }
-export type RunSpec = HttpSpec | PgSpec
+interface ZooKeeperSpec extends Common { target: 'zookeeper', connectString: string, path: string, body: string }
+export type RunSpec = HttpSpec | PgSpec | ZooKeeperSpec
 
-/** One client: performs operation `seq` and resolves with its status (HTTP code; 200 for pg). */
-interface Client { op: (seq: number) => Promise<{ status: number, bytes: number }>, close: () => void }
+/** One client: performs operation `seq` and resolves with its status (HTTP code; 200 for pg and
+ *  zookeeper); `close` resolves once the connection (the session) is closed. */
+interface Client { op: (seq: number) => Promise<{ status: number, bytes: number }>, close: () => Promise<void> }
 
 export interface RunReport {
   /** Operations completed inside the measured window, per second. */
@@ -61,11 +74,12 @@ function print (obj: object): void {
 
 /** A template split at its placeholders once, rendered per request with plain concatenation. */
 function compile (template: string, spec: Common): (conn: number, seq: number) => string {
-  const parts = template.split(/(\{conn\}|\{slot\}|\{port\}|\{tag\})/)
+  const parts = template.split(/(\{conn\}|\{seq\}|\{slot\}|\{port\}|\{tag\})/)
   return (conn, seq) => {
     let out = ''
     for (const part of parts) {
       if (part === '{conn}') out += String(conn)
+      else if (part === '{seq}') out += String(seq)
       else if (part === '{slot}') out += String(seq % spec.slots)
       else if (part === '{port}') out += String(portOf(seq))
       else if (part === '{tag}') out += spec.tag
@@ -134,7 +148,7 @@ async function httpClient (spec: HttpSpec, conn: number): Promise<Client> {
         socket.write(req)
       })
     },
-    close () { socket.destroy() }
+    async close () { socket.destroy() }
   }
 }
 
@@ -185,13 +199,74 @@ async function pgClient (spec: PgSpec, conn: number): Promise<Client> {
       }
       return { status: 200, bytes: 0 }
     },
-    close () { void client.end().catch(() => {}) }
+    async close () { await client.end().catch(() => {}) }
+  }
+}
+
+/** A ZooKeeper session, connected; rejects after `timeoutMs`. */
+async function zkSession (connectString: string, timeoutMs: number): Promise<zookeeper.Client> {
+  const client = zookeeper.createClient(connectString, { sessionTimeout: 30_000, retries: 0 })
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { client.close(); reject(new Error(`no ZooKeeper session with ${connectString} within ${timeoutMs} ms`)) }, timeoutMs)
+    client.once('connected', () => { clearTimeout(timer); resolve() })
+    client.connect()
+  })
+  return client
+}
+
+async function zkCreate (client: zookeeper.Client, path: string, data: Buffer, mode: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    client.create(path, data, mode, (err) => { if (err === null || err === undefined) resolve(); else reject(err) })
+  })
+}
+
+/** The parent of a zookeeper spec's path: created once per run, before its clients start. */
+async function zkParent (spec: ZooKeeperSpec): Promise<void> {
+  const parent = spec.path.slice(0, spec.path.lastIndexOf('/'))
+  if (parent === '') return
+  const client = await zkSession(spec.connectString, 10_000)
+  try {
+    await zkCreate(client, parent, Buffer.alloc(0), zookeeper.CreateMode.PERSISTENT).catch((err: unknown) => {
+      if ((err as { getCode?: () => number }).getCode?.() !== zookeeper.Exception.NODE_EXISTS) throw err
+    })
+  } finally {
+    await zkClose(client)
+  }
+}
+
+/** Closes the session (the server then deletes its ephemeral nodes) and waits until it is. */
+async function zkClose (client: zookeeper.Client): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 10_000)
+    client.once('disconnected', () => { clearTimeout(timer); resolve() })
+    client.close()
+  })
+}
+
+async function zooKeeperClient (spec: ZooKeeperSpec, conn: number): Promise<Client> {
+  const path = compile(spec.path, spec)
+  const body = compile(spec.body, spec)
+  const client = await zkSession(spec.connectString, 10_000)
+  return {
+    async op (seq) {
+      await zkCreate(client, path(conn, seq), Buffer.from(body(conn, seq)), zookeeper.CreateMode.EPHEMERAL)
+      return { status: 200, bytes: 0 }
+    },
+    async close () { await zkClose(client) }
+  }
+}
+
+async function connectClient (spec: RunSpec, conn: number): Promise<Client> {
+  switch (spec.target) {
+    case 'http': return await httpClient(spec, conn)
+    case 'pg': return await pgClient(spec, conn)
+    case 'zookeeper': return await zooKeeperClient(spec, conn)
   }
 }
 
 async function run (spec: RunSpec): Promise<RunReport> {
-  const clients = await Promise.all(Array.from({ length: spec.connections }, async (_v, conn) =>
-    spec.target === 'http' ? await httpClient(spec, conn) : await pgClient(spec, conn)))
+  if (spec.target === 'zookeeper') await zkParent(spec)
+  const clients = await Promise.all(Array.from({ length: spec.connections }, async (_v, conn) => await connectClient(spec, conn)))
   const windowStart = now() + spec.warmupMs
   const windowEnd = windowStart + spec.durationMs
   let latencies = new Float64Array(1 << 16)
@@ -200,14 +275,17 @@ async function run (spec: RunSpec): Promise<RunReport> {
   let failures = 0
   let firstFailure: string | null = null
   let lastBodyBytes = 0
-  let cpuAtWindow: NodeJS.CpuUsage | null = null
-  let cpuWindowMs = NaN
-  const cpuStart = setTimeout(() => { cpuAtWindow = process.cpuUsage() }, spec.warmupMs)
-  const cpuEnd = setTimeout(() => {
-    if (cpuAtWindow === null) return
-    const d = process.cpuUsage(cpuAtWindow)
-    cpuWindowMs = (d.user + d.system) / 1000
-  }, spec.warmupMs + spec.durationMs)
+  let cpuAtWindow: { usage: NodeJS.CpuUsage, at: number } | null = null
+  let generatorCpu = NaN
+  // CPU ÷ wall time from the window's start to its end, or to the last operation's end when that
+  // comes first: on a loaded machine the end timer can fire after it, and is then cleared.
+  const cpuTaken = (): void => {
+    if (cpuAtWindow === null || !Number.isNaN(generatorCpu)) return
+    const d = process.cpuUsage(cpuAtWindow.usage)
+    generatorCpu = (d.user + d.system) / 1000 / (now() - cpuAtWindow.at)
+  }
+  const cpuStart = setTimeout(() => { cpuAtWindow = { usage: process.cpuUsage(), at: now() } }, spec.warmupMs)
+  const cpuEnd = setTimeout(cpuTaken, spec.warmupMs + spec.durationMs)
 
   try {
     await Promise.all(clients.map(async (client) => {
@@ -236,7 +314,8 @@ async function run (spec: RunSpec): Promise<RunReport> {
   } finally {
     clearTimeout(cpuStart)
     clearTimeout(cpuEnd)
-    for (const c of clients) c.close()
+    cpuTaken()
+    await Promise.all(clients.map(async (c) => { await c.close() }))
   }
 
   const sorted = latencies.subarray(0, count).sort()
@@ -262,7 +341,7 @@ async function run (spec: RunSpec): Promise<RunReport> {
     failures,
     firstFailure,
     lastBodyBytes,
-    generatorCpu: Math.round(cpuWindowMs / spec.durationMs * 100) / 100,
+    generatorCpu: Math.round(generatorCpu * 100) / 100,
     windowMs: spec.durationMs
   }
 }
@@ -276,7 +355,10 @@ function check (spec: RunSpec): RunSpec {
   const specific = spec.target === 'http'
     ? Number.isInteger(spec.port) && spec.port > 0 && spec.port < 65536 && /^[A-Z]+$/.test(spec.method) &&
       typeof spec.path === 'string' && spec.path.startsWith('/') && (spec.body === null || typeof spec.body === 'string')
-    : spec.target === 'pg' && typeof spec.databaseUrl === 'string' && IDENT.test(spec.providers) && IDENT.test(spec.changes) && typeof spec.service === 'string'
+    : spec.target === 'pg'
+      ? typeof spec.databaseUrl === 'string' && IDENT.test(spec.providers) && IDENT.test(spec.changes) && typeof spec.service === 'string'
+      : spec.target === 'zookeeper' && typeof spec.connectString === 'string' && typeof spec.body === 'string' &&
+        typeof spec.path === 'string' && spec.path.startsWith('/') && !spec.path.slice(0, spec.path.lastIndexOf('/')).includes('{')
   if (!common || !specific) throw new Error(`bad run spec ${JSON.stringify(spec)}`)
   return spec
 }

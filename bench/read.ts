@@ -11,7 +11,7 @@
 // their runs are interleaved, alternating which goes first, so both see the same machine.
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { freePort } from '../test/helpers/cluster.js'
+import { benchPort } from './lib/ports.js'
 import { compileScript, spawnLineChild } from './lib/children.js'
 import { cpuSplit, type CpuSplit } from './lib/cpu-split.js'
 import { intFlag } from './lib/flags.js'
@@ -79,7 +79,7 @@ export const read: Benchmark = {
     }
     const bodyFile = join(tmp, 'providers.json')
     await writeFile(bodyFile, body)
-    const refPort = await freePort()
+    const refPort = await benchPort()
     const refServer = await spawnLineChild('reference-server', referenceScript, [bodyFile, revision, String(refPort)])
     const refBody = Buffer.from(await (await fetch(`http://127.0.0.1:${refPort}${path}`)).arrayBuffer())
     if (!refBody.equals(body)) throw new Error('the reference server does not answer the bytes Roster answered')
@@ -87,10 +87,10 @@ export const read: Benchmark = {
 
     const rosterPort = Number(new URL(roster.url).port)
     const records: RunRecord[] = []
-    await interleaved(p, async (c, _li, r, side) => {
+    await interleaved(p, ['roster', 'reference'] as const, async (c, _li, r, side) => {
       const spec: LoadSpec = { connections: c, warmupMs, durationMs, slots: 1, tag: '', target: 'http', method: 'GET', path, body: null, port: side === 'roster' ? rosterPort : refPort }
       const named = { server: side === 'roster' ? roster.pid('gateway') : refServer.pid, generator: load.pid }
-      const [report, cpu] = await Promise.all([load.run(spec, [200]), cpuSplit(named, null, warmupMs, durationMs)])
+      const [report, cpu] = await Promise.all([load.run(spec, [200]), cpuSplit(named, {}, warmupMs, durationMs)])
       if (report.lastBodyBytes !== body.length) throw new Error(`${side} answered ${report.lastBodyBytes} bytes, expected ${body.length}`)
       if (r < 0) { log(`warm-up at ${c} connections, ${side}: ${report.opsPerSec}/s (not counted)`); return }
       records.push({ level: c, run: r, side, report, cpu })

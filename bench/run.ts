@@ -32,7 +32,8 @@ function usage (): string {
   for (const b of BENCHMARKS) {
     for (const [name, f] of Object.entries(b.flags)) lines.push(`  --${name.padEnd(14)} ${b.name}: ${f.help} (default ${f.default})`)
   }
-  lines.push(`  ${'--help'.padEnd(16)} show this help`, '', 'Server Postgres: set ROSTER_BENCH_DATABASE_URL (or DATABASE_URL); a fresh database is created and dropped.')
+  lines.push(`  ${'--help'.padEnd(16)} show this help`, '', 'Server Postgres: set ROSTER_BENCH_DATABASE_URL (or DATABASE_URL); a fresh database is created and dropped.',
+    'Ports: set ROSTER_BENCH_PORTS=LOW-HIGH to keep every port the runner chooses in that range.')
   return lines.join('\n')
 }
 

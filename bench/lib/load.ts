@@ -75,28 +75,29 @@ export function loadParams (flags: Record<string, string | undefined>): LoadPara
   }
 }
 
+/** The two sides of a benchmark with one reference (read). */
 export type Side = 'roster' | 'reference'
 
 /**
- * Every level's runs, Roster's and the reference's interleaved and alternating which goes first
- * (Roster, reference; reference, Roster; …), so that both see the same machine. First one run of
- * each side at the highest level that `one` must not record (`run` −1): a gateway's first
- * seconds under load are several times slower while V8 optimises its request path (measured:
- * 3,551 reads/s in its first 1.5 s, 16,000 from the third), which would otherwise land in the
- * first level's figure.
+ * Every level's runs, those of every side interleaved, the order reversed every other run
+ * (A, B, C; C, B, A; …), so that all sides see the same machine and none is always first or
+ * always after a given other. First one run of each side at the highest level that `one` must
+ * not record (`run` −1): a gateway's first seconds under load are several times slower while V8
+ * optimises its request path (measured: 3,551 reads/s in its first 1.5 s, 16,000 from the
+ * third), which would otherwise land in the first level's figure.
  */
-export async function interleaved (p: LoadParams, one: (level: number, levelIndex: number, run: number, side: Side) => Promise<void>): Promise<void> {
+export async function interleaved<S extends string> (p: LoadParams, sides: readonly S[], one: (level: number, levelIndex: number, run: number, side: S) => Promise<void>): Promise<void> {
   const top = Math.max(...p.levels)
-  for (const side of ['roster', 'reference'] as const) await one(top, p.levels.indexOf(top), -1, side)
+  for (const side of sides) await one(top, p.levels.indexOf(top), -1, side)
   for (const [li, c] of p.levels.entries()) {
     for (let r = 0; r < p.runs; r++) {
-      const order: Side[] = r % 2 === 0 ? ['roster', 'reference'] : ['reference', 'roster']
+      const order = r % 2 === 0 ? sides : [...sides].reverse()
       for (const side of order) await one(c, li, r, side)
     }
   }
 }
 
-/** A temp directory for the run (generated scripts, bodies, PGlite), removed by the scope. */
+/** A temp directory for the run (generated scripts, bodies, an embedded database), removed by the scope. */
 export async function tempDir (scope: Scope): Promise<string> {
   const tmp = await mkdtemp(join(tmpdir(), 'roster-bench-'))
   scope.defer('remove the temp directory', async () => { await rm(tmp, { recursive: true, force: true }) })

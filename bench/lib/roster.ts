@@ -1,5 +1,5 @@
 // Roster under test, started the way a user would: its storage (a fresh server-Postgres database
-// when a URL is set, else PGlite in a temp directory) and its roles as real `roster` processes,
+// when a URL is set, else Roster's embedded default database in a temp directory) and its roles as real `roster` processes,
 // either `leader`, `worker`, `gateway` apart or everything in one `roster up`. All of it is
 // registered with the benchmark's Scope, so it is stopped (SIGTERM, then SIGKILL) and the
 // database dropped whatever happens. It starts nothing else.
@@ -10,9 +10,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { writeClusterKeys, type ClusterKeys } from '../../server/protocol/cluster-keys.js'
-import { freeLeaderEndpoint, freePort, spawnRoster, waitForLeader, waitForReady, type RosterProcess } from '../../test/helpers/cluster.js'
+import { spawnRoster, waitForLeader, waitForReady, type RosterProcess } from '../../test/helpers/cluster.js'
+import { benchLeaderEndpoint, benchPort } from './ports.js'
 import { adminQuery, databaseUrl, quoteIdent } from '../../test/helpers/postgres-admin.js'
-import { stopProcess, track, type Scope } from './processes.js'
+import { descendants, startTime } from './proc-stat.js'
+import { sleep, stopProcess, track, type Scope } from './processes.js'
 
 /** The roles, one process each; or one `roster up` process with all three. */
 export type RosterRoles = ReadonlyArray<'leader' | 'worker' | 'gateway'> | 'up'
@@ -24,7 +26,7 @@ export interface RosterRun {
   bind: string
   /** Human-readable: which storage the leader uses. */
   storage: string
-  /** The leader's fresh server-Postgres database, or null on PGlite. */
+  /** The leader's fresh server-Postgres database, or null on the embedded default. */
   databaseUrl: string | null
   /** Role (or `up`) → its process. */
   processes: ReadonlyMap<string, RosterProcess>
@@ -38,7 +40,7 @@ export interface RosterRun {
   storageFlags: readonly string[]
   /** Starts one more role process following this leader (e.g. a worker after a setup). */
   spawnRole: (role: 'worker' | 'gateway') => RosterProcess
-  /** Stops every role (SIGTERM, SIGKILL after 3 s); the storage stays until the scope closes. */
+  /** Stops every role and what it started (see stopRole); the storage stays until the scope closes. */
   stop: () => Promise<void>
 }
 
@@ -47,6 +49,35 @@ export interface RosterRun {
  *  when they stop. */
 const PROFILE_DIR = join(tmpdir(), 'roster-bench-profiles')
 const ROSTER_BIN = fileURLToPath(new URL('../../bin/roster.js', import.meta.url))
+
+/** How long a role gets to stop after SIGTERM: `roster up` stops its embedded database too,
+ *  which on a loaded machine takes seconds. */
+const STOP_GRACE_MS = 10_000
+
+/**
+ * Stops a role (SIGTERM, SIGKILL after STOP_GRACE_MS) and then whatever it had started (an
+ * embedded database's postmaster and backends) that outlived it: a role killed before it could
+ * stop its children leaves them running, orphaned, and nothing else in the benchmark would stop
+ * them. Each is named by pid and start time, so a reused pid is never signalled.
+ */
+async function stopRole (r: RosterProcess): Promise<void> {
+  const pid = r.child.pid
+  const under = pid === undefined || r.child.exitCode !== null || r.child.signalCode !== null
+    ? []
+    : await Promise.all((await descendants(pid)).map(async (p) => ({ pid: p, since: await startTime(p) })))
+  await stopProcess(r.child, 'SIGTERM', STOP_GRACE_MS)
+  const alive = async (p: { pid: number, since: number | null }): Promise<boolean> => p.since !== null && await startTime(p.pid) === p.since
+  const deadline = performance.now() + STOP_GRACE_MS
+  let left = under
+  while (left.length > 0) {
+    left = (await Promise.all(left.map(async (p) => (await alive(p) ? p : null)))).filter((p) => p !== null)
+    if (left.length === 0) return
+    if (performance.now() > deadline) {
+      for (const p of left) { try { process.kill(p.pid, 'SIGKILL') } catch { /* gone meanwhile */ } }
+    }
+    await sleep(100)
+  }
+}
 
 function spawnProfiled (args: string[], env: NodeJS.ProcessEnv): RosterProcess {
   mkdirSync(PROFILE_DIR, { recursive: true })
@@ -60,15 +91,28 @@ function spawnProfiled (args: string[], env: NodeJS.ProcessEnv): RosterProcess {
   return { child, output: () => output, kill: async (signal = 'SIGKILL') => { await stopProcess(child, signal) } }
 }
 
-/** Three `roster` starts (tsx) and a PGlite boot take seconds; on the shared two-core machine
+/** Three `roster` starts (tsx) and an embedded database's boot take seconds; on the shared two-core machine
  *  under a load of 20 they took up to 40 s. */
 const SETUP_TIMEOUT_MS = 90_000
 
-/** The storage flags for the leader: a fresh database (dropped by the scope) or `tmp`/data. */
-async function storageFlags (scope: Scope, tmp: string): Promise<{ flags: string[], storage: string, databaseUrl: string | null }> {
+/** Where the leader keeps the registry: its flags, a label for the tables, and the database's URL
+ *  when it is server Postgres (null for the embedded default). */
+export interface Storage { flags: string[], storage: string, databaseUrl: string | null }
+
+/** The server Postgres the benchmarks may use, if one is configured. */
+export function serverPostgresUrl (): string | undefined {
   const env = process.env
-  const serverUrl = [env.ROSTER_BENCH_DATABASE_URL, env.DATABASE_URL, env.ROSTER_DATABASE_URL].find((u) => u !== undefined && u !== '')
-  if (serverUrl === undefined) return { flags: ['--data-dir', join(tmp, 'data')], storage: 'PGlite (embedded, temp data dir)', databaseUrl: null }
+  return [env.ROSTER_BENCH_DATABASE_URL, env.DATABASE_URL, env.ROSTER_DATABASE_URL].find((u) => u !== undefined && u !== '')
+}
+
+/** Roster's embedded default (what `roster up` uses without --database-url, whichever engine
+ *  that is), its data in `tmp`/`name`. */
+export function embeddedStorage (tmp: string, name = 'data'): Storage {
+  return { flags: ['--data-dir', join(tmp, name)], storage: 'embedded default database (temp --data-dir)', databaseUrl: null }
+}
+
+/** A fresh database on `serverUrl`, dropped by the scope. */
+export async function freshDatabase (scope: Scope, serverUrl: string): Promise<Storage> {
   const name = `roster_bench_${process.pid}_${randomBytes(3).toString('hex')}`
   await adminQuery(serverUrl, `create database ${quoteIdent(name)}`)
   scope.defer(`drop database ${name}`, async () => { await adminQuery(serverUrl, `drop database if exists ${quoteIdent(name)} with (force)`) })
@@ -76,17 +120,25 @@ async function storageFlags (scope: Scope, tmp: string): Promise<{ flags: string
   return { flags: ['--database-url', url], storage: `server Postgres (fresh database ${name} on ${new URL(serverUrl).host})`, databaseUrl: url }
 }
 
+/** The configured server Postgres (a fresh database) if there is one, else the embedded default. */
+async function defaultStorage (scope: Scope, tmp: string): Promise<Storage> {
+  const serverUrl = serverPostgresUrl()
+  return serverUrl === undefined ? embeddedStorage(tmp) : await freshDatabase(scope, serverUrl)
+}
+
 /**
  * Starts Roster and resolves once its gateway has a leader and answers reads. `tmp` is the
- * benchmark's temp directory (PGlite's data goes under it). `leaderArgs` go to the leader (or
- * `roster up`), e.g. flap-damping flags. `reuse`: the registry of an earlier run, stopped.
+ * benchmark's temp directory (the embedded database's data goes under it). `leaderArgs` go to
+ * the leader (or `roster up`), e.g. flap-damping flags. `reuse`: the registry of an earlier run,
+ * stopped. `opts.storage`: where the registry goes (default: server Postgres if configured, else
+ * the embedded default).
  */
-export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles, leaderArgs: string[] = [], reuse?: RosterRun, opts: { clusterKeys?: boolean } = {}): Promise<RosterRun> {
-  const { flags: dbFlags, storage, databaseUrl: dbUrl } = reuse === undefined
-    ? await storageFlags(scope, tmp)
-    : { flags: [...reuse.storageFlags], storage: reuse.storage, databaseUrl: reuse.databaseUrl }
-  const bind = await freeLeaderEndpoint()
-  const port = await freePort()
+export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles, leaderArgs: string[] = [], reuse?: RosterRun, opts: { clusterKeys?: boolean, storage?: Storage } = {}): Promise<RosterRun> {
+  const { flags: dbFlags, storage, databaseUrl: dbUrl } = reuse !== undefined
+    ? { flags: [...reuse.storageFlags], storage: reuse.storage, databaseUrl: reuse.databaseUrl }
+    : opts.storage ?? await defaultStorage(scope, tmp)
+  const bind = await benchLeaderEndpoint()
+  const port = await benchPort()
   const url = `http://127.0.0.1:${port}`
   // The flags below say everything; no inherited variable may point a role elsewhere.
   // `clusterKeys`: every role, later ones included, gets the same key file (CurveZMQ).
@@ -104,8 +156,8 @@ export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles
       : role === 'worker' ? ['worker', '--leader', bind] : ['gateway', '--leader', bind, ...gatewayArgs]])
   const processes = new Map<string, RosterProcess>()
   scope.defer('stop Roster', async () => {
-    // SIGTERM: the graceful path (the leader closes its database); SIGKILL after 3 s.
-    for (const r of [...processes.values()].reverse()) await stopProcess(r.child, 'SIGTERM', 3000)
+    // SIGTERM: the graceful path (the leader closes its database); see stopRole.
+    for (const r of [...processes.values()].reverse()) await stopRole(r)
   })
   const spawnRole = (role: string, args: string[]): RosterProcess => {
     const profiled = (process.env.ROSTER_BENCH_PROFILE ?? '').split(',').includes(role)
@@ -140,7 +192,7 @@ export async function startRoster (scope: Scope, tmp: string, roles: RosterRoles
     clusterKeys,
     spawnRole: (role) => spawnRole(role, role === 'worker' ? ['worker', '--leader', bind] : ['gateway', '--leader', bind, ...gatewayArgs]),
     stop: async () => {
-      for (const r of [...processes.values()].reverse()) await stopProcess(r.child, 'SIGTERM', 3000)
+      for (const r of [...processes.values()].reverse()) await stopRole(r)
     }
   }
 }
