@@ -57,9 +57,11 @@ const SERVER_SETTINGS: Record<string, string> = {
   // One log, ours: no collector process, no per-day files.
   logging_collector: 'off',
   log_destination: 'stderr',
-  // A replica or logical decoding is never attached to the embedded server.
+  // A replica, logical decoding or a subscription is never attached to the embedded server;
+  // without subscriptions there is no logical replication launcher process either.
   max_wal_senders: '0',
   wal_level: 'minimal',
+  max_logical_replication_workers: '0',
   max_worker_processes: '2',
   max_parallel_workers: '0'
 }
