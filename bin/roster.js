@@ -13,8 +13,9 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 // Two levels below the root, like the sources: server/store/migrate.ts finds migrations/ (read at
 // run time, not bundled) at '../../migrations/' from its own file, and so does its bundled copy.
 const OUT_DIR = join(ROOT, 'dist', 'server')
-/** The entry point: the command. */
-const ENTRIES = ['server/cli.ts']
+/** The entry points: the command, and what the gateway thread of `roster up` runs, both written flat
+ *  into OUT_DIR beside the chunks, where server/up/threads.ts looks for the latter. */
+const ENTRIES = [{ in: 'server/cli.ts', out: 'cli' }, { in: 'server/up/gateway-thread.ts', out: 'gateway-thread' }]
 const MAIN = join(OUT_DIR, 'cli.js')
 
 /** The newest modification time of the files the bundle is made of (and of this build script). */
@@ -56,7 +57,6 @@ async function build () {
       absWorkingDir: ROOT,
       entryPoints: ENTRIES,
       outdir: OUT_DIR,
-      outbase: 'server',
       bundle: true,
       splitting: true,
       platform: 'node',

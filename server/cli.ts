@@ -13,6 +13,8 @@ import { CONNECTION_TIMEOUT_MS, HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, REQUE
 import { createLog } from './shared/log.js'
 import { startGateway, startLeader, startWorker, type Stopper } from './roles.js'
 import { tokenCommand } from './token-command.js'
+import { createLocalEndpoint, type LocalEndpoint } from './up/local-endpoint.js'
+import { startGatewayThread } from './up/threads.js'
 
 type Role = 'up' | 'leader' | 'worker' | 'gateway'
 
@@ -60,7 +62,7 @@ const FLAGS: Record<string, Flag> = {
 const FLAG_COLUMN = Math.max(...Object.keys(FLAGS).map((name) => name.length))
 
 const ROLES: Record<Role, string> = {
-  up: 'all three roles in one process (what `npm start` runs)',
+  up: 'all three roles in one process, the gateway on a thread of its own (what `npm start` runs)',
   leader: 'the registry\'s only writer; start several for standbys',
   worker: 'watches providers\' heartbeats; start any number',
   gateway: 'REST, WebSocket feed and OpenAPI; start any number'
@@ -234,7 +236,14 @@ async function main (): Promise<void> {
   process.on('SIGINT', () => { void shutdown('SIGINT') })
   process.on('SIGTERM', () => { void shutdown('SIGTERM') })
 
-  const candidates = role === 'up' ? [config.bind as string] : (config.leader as string).split(',').map((c) => c.trim())
+  // `roster up`'s own worker and gateway reach its leader over ipc (server/up/local-endpoint.ts);
+  // the leader binds that beside --bind, which serves roles on other machines.
+  let local: LocalEndpoint | undefined
+  if (role === 'up') {
+    local = await createLocalEndpoint()
+    stoppers.push(local.remove)
+  }
+  const candidates = local !== undefined ? [local.endpoint] : (config.leader as string).split(',').map((c) => c.trim())
   const storage = config['database-url'] !== undefined
     ? `Postgres at ${redact(config['database-url'])}`
     : `embedded Postgres in ${resolve(config['data-dir'] as string)}`
@@ -243,6 +252,7 @@ async function main (): Promise<void> {
       databaseUrl: config['database-url'],
       dataDir: resolve(config['data-dir'] as string),
       bind: config.bind as string,
+      localBind: local?.endpoint,
       watchers: Number(config.watchers),
       quotas: { maxProvidersPerService: Number(config['max-providers-per-service']), maxProviders: Number(config['max-providers']) },
       bootstrapToken: bootstrapToken === '' ? undefined : bootstrapToken,
@@ -269,46 +279,57 @@ async function main (): Promise<void> {
     }
     log.info({ storage, bind: config.bind, events: pubEndpoint(config.bind as string) }, 'leader started (active once it holds the lock)')
   }
-  const allowTargets = parseAllowTargets(config['allow-targets'])
-  if (role === 'up' || role === 'worker') stoppers.push(await startWorker(candidates, log, { allowTargets, clusterKeys }))
-  if (role === 'up' || role === 'gateway') {
-    const gateway = await startGateway({
-      port: Number(config.port),
-      host: config.host as string,
-      candidates,
-      auth,
-      clusterKeys,
-      allowTargets,
-      minCheckIntervalMs: Number(config['min-check-interval-ms']),
-      ...(config['write-rate'] === undefined ? {} : { writeRatePerSecond: Number(config['write-rate']) }),
-      tls,
-      http: {
-        ...(config['max-connections'] === undefined ? {} : { maxConnections: Number(config['max-connections']) }),
-        connectionTimeoutMs: Number(config['http-connection-timeout-ms']),
-        keepAliveTimeoutMs: Number(config['http-keep-alive-timeout-ms']),
-        headersTimeoutMs: Number(config['http-headers-timeout-ms']),
-        requestTimeoutMs: Number(config['http-request-timeout-ms'])
-      },
-      maxWatchers: Number(config['max-watchers']),
-      watchBufferBytes: Number(config['watch-buffer-bytes'])
-    }, log)
-    const authLine = auth
-      ? 'on: every request but /v1/health and /openapi.json needs Authorization: Bearer <secret>'
-      : 'off: anyone who can reach this loopback address can read and write (--auth on to require tokens)'
+  const gatewayConfig = {
+    port: Number(config.port),
+    host: config.host as string,
+    candidates,
+    ...(local !== undefined ? { leaderBind: config.bind as string } : {}),
+    auth,
+    clusterKeys,
+    minCheckIntervalMs: Number(config['min-check-interval-ms']),
+    ...(config['write-rate'] === undefined ? {} : { writeRatePerSecond: Number(config['write-rate']) }),
+    tls,
+    http: {
+      ...(config['max-connections'] === undefined ? {} : { maxConnections: Number(config['max-connections']) }),
+      connectionTimeoutMs: Number(config['http-connection-timeout-ms']),
+      keepAliveTimeoutMs: Number(config['http-keep-alive-timeout-ms']),
+      headersTimeoutMs: Number(config['http-headers-timeout-ms']),
+      requestTimeoutMs: Number(config['http-request-timeout-ms'])
+    },
+    maxWatchers: Number(config['max-watchers']),
+    watchBufferBytes: Number(config['watch-buffer-bytes'])
+  }
+  const authLine = auth
+    ? 'on: every request but /v1/health and /openapi.json needs Authorization: Bearer <secret>'
+    : 'off: anyone who can reach this loopback address can read and write (--auth on to require tokens)'
+  if (role === 'up' || role === 'worker') {
+    stoppers.push(await startWorker(candidates, log, { allowTargets: parseAllowTargets(config['allow-targets']), clusterKeys }))
+  }
+  if (role === 'gateway') {
+    const gateway = await startGateway({ ...gatewayConfig, allowTargets: parseAllowTargets(config['allow-targets']) }, log)
     log.info({ auth: auth ? 'on' : 'off' }, `auth ${authLine}`)
     stoppers.push(gateway.stop)
-    if (role === 'up') {
-      await gateway.whenReady()
-      console.log([
-        `Roster is up. Storage: ${storage}.`,
-        `  REST        ${gateway.url}/v1/services`,
-        `  WebSocket   ${gateway.url.replace(/^http/, 'ws')}/v1/watch`,
-        `  OpenAPI     ${gateway.url}/openapi.json`,
-        `  leader      ${config.bind as string} (events on ${pubEndpoint(config.bind as string)})`,
-        `  auth        ${authLine}`,
-        'Press Ctrl-C to stop.'
-      ].join('\n'))
-    }
+  }
+  if (role === 'up') {
+    // The gateway on a thread of its own (server/up/threads.ts); if it fails, the whole goes
+    // down, as with a fatal leader.
+    const gateway = startGatewayThread({ logLevel: config['log-level'] as string, allowTargets: config['allow-targets'], gateway: gatewayConfig }, (message) => {
+      console.error(`roster up: ${message}`)
+      void shutdown('fatal', 1)
+    })
+    stoppers.push(gateway.stop)
+    const url = await gateway.ready
+    if (url === null || stopping) return
+    log.info({ auth: auth ? 'on' : 'off' }, `auth ${authLine}`)
+    console.log([
+      `Roster is up. Storage: ${storage}.`,
+      `  REST        ${url}/v1/services`,
+      `  WebSocket   ${url.replace(/^http/, 'ws')}/v1/watch`,
+      `  OpenAPI     ${url}/openapi.json`,
+      `  leader      ${config.bind as string} (events on ${pubEndpoint(config.bind as string)})`,
+      `  auth        ${authLine}`,
+      'Press Ctrl-C to stop.'
+    ].join('\n'))
   }
 }
 

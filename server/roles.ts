@@ -4,21 +4,17 @@
 import { randomUUID } from 'node:crypto'
 import type { Log } from './shared/log.js'
 import type { ClusterKeys } from './protocol/cluster-keys.js'
-import { openDb } from './store/db.js'
-import { migrate } from './store/migrate.js'
-import { createRegistryStore } from './store/registry-store.js'
-import { createTokenStore } from './store/token-store.js'
-import { createPgLeaderLock } from './store/leader-lock.js'
-import { createLeader, type Leader } from './leader/leader.js'
+import type { Leader } from './leader/leader.js'
 import type { FlapDampingConfig } from './leader/flap-damping.js'
 import type { QuotaLimits } from './leader/quota.js'
 import type { AllowedTargets } from './protocol/targets.js'
-import { createWorker } from './worker/worker.js'
-import { buildGateway } from './gateway/app.js'
 import type { HttpLimits } from './gateway/http-limits.js'
-import { createReplica } from './gateway/replica.js'
-import { createLeaderClient } from './gateway/leader-client.js'
-import { createTokenTable } from './gateway/token-table.js'
+
+// Each role's modules are imported when the role starts, not with this file: `roster up` runs
+// the worker and the gateway on threads of their own (server/up/role-thread.ts), and every
+// module a thread imports is loaded into that thread's V8 heap, with its packages (Fastify and
+// its plugins cost about 15 MB there, pg about 8 MB). The bundle (bin/roster.js) splits along
+// these imports.
 
 export type Stopper = () => Promise<void>
 
@@ -27,6 +23,8 @@ export interface LeaderRoleConfig {
   databaseUrl?: string
   dataDir: string
   bind: string
+  /** leader.ts LeaderConfig.localBind: `roster up`'s ipc endpoint for its own worker and gateway. */
+  localBind?: string
   flapDamping?: FlapDampingConfig
   /** Workers per provider (`--watchers`). */
   watchers?: number
@@ -41,6 +39,10 @@ export interface LeaderRoleConfig {
 }
 
 export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<Stopper & { leader: Leader }> {
+  const [{ openDb }, { migrate }, { createRegistryStore }, { createTokenStore }, { createPgLeaderLock }, { createLeader }] = await Promise.all([
+    import('./store/db.js'), import('./store/migrate.js'), import('./store/registry-store.js'), import('./store/token-store.js'),
+    import('./store/leader-lock.js'), import('./leader/leader.js')
+  ])
   const { databaseUrl } = config
   const db = await openDb({
     ...(databaseUrl !== undefined ? { databaseUrl } : { dataDir: config.dataDir }),
@@ -61,7 +63,7 @@ export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<
     tokens: createTokenStore(db),
     lock,
     log: log.child({ role: 'leader' }),
-    config: { bind: config.bind, flapDamping: config.flapDamping, watchers: config.watchers, bootstrapToken: config.bootstrapToken, authOff: config.authOff, quotas: config.quotas, clusterKeys: config.clusterKeys }
+    config: { bind: config.bind, localBind: config.localBind, flapDamping: config.flapDamping, watchers: config.watchers, bootstrapToken: config.bootstrapToken, authOff: config.authOff, quotas: config.quotas, clusterKeys: config.clusterKeys }
   })
   await leader.start()
   const stop = async (): Promise<void> => { await leader.stop(); await db.close() }
@@ -76,6 +78,7 @@ export interface WorkerRoleConfig {
 }
 
 export async function startWorker (candidates: string[], log: Log, config: WorkerRoleConfig = {}): Promise<Stopper> {
+  const { createWorker } = await import('./worker/worker.js')
   const worker = createWorker({ leaders: candidates, workerId: `worker-${randomUUID()}`, log: log.child({ role: 'worker' }), allowTargets: config.allowTargets ?? null, clusterKeys: config.clusterKeys })
   await worker.start()
   return () => worker.stop()
@@ -85,6 +88,9 @@ export interface GatewayRoleConfig {
   port: number
   host: string
   candidates: string[]
+  /** `roster up`: its leader's --bind. The gateway reaches that leader over ipc (`candidates`),
+   *  but the bind's ports are still Roster's own, which no registration may target. */
+  leaderBind?: string
   /** `--cluster-keys`, loaded: the DEALER and the feed SUB are CURVE clients. */
   clusterKeys?: ClusterKeys
   /** `--allow-targets` (null: any). */
@@ -106,6 +112,9 @@ export interface GatewayRoleConfig {
 }
 
 export async function startGateway (config: GatewayRoleConfig, log: Log): Promise<{ stop: Stopper, url: string, whenReady: () => Promise<void> }> {
+  const [{ buildGateway }, { createReplica }, { createLeaderClient }, { createTokenTable }] = await Promise.all([
+    import('./gateway/app.js'), import('./gateway/replica.js'), import('./gateway/leader-client.js'), import('./gateway/token-table.js')
+  ])
   const replica = createReplica()
   const gatewayLog = log.child({ role: 'gateway' })
   let warnedNoAdmin = false
@@ -122,7 +131,7 @@ export async function startGateway (config: GatewayRoleConfig, log: Log): Promis
   const app = await buildGateway({ replica, leader, tokens }, {
     loggerInstance: gatewayLog,
     auth: config.auth === true,
-    targets: { allow: config.allowTargets ?? null, leaderCandidates: config.candidates, ownHost: config.host },
+    targets: { allow: config.allowTargets ?? null, leaderCandidates: config.leaderBind === undefined ? config.candidates : [config.leaderBind], ownHost: config.host },
     ...(config.minCheckIntervalMs === undefined ? {} : { minCheckIntervalMs: config.minCheckIntervalMs }),
     ...(config.writeRatePerSecond === undefined ? {} : { writeRatePerSecond: config.writeRatePerSecond }),
     tls: config.tls,
@@ -132,7 +141,15 @@ export async function startGateway (config: GatewayRoleConfig, log: Log): Promis
       ...(config.watchBufferBytes === undefined ? {} : { maxTotalBufferedBytes: config.watchBufferBytes })
     }
   })
-  const url = await app.listen({ port: config.port, host: config.host })
+  let url: string
+  try {
+    url = await app.listen({ port: config.port, host: config.host })
+  } catch (err) {
+    // A taken --port: what was started is stopped, so that the caller can end cleanly.
+    await app.close()
+    await leader.stop()
+    throw err
+  }
   // Reads are served once the replica holds its first snapshot from the leader.
   const whenReady = async (): Promise<void> => {
     while (!replica.ready) await new Promise((resolve) => setTimeout(resolve, 20))

@@ -75,6 +75,9 @@ const MAX_QUEUED_LOG_READS = 64
 export interface LeaderConfig {
   /** ROUTER endpoint; the PUB binds the next port. */
   bind: string
+  /** A second ROUTER endpoint (ipc://) for the roles in this machine, its PUB beside it
+   *  (protocol/endpoints.ts): `roster up` binds one in a private directory. */
+  localBind?: string
   historyLimit?: number
   flapDamping?: FlapDampingConfig
   /** Workers that watch each provider (`--watchers`, default 1); with more than one, `down`
@@ -297,8 +300,10 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
     term = t
     // The ZAP handler answers before the first peer can connect; it is released with the term.
     if (config.clusterKeys !== undefined) t.releaseZap = await acquireZapHandler(config.clusterKeys)
-    await router.bind(config.bind)
-    await pub.bind(pubEndpoint(config.bind))
+    for (const endpoint of config.localBind === undefined ? [config.bind] : [config.bind, config.localBind]) {
+      await router.bind(endpoint)
+      await pub.bind(pubEndpoint(endpoint))
+    }
     everBound = true
     status = 'active'
     t.readLoop = readLoop(t).catch((err) => {

@@ -1,8 +1,11 @@
-// Endpoint conventions shared by the roles: the leader's event PUB binds the port after its
+// Endpoint conventions shared by the roles: the leader's event PUB binds the address after its
 // ROUTER, so followers need only the ROUTER endpoints (`--leader`) to find both.
 import { endpointPort } from './model.js'
 
+/** The PUB beside a ROUTER endpoint: tcp://HOST:PORT → tcp://HOST:PORT+1, and for the ipc
+ *  endpoints of `roster up` (server/up/local-endpoint.ts) ipc://PATH → ipc://PATH.events. */
 export function pubEndpoint (routerEndpoint: string): string {
+  if (routerEndpoint.startsWith('ipc://')) return `${routerEndpoint}.events`
   const host = routerEndpoint.slice(0, routerEndpoint.lastIndexOf(':'))
   return `${host}:${endpointPort(routerEndpoint) + 1}`
 }

@@ -1,0 +1,57 @@
+// What the gateway thread of `roster up` runs (server/up/threads.ts): the gateway, started from
+// the configuration that the main thread validated (server/cli.ts), and stopped when the main
+// thread says so: signals reach only the main thread, which stops the roles in order.
+import { parentPort, workerData } from 'node:worker_threads'
+import { parseAllowTargets } from '../protocol/targets.js'
+import { createLog } from '../shared/log.js'
+import { startGateway, type GatewayRoleConfig, type Stopper } from '../roles.js'
+
+/** The thread's workerData: structured-cloned, so `--allow-targets` travels as its flag value. */
+export interface GatewayThreadData {
+  logLevel: string
+  allowTargets: string | undefined
+  gateway: Omit<GatewayRoleConfig, 'allowTargets'>
+}
+
+/** From the thread: the gateway listens at `url` and serves reads, or it has failed, to start
+ *  or later, for `reason`. */
+export type GatewayThreadMessage = { type: 'ready', url: string } | { type: 'failed', reason: string }
+
+/** What a failure says: an error with a code (EADDRINUSE, ROSTER_ERR_…) names what is wrong;
+ *  any other is a bug, whose stack is what helps. */
+function reasonOf (err: unknown): string {
+  const e = err as Error & { code?: unknown }
+  return e.code === undefined ? (e.stack ?? String(err)) : e.message
+}
+
+if (parentPort === null) throw new Error('server/up/gateway-thread.ts runs only as a worker thread of `roster up`')
+const port = parentPort
+const data = workerData as GatewayThreadData
+const post = (m: GatewayThreadMessage): void => port.postMessage(m)
+
+// A failure is reported to the main thread, which stops every role in order, this one too; the
+// thread is not left to die of it. Dying with ZeroMQ sockets open would abort the whole process
+// (zeromq.js cannot tear a thread down while a socket still waits to receive), and the message
+// naming the role would be lost.
+process.on('uncaughtException', (err) => post({ type: 'failed', reason: reasonOf(err) }))
+process.on('unhandledRejection', (err) => post({ type: 'failed', reason: reasonOf(err) }))
+
+let stop: Stopper = async () => {}
+port.once('message', async () => {
+  try {
+    await stop()
+  } catch (err) {
+    post({ type: 'failed', reason: reasonOf(err) })
+  }
+  // Nothing of the gateway is left: the thread ends once this port closes.
+  port.close()
+})
+try {
+  const gateway = await startGateway({ ...data.gateway, allowTargets: parseAllowTargets(data.allowTargets) }, createLog({ level: data.logLevel }))
+  stop = gateway.stop
+  await gateway.whenReady()
+  post({ type: 'ready', url: gateway.url })
+} catch (err) {
+  // startGateway stops what it started before it throws.
+  post({ type: 'failed', reason: reasonOf(err) })
+}
