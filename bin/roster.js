@@ -18,11 +18,13 @@ const OUT_DIR = join(ROOT, 'dist', 'server')
 const ENTRIES = [{ in: 'server/cli.ts', out: 'cli' }, { in: 'server/up/gateway-thread.ts', out: 'gateway-thread' }]
 const MAIN = join(OUT_DIR, 'cli.js')
 
-/** The newest modification time of the files the bundle is made of (and of this build script). */
+/** The newest modification time of what the bundle is made of: server/ and this build script. */
 function newestSource () {
   let newest = statSync(fileURLToPath(import.meta.url)).mtimeMs
   const stack = [join(ROOT, 'server')]
   for (let dir = stack.pop(); dir !== undefined; dir = stack.pop()) {
+    // A directory's own time changes when a file in it is deleted or renamed.
+    newest = Math.max(newest, statSync(dir).mtimeMs)
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name)
       if (entry.isDirectory()) stack.push(path)
