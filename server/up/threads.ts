@@ -64,7 +64,7 @@ export function startGatewayThread (data: GatewayThreadData, onFailure: (message
   // The thread reports its own failures (gateway-thread.ts); these are what it cannot report:
   // it ran out of memory, or died of an error thrown before its handlers were installed.
   thread.on('error', (err) => fail(err.stack ?? err.message))
-  thread.on('exit', (code) => fail(`it exited with code ${code}`))
+  thread.on('exit', (code) => { if (!stopRequested) fail(`it exited with code ${code}`) })
   const stop = async (): Promise<void> => {
     if (stopRequested) return
     stopRequested = true

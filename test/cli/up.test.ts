@@ -91,6 +91,8 @@ describe('roster up', () => {
     cmd.child.kill('SIGINT')
     const { code, signal } = await cmd.exited
     expect({ code, signal, stderr: cmd.stderr() }).toEqual({ code: 0, signal: null, stderr: '' })
+    // Nothing went wrong on the way: no error was logged (pino writes to stdout).
+    expect(cmd.stdout()).not.toMatch(/"level":(50|60)/)
     expect(Date.now() - t0).toBeLessThan(EXIT_BOUND_MS)
     // Stopped in order, the gateway first: the feed was closed with 1001 going away.
     await waitFor(() => feed.closed !== null, { timeoutMs: 2000, what: 'the feed closed' })
