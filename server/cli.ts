@@ -263,7 +263,12 @@ async function main (): Promise<void> {
         windowMs: Number(config['flap-window-ms']),
         holdMs: Number(config['flap-hold-ms'])
       }
-    }, log)
+    }, log).catch(async (err: unknown) => {
+      // A leader that cannot start (its data directory in use) ends the process without the
+      // stoppers: the ipc directory goes now.
+      await local?.remove()
+      throw err
+    })
     stoppers.push(leader)
     const fatal = new Promise<void>((resolve) => leader.leader.onFatal((err) => {
       console.error(`roster ${role}: ${err.message}`)
