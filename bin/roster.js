@@ -69,8 +69,10 @@ async function build () {
       logLevel: 'warning'
     })
     mkdirSync(OUT_DIR, { recursive: true })
-    const isChunk = (file) => basename(file.path).startsWith('chunk-')
-    const outputs = result.outputFiles.toSorted((a, b) => Number(isChunk(b)) - Number(isChunk(a)))
+    // Every file but the entries is a chunk, named with a hash of its content.
+    const entryFiles = new Set(ENTRIES.map((e) => `${e.out}.js`))
+    const isChunk = (name) => name.endsWith('.js') && !name.startsWith('.') && !entryFiles.has(name)
+    const outputs = result.outputFiles.toSorted((a, b) => Number(isChunk(basename(b.path))) - Number(isChunk(basename(a.path))))
     for (const file of outputs) {
       mkdirSync(dirname(file.path), { recursive: true })
       const temp = join(dirname(file.path), `.${basename(file.path)}.${process.pid}.tmp`)
@@ -81,7 +83,7 @@ async function build () {
     // Chunks of earlier builds are no longer imported by any entry.
     const current = new Set(outputs.map((f) => basename(f.path)))
     for (const name of readdirSync(OUT_DIR)) {
-      if (name.startsWith('chunk-') && !current.has(name)) rmSync(join(OUT_DIR, name), { force: true })
+      if (isChunk(name) && !current.has(name)) rmSync(join(OUT_DIR, name), { force: true })
     }
   } finally {
     // The service process would otherwise live as long as Roster does.
