@@ -15,7 +15,7 @@ import { HEARTBEAT_ENDPOINT_PATTERN } from '../protocol/model.js'
 import { endpointTarget } from '../protocol/targets.js'
 import { afterReads } from '../shared/after-reads.js'
 import type { Log } from '../shared/log.js'
-import { createZmtpSub, type ZmtpPing, type ZmtpSub } from './zmtp.js'
+import { createZmtpSub, type ZmtpPing, type ZmtpSub, type ZmtpSubHandlers } from './zmtp.js'
 
 /** Every socket reads into this one buffer: reads are handled synchronously, one at a time. */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024)
@@ -62,143 +62,220 @@ export interface HeartbeatConns {
   close: () => void
 }
 
-interface Conn {
+/** What every connection of one set shares: the options, and the set itself. */
+interface Shared {
+  readonly opts: HeartbeatConnsOptions
+  readonly conns: Map<string, Conn>
+}
+
+type Due = 'connect' | 'handshake' | 'reconnect' | 'wake'
+
+/**
+ * One endpoint's connection, reconnected until it is removed. A class whose methods are the
+ * codec's handlers, and listeners shared by all sockets (they find their Conn on the socket),
+ * for memory: Roster runs through tsx, whose keepNames gives every named closure its own
+ * property store (~300 bytes), and a dozen closures per connection came to ~5 KB (see zmtp.ts).
+ */
+class Conn implements ZmtpSubHandlers {
   readonly endpoint: string
   readonly host: string
   readonly port: number
-  socket: Socket | null
-  codec: ZmtpSub | null
-  /** The one pending timer: reconnect, connect timeout, handshake timeout, or the codec's next
-   *  wake (they never overlap), and the time it was armed for (the codec's wake only). */
-  timer: NodeJS.Timeout | null
-  timerAt: number | null
+  readonly shared: Shared
+  socket: ConnSocket | null = null
+  codec: ZmtpSub | null = null
+  /** The TCP connection of `socket` is up (its drop is then reported). */
+  established = false
+  /** The one pending timer: connect timeout, handshake timeout, reconnect, or the codec's next
+   *  wake (they never overlap), what it is for, and the time it was armed for (wake only). */
+  timer: NodeJS.Timeout | null = null
+  due: Due | null = null
+  timerAt: number | null = null
   /** The current reconnect base: reconnectMs after a connection, doubling while attempts fail. */
   backoffMs: number
   /** A refusal was logged since the last handshake (one warning per bad endpoint, not one per
    *  attempt). */
-  warned: boolean
-  removed: boolean
+  warned = false
+  removed = false
+
+  constructor (shared: Shared, endpoint: string, host: string, port: number) {
+    this.shared = shared
+    this.endpoint = endpoint
+    this.host = host
+    this.port = port
+    this.backoffMs = shared.opts.reconnectMs
+  }
+
+  open (): void {
+    const { opts } = this.shared
+    const socket: ConnSocket = tcpConnect({
+      host: this.host,
+      port: this.port,
+      noDelay: true,
+      ...(opts.keepaliveIdleMs !== undefined ? { keepAlive: true, keepAliveInitialDelay: opts.keepaliveIdleMs } : {}),
+      onread: { buffer: READ_BUFFER, callback: onSocketRead }
+    })
+    socket[CONN] = this
+    this.socket = socket
+    this.established = false
+    socket.on('error', onSocketError)
+    socket.once('connect', onSocketConnect)
+    socket.once('close', onSocketClose)
+    this.arm('connect', opts.connectTimeoutMs)
+  }
+
+  /** Arms the one timer; it runs `due` after that turn's socket reads (shared/after-reads.ts):
+   *  a stalled event loop must not time out a handshake or a PING whose answer waits unread. */
+  arm (due: Due, ms: number): void {
+    this.clearTimer()
+    this.due = due
+    this.timer = setTimeout(onTimer, Math.max(1, Math.ceil(ms)), this)
+  }
+
+  clearTimer (): void {
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+    this.due = null
+    this.timerAt = null
+  }
+
+  fired (due: Due): void {
+    if (this.removed) return
+    const { opts } = this.shared
+    const codec = this.codec
+    if (due === 'connect') {
+      if (!this.established) this.socket?.destroy()
+    } else if (due === 'handshake') {
+      if (codec !== null && !codec.ready) this.fail(`no ZMTP handshake within ${opts.handshakeTimeoutMs} ms`)
+    } else if (due === 'reconnect') {
+      if (this.socket === null) this.open()
+    } else if (codec !== null) {
+      codec.tick(performance.now())
+      this.armWake()
+    }
+  }
+
+  /** Keeps the timer at the codec's next wake (its PINGs and their timeouts). */
+  armWake (): void {
+    const codec = this.codec
+    if (codec === null || !codec.ready) return
+    const at = codec.wakeAt()
+    if (at === null || (this.timerAt !== null && this.timerAt <= at)) return
+    this.arm('wake', at - performance.now())
+    this.timerAt = at
+  }
+
+  connected (): void {
+    const { opts } = this.shared
+    this.established = true
+    this.backoffMs = opts.reconnectMs
+    this.codec = createZmtpSub({ topic: opts.topic, maxFrameBytes: opts.maxFrameBytes, maxMessageBytes: opts.maxMessageBytes, ping: opts.ping }, this)
+    this.socket?.write(this.codec.hello())
+    this.arm('handshake', opts.handshakeTimeoutMs)
+  }
+
+  closed (): void {
+    const { opts } = this.shared
+    const established = this.established
+    this.socket = null
+    this.codec = null
+    this.established = false
+    this.clearTimer()
+    if (this.removed) return
+    // Reported before the reconnect is scheduled: nothing from the next connection can come
+    // before its own handshake, which is at least reconnectMs away.
+    if (established) opts.onDisconnect(this.endpoint)
+    const delay = this.backoffMs + Math.random() * opts.reconnectMs
+    this.backoffMs = Math.min(this.backoffMs * 2, opts.reconnectMaxMs)
+    this.arm('reconnect', delay)
+  }
+
+  remove (): void {
+    this.removed = true
+    this.clearTimer()
+    const socket = this.socket
+    this.socket = null
+    this.codec = null
+    socket?.destroy()
+    this.shared.conns.delete(this.endpoint)
+  }
+
+  // ---- the codec's handlers (ZmtpSubHandlers) ----
+
+  send (bytes: Buffer): void {
+    const socket = this.socket
+    if (socket === null) return
+    if (socket.writableLength > WRITE_BACKLOG_MAX_BYTES) this.fail('the peer does not read what we send')
+    else socket.write(bytes)
+  }
+
+  ready (): void {
+    this.clearTimer()
+    this.warned = false
+    this.shared.opts.onHandshake(this.endpoint)
+  }
+
+  message (frames: Buffer[]): void {
+    if (this.codec !== null) this.shared.opts.onMessage(this.endpoint, frames)
+  }
+
+  /** Done with this connection: nothing more of it reaches the worker, but its drop does (on
+   *  'close'). */
+  fail (reason: string): void {
+    const { log } = this.shared.opts
+    // Refusals before the handshake mean a misconfigured endpoint: worth a warning, once.
+    if (this.codec !== null && !this.codec.ready && !this.warned) {
+      this.warned = true
+      log.warn({ endpoint: this.endpoint, reason }, 'heartbeat endpoint refused; retrying')
+    } else {
+      log.debug({ endpoint: this.endpoint, reason }, 'heartbeat connection closed')
+    }
+    this.codec = null
+    this.socket?.destroy()
+  }
+}
+
+const CONN = Symbol('heartbeat connection')
+type ConnSocket = Socket & { [CONN]?: Conn }
+
+/** The owner of a socket's events, if that socket is still its connection's current one. */
+function ownerOf (socket: ConnSocket): Conn | null {
+  const c = socket[CONN]
+  return c !== undefined && c.socket === socket && !c.removed ? c : null
+}
+
+function onSocketRead (this: ConnSocket, n: number): boolean {
+  const c = ownerOf(this)
+  if (c?.codec != null) {
+    c.codec.receive(READ_BUFFER.subarray(0, n), performance.now())
+    c.armWake() // a peer's PING may have set a TTL
+  }
+  return true
+}
+
+function onSocketError (this: ConnSocket, err: Error): void {
+  const c = this[CONN]
+  c?.shared.opts.log.debug({ endpoint: c.endpoint, err }, 'heartbeat connection error')
+}
+
+function onSocketConnect (this: ConnSocket): void {
+  ownerOf(this)?.connected()
+}
+
+function onSocketClose (this: ConnSocket): void {
+  ownerOf(this)?.closed()
+}
+
+function onTimer (c: Conn): void {
+  const due = c.due
+  c.timer = null
+  c.due = null
+  c.timerAt = null
+  if (due !== null) afterReads(() => c.fired(due))
 }
 
 export function createHeartbeatConns (opts: HeartbeatConnsOptions): HeartbeatConns {
-  const { log } = opts
-  const conns = new Map<string, Conn>()
-
-  function clearTimer (c: Conn): void {
-    if (c.timer !== null) clearTimeout(c.timer)
-    c.timer = null
-    c.timerAt = null
-  }
-
-  /** Runs `fn` after `ms`, after that turn's socket reads (shared/after-reads.ts): a stalled
-   *  event loop must not time out a handshake or a PING whose answer is waiting to be read. */
-  function after (c: Conn, ms: number, fn: () => void): void {
-    clearTimer(c)
-    c.timer = setTimeout(() => {
-      c.timer = null
-      c.timerAt = null
-      afterReads(() => { if (!c.removed) fn() })
-    }, Math.max(1, Math.ceil(ms)))
-  }
-
-  function open (c: Conn): void {
-    let established = false
-    const socket = tcpConnect({
-      host: c.host,
-      port: c.port,
-      noDelay: true,
-      ...(opts.keepaliveIdleMs !== undefined ? { keepAlive: true, keepAliveInitialDelay: opts.keepaliveIdleMs } : {}),
-      onread: {
-        buffer: READ_BUFFER,
-        callback: (n) => {
-          const codec = c.codec
-          if (c.socket === socket && codec !== null) {
-            codec.receive(READ_BUFFER.subarray(0, n), performance.now())
-            armWake(c) // a peer's PING may have set a TTL
-          }
-          return true
-        }
-      }
-    })
-    c.socket = socket
-    after(c, opts.connectTimeoutMs, () => { if (c.socket === socket && !established) socket.destroy() })
-    socket.on('error', (err) => log.debug({ endpoint: c.endpoint, err }, 'heartbeat connection error'))
-    socket.once('connect', () => {
-      if (c.socket !== socket) return
-      established = true
-      c.backoffMs = opts.reconnectMs
-      const codec = createZmtpSub({ topic: opts.topic, maxFrameBytes: opts.maxFrameBytes, maxMessageBytes: opts.maxMessageBytes, ping: opts.ping }, {
-        send: (bytes) => {
-          if (socket.writableLength > WRITE_BACKLOG_MAX_BYTES) fail(c, socket, codec, 'the peer does not read what we send')
-          else socket.write(bytes)
-        },
-        ready: () => {
-          clearTimer(c)
-          c.warned = false
-          opts.onHandshake(c.endpoint)
-        },
-        message: (frames) => { if (c.codec === codec) opts.onMessage(c.endpoint, frames) },
-        fail: (reason) => fail(c, socket, codec, reason)
-      })
-      c.codec = codec
-      socket.write(codec.hello())
-      after(c, opts.handshakeTimeoutMs, () => {
-        if (c.codec === codec && !codec.ready) fail(c, socket, codec, `no ZMTP handshake within ${opts.handshakeTimeoutMs} ms`)
-      })
-    })
-    socket.once('close', () => {
-      if (c.socket !== socket) return
-      c.socket = null
-      c.codec = null
-      clearTimer(c)
-      if (c.removed) return
-      // Reported before the reconnect is scheduled: nothing from the next connection can come
-      // before its own handshake, which is at least reconnectMs away.
-      if (established) opts.onDisconnect(c.endpoint)
-      const delay = c.backoffMs + Math.random() * opts.reconnectMs
-      c.backoffMs = Math.min(c.backoffMs * 2, opts.reconnectMaxMs)
-      after(c, delay, () => { if (c.socket === null) open(c) })
-    })
-  }
-
-  function fail (c: Conn, socket: Socket, codec: ZmtpSub, reason: string): void {
-    // Refusals before the handshake mean a misconfigured endpoint: worth a warning, once.
-    if (!codec.ready && !c.warned) {
-      c.warned = true
-      log.warn({ endpoint: c.endpoint, reason }, 'heartbeat endpoint refused; retrying')
-    } else {
-      log.debug({ endpoint: c.endpoint, reason }, 'heartbeat connection closed')
-    }
-    // Done with this connection: nothing more of it reaches the worker, but its drop does
-    // (on 'close').
-    if (c.codec === codec) c.codec = null
-    socket.destroy()
-  }
-
-  /** Keeps a timer at the codec's next wake (its PINGs and their timeouts). */
-  function armWake (c: Conn): void {
-    const codec = c.codec
-    if (codec === null || !codec.ready) return
-    const at = codec.wakeAt()
-    if (at === null || (c.timerAt !== null && c.timerAt <= at)) return
-    after(c, at - performance.now(), () => {
-      if (c.codec !== codec) return
-      codec.tick(performance.now())
-      armWake(c)
-    })
-    c.timerAt = at
-  }
-
-  function remove (c: Conn): void {
-    c.removed = true
-    clearTimer(c)
-    const socket = c.socket
-    c.socket = null
-    c.codec = null
-    socket?.destroy()
-    conns.delete(c.endpoint)
-  }
-
+  const shared: Shared = { opts, conns: new Map() }
+  const { conns } = shared
   return {
     connect (endpoint) {
       if (conns.has(endpoint)) return
@@ -206,14 +283,13 @@ export function createHeartbeatConns (opts: HeartbeatConnsOptions): HeartbeatCon
       const { host, port } = endpointTarget(endpoint)
       if (port < 1 || port > 65535) throw new RangeError(`port out of range in ${JSON.stringify(endpoint)}`)
       if (endpoint.startsWith('tcp://[') && isIP(host) !== 6) throw new RangeError(`not an IPv6 address in ${JSON.stringify(endpoint)}`)
-      const c: Conn = { endpoint, host, port, socket: null, codec: null, timer: null, timerAt: null, backoffMs: opts.reconnectMs, warned: false, removed: false }
+      const c = new Conn(shared, endpoint, host, port)
       conns.set(endpoint, c)
-      open(c)
+      c.open()
     },
 
     disconnect (endpoint) {
-      const c = conns.get(endpoint)
-      if (c !== undefined) remove(c)
+      conns.get(endpoint)?.remove()
     },
 
     has: (endpoint) => conns.has(endpoint),
@@ -221,7 +297,7 @@ export function createHeartbeatConns (opts: HeartbeatConnsOptions): HeartbeatCon
     get size () { return conns.size },
 
     close () {
-      for (const c of [...conns.values()]) remove(c)
+      for (const c of [...conns.values()]) c.remove()
     }
   }
 }

@@ -152,120 +152,122 @@ function readySocketType (data: Buffer): { type: string } | { refusal: string } 
 }
 
 export function createZmtpSub (opts: ZmtpSubOptions, on: ZmtpSubHandlers): ZmtpSub {
-  const { topic, maxFrameBytes, maxMessageBytes, ping } = opts
+  return new ZmtpSubscriber(opts, on)
+}
+
+/**
+ * A class rather than this repository's usual closures, for memory: the worker holds one per
+ * provider, and Roster runs through tsx, whose keepNames gives every named closure its own
+ * property store (~300 bytes each): a dozen closures per connection came to ~5 KB, a class's
+ * methods to nothing.
+ */
+class ZmtpSubscriber implements ZmtpSub {
+  private readonly opts: ZmtpSubOptions
+  private readonly on: ZmtpSubHandlers
   /** No unit (the greeting, one frame with its header) is longer than this. */
-  const maxUnit = Math.max(GREETING_BYTES, 9 + maxFrameBytes)
-  let greeted = false
-  let ready = false
-  let failed = false
+  private readonly maxUnit: number
+  private greeted = false
+  private isReady = false
+  private isFailed = false
+  private minor: ZmtpMinor = 1
   /** Bytes of an unfinished unit, copied out of the chunk that brought them. */
-  let pending: Buffer | null = null
+  private pending: Buffer | null = null
   /** The frames of the message being received; null between messages and while skipping. */
-  let parts: Buffer[] | null = null
-  let partsBytes = 0
+  private parts: Buffer[] | null = null
+  private partsBytes = 0
   /** Between the first and the last frame of a message (a skipped one too). */
-  let inMessage = false
-  let minor: ZmtpMinor = 1
-  let nextPingAt: number | null = null
+  private inMessage = false
+  private nextPingAt: number | null = null
   /** Set by our PING, cleared by anything the peer sends. */
-  let pingDeadline: number | null = null
+  private pingDeadline: number | null = null
   /** Set by the peer's PING with a TTL, cleared by anything else it sends. */
-  let ttlDeadline: number | null = null
+  private ttlDeadline: number | null = null
 
-  function fail (reason: string): void {
-    if (failed) return
-    failed = true
-    pending = null
-    parts = null
-    on.fail(reason)
+  constructor (opts: ZmtpSubOptions, on: ZmtpSubHandlers) {
+    this.opts = opts
+    this.on = on
+    this.maxUnit = Math.max(GREETING_BYTES, 9 + opts.maxFrameBytes)
   }
 
-  function onCommand (body: Buffer, now: number): void {
-    const nameLen = body.length === 0 ? 0 : body[0] as number
-    if (body.length === 0 || body.length < 1 + nameLen) {
-      // After the handshake a malformed command is ignored, as libzmq does.
-      if (!ready) fail('malformed command during the handshake')
-      return
-    }
-    const name = body.toString('latin1', 1, 1 + nameLen)
-    const data = body.subarray(1 + nameLen)
-    if (!ready) {
-      if (name === 'ERROR') {
-        const len = data.length === 0 ? 0 : Math.min(data[0] as number, data.length - 1)
-        fail(`the peer refused the handshake: ${JSON.stringify(data.toString('latin1', 1, 1 + len))}`)
-      } else if (name !== 'READY') {
-        fail(`unexpected ${JSON.stringify(name)} command during the handshake (NULL expects READY)`)
-      } else {
-        const found = readySocketType(data)
-        if ('refusal' in found) fail(found.refusal)
-        else if (!PUBLISHERS.has(found.type)) fail(`the peer is a ${JSON.stringify(found.type)} socket, which cannot feed a SUB (PUB or XPUB can)`)
-        else {
-          ready = true
-          if (ping !== undefined) nextPingAt = now + ping.intervalMs
-          on.send(subscription(topic, minor))
-          on.ready(minor)
-        }
-      }
-      return
-    }
-    // PONG needs nothing more: any frame already counted as traffic. SUBSCRIBE, CANCEL and
-    // unknown commands mean nothing to a subscriber.
-    if (name === 'PING' && data.length >= PING_TTL_BYTES) {
-      const ttlMs = data.readUInt16BE(0) * 100
-      if (ttlMs > 0) ttlDeadline = now + ttlMs
-      const context = data.subarray(PING_TTL_BYTES, PING_TTL_BYTES + PING_CONTEXT_MAX)
-      on.send(command('PONG', context))
-    }
-  }
+  get ready (): boolean { return this.isReady }
+  get failed (): boolean { return this.isFailed }
 
-  function onFrame (flags: number, body: Buffer, now: number): void {
-    if (ready) {
-      pingDeadline = null
-      ttlDeadline = null
-    }
-    if ((flags & FLAG_COMMAND) !== 0) {
-      onCommand(body, now)
-      return
-    }
-    if (!ready) {
-      fail('a message before the handshake completed')
-      return
-    }
-    const more = (flags & FLAG_MORE) !== 0
-    if (!inMessage) {
-      inMessage = true
-      // A message that does not match the subscription is skipped, frame by frame.
-      const matches = body.length >= topic.length && body.subarray(0, topic.length).equals(topic)
-      parts = matches ? [] : null
-      partsBytes = 0
-    }
-    if (parts !== null) {
-      partsBytes += body.length
-      if (partsBytes > maxMessageBytes) {
-        fail(`a message over the ${maxMessageBytes}-byte limit`)
+  hello (): Buffer { return HELLO }
+
+  receive (chunk: Buffer, now: number): void {
+    if (this.isFailed) return
+    let off = 0
+    if (this.pending !== null) {
+      // The unfinished unit ends within the next maxUnit bytes if the chunk has them: join
+      // only those, not a whole 64 KiB read, to the few bytes kept from the last chunk.
+      const kept = this.pending.length
+      const head = Buffer.concat([this.pending, chunk.subarray(0, this.maxUnit)])
+      this.pending = null
+      const end = this.units(head, 0, now)
+      if (this.isFailed) return
+      if (end < kept) {
+        // Still unfinished, so the chunk was shorter than maxUnit and `head` holds all of it.
+        this.pending = Buffer.from(head.subarray(end))
         return
       }
-      parts.push(Buffer.from(body)) // a copy: the chunk it lies in may be reused
+      off = end - kept
     }
-    if (more) return
-    inMessage = false
-    const done = parts
-    parts = null
-    if (done !== null) on.message(done)
+    const end = this.units(chunk, off, now)
+    if (!this.isFailed && end < chunk.length) this.pending = Buffer.from(chunk.subarray(end))
+  }
+
+  tick (now: number): void {
+    const { ping } = this.opts
+    if (this.isFailed || !this.isReady) return
+    if (this.pingDeadline !== null && now >= this.pingDeadline) {
+      this.fail(`nothing received for ${ping?.timeoutMs} ms after a PING`)
+    } else if (this.ttlDeadline !== null && now >= this.ttlDeadline) {
+      this.fail('nothing received within the TTL of the peer\'s PING')
+    } else if (ping !== undefined && this.nextPingAt !== null && now >= this.nextPingAt) {
+      this.on.send(pingCommand(ping.ttlMs))
+      this.nextPingAt = now + ping.intervalMs
+      this.pingDeadline ??= now + ping.timeoutMs
+    }
+  }
+
+  wakeAt (): number | null {
+    if (this.isFailed || !this.isReady) return null
+    let at = this.nextPingAt
+    if (this.pingDeadline !== null && (at === null || this.pingDeadline < at)) at = this.pingDeadline
+    if (this.ttlDeadline !== null && (at === null || this.ttlDeadline < at)) at = this.ttlDeadline
+    return at
+  }
+
+  private fail (reason: string): void {
+    if (this.isFailed) return
+    this.isFailed = true
+    this.pending = null
+    this.parts = null
+    this.on.fail(reason)
+  }
+
+  /** Handles every whole unit from `off` on; returns where the first unfinished one starts. */
+  private units (buf: Buffer, off: number, now: number): number {
+    for (;;) {
+      if (this.isFailed) return buf.length
+      const used = this.unit(buf, off, now)
+      if (used === 0) return this.isFailed ? buf.length : off
+      off += used
+    }
   }
 
   /** Handles the unit at `off` if it is all there; returns the bytes it took (0: not yet). */
-  function unit (buf: Buffer, off: number, now: number): number {
+  private unit (buf: Buffer, off: number, now: number): number {
     const avail = buf.length - off
-    if (!greeted) {
+    if (!this.greeted) {
       const refusal = greetingRefusal(buf.subarray(off, off + Math.min(avail, GREETING_BYTES)))
       if (refusal !== null) {
-        fail(refusal)
+        this.fail(refusal)
         return 0
       }
       if (avail < GREETING_BYTES) return 0
-      greeted = true
-      minor = buf[off + 11] === 0 ? 0 : 1
+      this.greeted = true
+      this.minor = buf[off + 11] === 0 ? 0 : 1
       return GREETING_BYTES
     }
     if (avail < 2) return 0
@@ -280,71 +282,95 @@ export function createZmtpSub (opts: ZmtpSubOptions, on: ZmtpSubHandlers): ZmtpS
     } else {
       size = buf[off + 1] as number
     }
-    if (size > maxFrameBytes) {
-      fail(`a frame ${size === Infinity ? 'over 4 GiB' : `of ${size} bytes`} is over the ${maxFrameBytes}-byte limit`)
+    const max = this.opts.maxFrameBytes
+    if (size > max) {
+      this.fail(`a frame ${size === Infinity ? 'over 4 GiB' : `of ${size} bytes`} is over the ${max}-byte limit`)
       return 0
     }
     if (avail < head + size) return 0
-    onFrame(flags, buf.subarray(off + head, off + head + size), now)
+    this.onFrame(flags, buf.subarray(off + head, off + head + size), now)
     return head + size
   }
 
-  /** Handles every whole unit from `off` on; returns where the first unfinished one starts. */
-  function units (buf: Buffer, off: number, now: number): number {
-    for (;;) {
-      if (failed) return buf.length
-      const used = unit(buf, off, now)
-      if (used === 0) return failed ? buf.length : off
-      off += used
+  private onFrame (flags: number, body: Buffer, now: number): void {
+    if (this.isReady) {
+      this.pingDeadline = null
+      this.ttlDeadline = null
+    }
+    if ((flags & FLAG_COMMAND) !== 0) {
+      this.onCommand(body, now)
+      return
+    }
+    if (!this.isReady) {
+      this.fail('a message before the handshake completed')
+      return
+    }
+    const { topic, maxMessageBytes } = this.opts
+    if (!this.inMessage) {
+      this.inMessage = true
+      // A message that does not match the subscription is skipped, frame by frame.
+      const matches = body.length >= topic.length && body.subarray(0, topic.length).equals(topic)
+      this.parts = matches ? [] : null
+      this.partsBytes = 0
+    }
+    if (this.parts !== null) {
+      this.partsBytes += body.length
+      if (this.partsBytes > maxMessageBytes) {
+        this.fail(`a message over the ${maxMessageBytes}-byte limit`)
+        return
+      }
+      this.parts.push(Buffer.from(body)) // a copy: the chunk it lies in may be reused
+    }
+    if ((flags & FLAG_MORE) !== 0) return
+    this.inMessage = false
+    const done = this.parts
+    this.parts = null
+    if (done !== null) this.on.message(done)
+  }
+
+  private onCommand (body: Buffer, now: number): void {
+    const nameLen = body.length === 0 ? 0 : body[0] as number
+    if (body.length === 0 || body.length < 1 + nameLen) {
+      // After the handshake a malformed command is ignored, as libzmq does.
+      if (!this.isReady) this.fail('malformed command during the handshake')
+      return
+    }
+    const name = body.toString('latin1', 1, 1 + nameLen)
+    const data = body.subarray(1 + nameLen)
+    if (!this.isReady) {
+      this.onHandshakeCommand(name, data, now)
+      return
+    }
+    // PONG needs nothing more: any frame already counted as traffic. SUBSCRIBE, CANCEL and
+    // unknown commands mean nothing to a subscriber.
+    if (name === 'PING' && data.length >= PING_TTL_BYTES) {
+      const ttlMs = data.readUInt16BE(0) * 100
+      if (ttlMs > 0) this.ttlDeadline = now + ttlMs
+      const context = data.subarray(PING_TTL_BYTES, PING_TTL_BYTES + PING_CONTEXT_MAX)
+      this.on.send(command('PONG', context))
     }
   }
 
-  return {
-    hello: () => HELLO,
-
-    receive (chunk, now) {
-      if (failed) return
-      let off = 0
-      if (pending !== null) {
-        // The unfinished unit ends within the next maxUnit bytes if the chunk has them: join
-        // only those, not a whole 64 KiB read, to the few bytes kept from the last chunk.
-        const kept = pending.length
-        const head = Buffer.concat([pending, chunk.subarray(0, maxUnit)])
-        pending = null
-        const end = units(head, 0, now)
-        if (failed) return
-        if (end < kept) {
-          // Still unfinished, so the chunk was shorter than maxUnit and `head` holds all of it.
-          pending = Buffer.from(head.subarray(end))
-          return
-        }
-        off = end - kept
-      }
-      const end = units(chunk, off, now)
-      if (!failed && end < chunk.length) pending = Buffer.from(chunk.subarray(end))
-    },
-
-    tick (now) {
-      if (failed || !ready) return
-      if (pingDeadline !== null && now >= pingDeadline) {
-        fail(`nothing received for ${ping?.timeoutMs} ms after a PING`)
-      } else if (ttlDeadline !== null && now >= ttlDeadline) {
-        fail('nothing received within the TTL of the peer\'s PING')
-      } else if (ping !== undefined && nextPingAt !== null && now >= nextPingAt) {
-        on.send(pingCommand(ping.ttlMs))
-        nextPingAt = now + ping.intervalMs
-        pingDeadline ??= now + ping.timeoutMs
-      }
-    },
-
-    wakeAt () {
-      if (failed || !ready) return null
-      let at: number | null = null
-      for (const t of [nextPingAt, pingDeadline, ttlDeadline]) if (t !== null && (at === null || t < at)) at = t
-      return at
-    },
-
-    get ready () { return ready },
-    get failed () { return failed }
+  private onHandshakeCommand (name: string, data: Buffer, now: number): void {
+    if (name === 'ERROR') {
+      const len = data.length === 0 ? 0 : Math.min(data[0] as number, data.length - 1)
+      this.fail(`the peer refused the handshake: ${JSON.stringify(data.toString('latin1', 1, 1 + len))}`)
+      return
+    }
+    if (name !== 'READY') {
+      this.fail(`unexpected ${JSON.stringify(name)} command during the handshake (NULL expects READY)`)
+      return
+    }
+    const found = readySocketType(data)
+    if ('refusal' in found) {
+      this.fail(found.refusal)
+    } else if (!PUBLISHERS.has(found.type)) {
+      this.fail(`the peer is a ${JSON.stringify(found.type)} socket, which cannot feed a SUB (PUB or XPUB can)`)
+    } else {
+      this.isReady = true
+      if (this.opts.ping !== undefined) this.nextPingAt = now + this.opts.ping.intervalMs
+      this.on.send(subscription(this.opts.topic, this.minor))
+      this.on.ready(this.minor)
+    }
   }
 }
