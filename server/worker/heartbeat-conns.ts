@@ -8,8 +8,9 @@
 //
 // Why not libzmq: its SUB spends ~33 KB on each connection (pipe queues and 8 KB codec buffers,
 // fixed when it is built), 333 MiB for 10,000 providers. Here a connection is a socket, a codec
-// state and a timer; every read lands in one buffer shared by all sockets (the codec copies out
-// the little it keeps), so idle connections hold no read buffers at all.
+// state and, on the pinged lane, a timer: about 1.4 KB of heap. Every read lands in one buffer
+// shared by all sockets (the codec copies out the little it keeps), so idle connections hold no
+// read buffers at all.
 import { isIP, connect as tcpConnect, type Socket } from 'node:net'
 import { HEARTBEAT_ENDPOINT_PATTERN } from '../protocol/model.js'
 import { endpointTarget } from '../protocol/targets.js'
