@@ -142,6 +142,10 @@ export const TtlCheck = Type.Object(
   { additionalProperties: false, description: 'the provider renews itself with PUT /v1/services/{service}/providers/{id}/heartbeat at least every ttlMs' }
 )
 
+/** A heartbeat endpoint, `tcp://host:port`: checked at registration and again by the worker
+ *  before it connects (heartbeat-conns.ts), since its task list comes over the network. */
+export const HEARTBEAT_ENDPOINT_PATTERN = '^tcp://(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9._-]+):[0-9]{1,5}$'
+
 /** How Roster learns a provider's presence when it has no ZeroMQ heartbeat endpoint. */
 export const Check = Type.Union([HttpCheck, TcpCheck, TtlCheck], {
   description: 'instead of a ZeroMQ heartbeat: an http or tcp check run by a worker, or a ttl the provider renews over REST'
@@ -162,7 +166,7 @@ export const ProviderSpec = Type.Object(
     protocol: ProviderProtocol,
     heartbeat: Type.Optional(Type.String({
       maxLength: 300,
-      pattern: '^tcp://(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9._-]+):[0-9]{1,5}$',
+      pattern: HEARTBEAT_ENDPOINT_PATTERN,
       description: "the provider's ZeroMQ PUB endpoint, tcp://host:port; required unless a check is given"
     })),
     heartbeatIntervalMs: Type.Optional(

@@ -40,6 +40,10 @@ export const WORKER_DEALER_MAX_BYTES = 4 * MiB
 /** Worker heartbeat SUB: `hb` and an id of at most 128 bytes; further frames are reserved
  *  (server/protocol/README.md §6), so they get some room too. */
 export const HEARTBEAT_SUB_MAX_BYTES = 1 * KiB
+/** The worker's heartbeat connections (worker/heartbeat-conns.ts) also bound a whole message,
+ *  which libzmq does not (a peer could send frames with MORE set for ever): 16 frames of the
+ *  largest size, far above `hb`, an id and a few reserved frames. */
+export const HEARTBEAT_SUB_MAX_MESSAGE_BYTES = 16 * HEARTBEAT_SUB_MAX_BYTES
 
 /** A connection that has not finished its handshake after 5 s is dropped (libzmq's default is
  *  30 s): a real peer on a LAN needs milliseconds, CURVE included, and a port scanner or a frozen

@@ -9,10 +9,11 @@ import type { Observation, Task } from '../protocol/messages.js'
  *  intervals"): one lost or late heartbeat is noise, three in a row is a hung or cut provider. */
 export const LIVENESS_MISSES = 3
 
-/** libzmq reconnects a dropped connection no sooner than its reconnect interval (100 ms, which the
- *  worker's SUB sets explicitly), so a heartbeat read within that window after a `disconnect`
- *  was sent over the dead connection: it sat in the SUB's queue while the monitor event raced
- *  ahead of it. Counting it would flap the provider up and, three intervals later, down again. */
+/** A heartbeat read within 100 ms after a `disconnect` is taken for one sent over the dead
+ *  connection, and not counted: counting it would flap the provider up and, three intervals
+ *  later, down again. With a libzmq SUB it could sit in the SUB's queue while the monitor event
+ *  raced ahead of it; the worker's own connections (heartbeat-conns.ts) report a drop after
+ *  everything read on it and reconnect no sooner than 100 ms later, so this is now a guard only. */
 export const DISCONNECT_QUIET_MS = 100
 
 type WatchState = Observation['state']
@@ -46,11 +47,11 @@ export interface Liveness {
   /**
    * Whether a heartbeat for `providerId` counts now: only while the connection to its own
    * registered endpoint is established (a ZMTP handshake completed there, and no disconnect
-   * since). A SUB does not say which connection a message came from, so this is the rule that
-   * keeps a dead provider from being kept up by another publisher forging its id: once its own
-   * endpoint is gone, nothing heard elsewhere counts for it.
+   * since), and, given `from` (the endpoint whose connection carried it), only if it came over
+   * that connection. This is the rule that keeps a provider from being kept up by another
+   * publisher sending its id: nothing heard over another connection counts for it.
    */
-  heard: (providerId: string) => boolean
+  heard: (providerId: string, from?: string) => boolean
   /** A ZMTP handshake with `endpoint` completed: heartbeats for its providers count again. */
   connected: (endpoint: string) => void
   /** The connection to `endpoint` dropped: every `up` provider there goes `down`, and
@@ -287,9 +288,9 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
       return observation(e)
     },
 
-    heard (providerId) {
+    heard (providerId, from) {
       const e = byId.get(providerId)
-      return e !== undefined && open.has(e.endpoint)
+      return e !== undefined && open.has(e.endpoint) && (from === undefined || from === e.endpoint)
     },
 
     connected (endpoint) {

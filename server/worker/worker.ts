@@ -1,5 +1,5 @@
-// The worker role's shell: it owns two SUBs that together connect to every heartbeat endpoint the
-// leader assigned (see HeartbeatLane), their monitors, the timer that expires silent providers, the
+// The worker role's shell: it owns two sets of heartbeat connections that together connect to every
+// heartbeat endpoint the leader assigned (see HeartbeatLane), the timer that expires silent providers, the
 // timers and in-flight runs of http/tcp checks, and a LeaderLink (the DEALER to the active leader).
 // The rules live in liveness.ts and checks.ts; this module turns socket input and probe outcomes
 // into calls to them and their transitions into REPORTs. Nothing a provider or a leader sends may
@@ -10,18 +10,19 @@ import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Subscriber } from 'zeromq'
 import type { ClusterKeys } from '../protocol/cluster-keys.js'
 import { createBadFrames } from '../protocol/frames.js'
 import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
-import { HANDSHAKE_TIMEOUT_MS, HEARTBEAT_SUB_MAX_BYTES, limitOptions, PAGE_ITEMS, WORKER_DEALER_MAX_BYTES } from '../protocol/socket-limits.js'
+import {
+  HANDSHAKE_TIMEOUT_MS, HEARTBEAT_SUB_MAX_BYTES, HEARTBEAT_SUB_MAX_MESSAGE_BYTES, PAGE_ITEMS, WORKER_DEALER_MAX_BYTES
+} from '../protocol/socket-limits.js'
 import type { Message, Observation, Task } from '../protocol/messages.js'
 import { REASON_MAX_LENGTH } from '../protocol/model.js'
 import { endpointTarget, firstOutside, notAllowedDetail, type AllowedTargets } from '../protocol/targets.js'
 import { afterReads } from '../shared/after-reads.js'
 import type { Log } from '../shared/log.js'
 import { createCheckBook, type ProbeJob } from './checks.js'
-import { createEndpointAliases } from './endpoint-aliases.js'
+import { createHeartbeatConns, type HeartbeatConns } from './heartbeat-conns.js'
 import { createLiveness, DISCONNECT_QUIET_MS, LIVENESS_MISSES } from './liveness.js'
 import { runProbe } from './probes.js'
 
@@ -37,43 +38,42 @@ const RESEND_TICK_DIVISOR = 4
  *  reaches the leader as several commit-sized batches rather than one huge frame. */
 const REPORT_MAX_OBSERVATIONS = PAGE_ITEMS
 
-/** The SUB reconnects a dropped provider after 100–200 ms (libzmq adds up to one interval of
- *  jitter), doubling up to 1 s while the provider stays away: a restarted provider is seen
+/** A dropped provider is reconnected after 100–200 ms (up to one interval of jitter, as libzmq
+ *  does), doubling up to 1 s while the provider stays away: a restarted provider is seen
  *  again within about a second, and 10,000 dead endpoints cost at most ~10,000 connect
  *  attempts a second. The 100 ms floor is what makes DISCONNECT_QUIET_MS sound. */
 const SUB_RECONNECT_MS = DISCONNECT_QUIET_MS
 const SUB_RECONNECT_MAX_MS = 1000
 
-/** ZMTP heartbeats on the `pinged` SUB: libzmq's I/O thread PINGs each provider connection every
- *  second and drops it after 5 s without any traffic, which tears down half-open TCP (a provider
- *  host that vanished without a FIN) so that the SUB reconnects and the provider is reported
- *  down 'disconnected'. Providers with intervals under ~1.7 s are caught by the silence rule
+/** ZMTP heartbeats on the `pinged` lane: each provider connection is PINGed every second and
+ *  dropped after 5 s without any traffic, which tears down half-open TCP (a provider host that
+ *  vanished without a FIN) so that it is reconnected and the provider is reported down
+ *  'disconnected'. Providers with intervals under ~1.7 s are caught by the silence rule
  *  first (3 intervals < 5 s). The TTL asks the provider's side to drop a vanished worker
  *  likewise. Caveat: a peer too old to answer ZMTP 3.1 PINGs (libzmq < 4.2) that also heartbeats
  *  less often than every 5 s would be disconnected and reconnected every 5 s. */
 const ZMTP_HEARTBEAT_INTERVAL_MS = 1000
 const ZMTP_HEARTBEAT_TIMEOUT_MS = 5000
 /** The same 5 s bound the ZMTP handshake (socket-limits.ts; libzmq's default is 30 s), which
- *  heartbeats do not cover: a provider frozen while the SUB connects accepts TCP in its kernel
- *  but never greets. */
+ *  heartbeats do not cover: a provider frozen while the worker connects accepts TCP in its
+ *  kernel but never greets. */
 const ZMTP_HANDSHAKE_TIMEOUT_MS = HANDSHAKE_TIMEOUT_MS
 
 /**
- * Why two SUBs. ZMTP heartbeats cost O(connections²): every PONG cancels its connection's
- * timeout timer, and libzmq 4.3.5 cancels a timer by scanning the I/O thread's whole timer list
- * (poller_base.cpp, "we assume it is rarely used"). Measured (bench/heartbeat.ts): 5,000
- * providers at 1 s kept libzmq's I/O thread at 0.27 cores against 0.09 for a whole bare SUB,
- * and at 10,000 it saturated, heartbeats queued, and the worker never converged. So ZMTP
+ * Why two lanes. A ZMTP heartbeat is a PING written and a PONG read on every connection every
+ * second: for 10,000 providers at 1 s, as many extra syscalls as the heartbeats themselves.
+ * (Under libzmq, which the worker used before heartbeat-conns.ts, it was worse: every PONG
+ * scanned the I/O thread's whole timer list, and 10,000 pinged providers saturated it.) So ZMTP
  * heartbeats go only where they detect something sooner than the silence rule: providers whose
- * silence bound (livenessMisses × interval) exceeds their 5 s timeout, on the `pinged` SUB. The
- * others, on the `plain` SUB, are caught silent within that bound anyway; for them a vanished
- * host's half-open connection is torn down by TCP keepalive (kernel timers, no userland cost)
- * within about the same 5 s (2 s idle, then 3 probes 1 s apart), so the SUB reconnects.
+ * silence bound (livenessMisses × interval) exceeds their 5 s timeout, on the `pinged` lane. The
+ * others, on the `plain` lane, are caught silent within that bound anyway; for them a vanished
+ * host's half-open connection is torn down by TCP keepalive (kernel timers, no userland cost),
+ * so that it is reconnected: 2 s idle, then probes 1 s apart. Node sets the probe interval (1 s)
+ * and count (10) itself, so that takes 12 s where libzmq's 3 probes took 5 s; a vanished host
+ * that comes back answers the next probe with a reset, and is reconnected at once either way.
  */
 type HeartbeatLane = 'plain' | 'pinged'
-const TCP_KEEPALIVE_IDLE_S = 2
-const TCP_KEEPALIVE_INTERVAL_S = 1
-const TCP_KEEPALIVE_COUNT = 3
+const TCP_KEEPALIVE_IDLE_MS = 2000
 
 /** A connect to a blackholed host is abandoned after 2 s and retried, instead of the kernel's
  *  ~2 minutes of SYN retries, so a provider whose host comes back is seen within seconds. */
@@ -83,8 +83,6 @@ const SUB_CONNECT_TIMEOUT_MS = 2000
  *  suppressed), so a misbehaving publisher cannot flood the log; bad frames are rate-limited by
  *  protocol/frames.ts like every socket's. */
 const BAD_INPUT_LOG_MS = 1000
-/** A loop that failed unexpectedly is restarted after this pause rather than spinning. */
-const LOOP_RESTART_MS = 1000
 
 /** With `--allow-targets`, a heartbeat host's verdict (allowed, or why not) is trusted for 30 s:
  *  it is asked again only for an endpoint not yet connected, so an allowed endpoint costs one
@@ -112,7 +110,7 @@ export interface WorkerOptions {
    *  their providers are reported down. Null or absent: any address. */
   allowTargets?: AllowedTargets | null
   /** With keys, the DEALER to the leader is a CURVE client (cluster-keys.ts); the heartbeat
-   *  SUBs stay plain, since providers are outside the cluster. */
+   *  connections stay plain (NULL), since providers are outside the cluster. */
   clusterKeys?: ClusterKeys
 }
 
@@ -123,11 +121,12 @@ export interface WorkerStats {
   badFrames: number
   /** Well-formed heartbeats for providers this worker does not watch. */
   unknownProviders: number
-  /** Heartbeats for a watched provider while its own endpoint is not connected: they can only
-   *  have come over another connection (another provider's publisher using its id), or over
-   *  its own just before a drop; either way they do not count (liveness.ts, `heard`). */
+  /** Heartbeats for a watched provider that did not come over its own endpoint's established
+   *  connection: another provider's publisher using its id; they do not count (liveness.ts,
+   *  `heard`). */
   unconnectedHeartbeats: number
-  /** Monitor `handshake` events attributed to no watched endpoint. */
+  /** Always 0: every connection is its endpoint's own (heartbeat-conns.ts), so every handshake
+   *  and drop is attributed. Kept while readers of the stats still look for it. */
   unmatchedHandshakes: number
   transitions: number
   /** REPORT messages sent, first sends and resends alike. */
@@ -137,7 +136,7 @@ export interface WorkerStats {
   acks: number
   /** ZMTP handshakes completed with providers (connections and reconnections). */
   connects: number
-  /** Monitor `disconnect` events attributed to a watched endpoint / to none. */
+  /** Heartbeat connections that dropped (see unmatchedHandshakes for the other). */
   disconnects: number
   unmatchedDisconnects: number
   /** http/tcp check runs finished, and how many of them failed. */
@@ -198,13 +197,12 @@ export function createWorker (opts: WorkerOptions): Worker {
   const resendMs = opts.reportResendMs ?? REPORT_RESEND_MS
   const misses = opts.livenessMisses ?? LIVENESS_MISSES
   const liveness = createLiveness({ livenessMisses: misses })
-  const connectedCount = (): number => lanes.plain.connected.size + lanes.pinged.connected.size
+  const connectedCount = (): number => (lanes.plain?.size ?? 0) + (lanes.pinged?.size ?? 0)
   const checks = createCheckBook()
   /** The pending timer of each checked provider's next probe run (absent while one runs). */
   const probeTimers = new Map<string, NodeJS.Timeout>()
   /** Ends the probe runs in flight when the worker stops. */
   let probeAbort = new AbortController()
-  const aliases = createEndpointAliases({ log })
   const allow = opts.allowTargets ?? null
   /** Per heartbeat host: null (allowed) or the refusal detail, and when it was decided. */
   const verdicts = new Map<string, { refusal: string | null, at: number }>()
@@ -216,18 +214,13 @@ export function createWorker (opts: WorkerOptions): Worker {
   let assignPagesSeen = 0
   const logUnknown = createThrottle(BAD_INPUT_LOG_MS)
   const logUnconnected = createThrottle(BAD_INPUT_LOG_MS)
-  const logUnmatchedHandshake = createThrottle(BAD_INPUT_LOG_MS)
 
   let running = false
   let stopping: Promise<void> | null = null
-  /** Each lane's SUB (null while stopped) and the endpoints it is connected to (libzmq keeps
-   *  reconnecting them on its own). An endpoint is in at most one lane. */
-  const lanes: Record<HeartbeatLane, { sub: Subscriber | null, connected: Set<string> }> = {
-    plain: { sub: null, connected: new Set() },
-    pinged: { sub: null, connected: new Set() }
-  }
+  /** Each lane's connections (null while stopped), which keep reconnecting on their own. An
+   *  endpoint is in at most one lane. */
+  const lanes: Record<HeartbeatLane, HeartbeatConns | null> = { plain: null, pinged: null }
   let link: LeaderLink | null = null
-  let loops: Array<Promise<void>> = []
 
   let expiryTimer: NodeJS.Timeout | null = null
   let expiryAt: number | null = null
@@ -246,14 +239,14 @@ export function createWorker (opts: WorkerOptions): Worker {
     get badFrames () { return badHeartbeats.count },
     unknownProviders: 0,
     unconnectedHeartbeats: 0,
-    unmatchedHandshakes: 0,
+    unmatchedHandshakes: 0 as const,
     transitions: 0,
     reportsSent: 0,
     observationsResent: 0,
     acks: 0,
     connects: 0,
     disconnects: 0,
-    unmatchedDisconnects: 0,
+    unmatchedDisconnects: 0 as const,
     probes: 0,
     probeFailures: 0
   }
@@ -386,26 +379,20 @@ export function createWorker (opts: WorkerOptions): Worker {
   }
 
   function syncEndpoints (): void {
-    if (lanes.plain.sub === null || lanes.pinged.sub === null) return
+    if (lanes.plain === null || lanes.pinged === null) return
     const want = new Map<string, HeartbeatLane>()
     for (const endpoint of liveness.endpoints()) want.set(endpoint, laneOf(endpoint))
     for (const name of ['plain', 'pinged'] as const) {
       const lane = lanes[name]
-      for (const endpoint of lane.connected) {
+      for (const endpoint of [...lane?.endpoints() ?? []]) {
         if (want.get(endpoint) === name) continue
-        try {
-          lane.sub?.disconnect(endpoint)
-        } catch (err) {
-          log.debug({ endpoint, err }, 'SUB disconnect failed')
-        }
-        lane.connected.delete(endpoint)
-        aliases.remove(endpoint)
+        lane?.disconnect(endpoint)
         liveness.closed(endpoint)
       }
     }
     for (const [endpoint, name] of want) {
       const lane = lanes[name]
-      if (lane.connected.has(endpoint)) continue
+      if (lane === null || lane.has(endpoint)) continue
       if (allow !== null) {
         const refusal = verdictOn(endpoint)
         if (refusal === undefined) continue // being looked up; syncEndpoints runs again then
@@ -417,14 +404,11 @@ export function createWorker (opts: WorkerOptions): Worker {
         }
       }
       try {
-        lane.sub?.connect(endpoint)
+        lane.connect(endpoint)
       } catch (err) {
         // The task stays assigned: it never comes up (or goes silent), which is the truth.
         log.warn({ endpoint, err }, 'cannot connect to a heartbeat endpoint')
-        continue
       }
-      lane.connected.add(endpoint)
-      aliases.add(endpoint)
     }
   }
 
@@ -478,7 +462,8 @@ export function createWorker (opts: WorkerOptions): Worker {
     if (refused) syncEndpoints()
   }
 
-  function onHeartbeat (frames: Buffer[]): void {
+  /** A message over `endpoint`'s own connection. */
+  function onHeartbeat (endpoint: string, frames: Buffer[]): void {
     const reason = badFrameReason(frames)
     if (reason !== null) {
       badHeartbeats.drop(reason, { frames: frames.length, head: frames[0]?.subarray(0, 16).toString('hex') })
@@ -490,9 +475,9 @@ export function createWorker (opts: WorkerOptions): Worker {
       logUnknown((suppressed) => log.debug({ providerId, suppressed }, 'heartbeat from a provider this worker does not watch'))
       return
     }
-    if (!liveness.heard(providerId)) {
+    if (!liveness.heard(providerId, endpoint)) {
       counters.unconnectedHeartbeats++
-      logUnconnected((suppressed) => log.debug({ providerId, suppressed }, 'heartbeat for a provider whose own endpoint is not connected; ignored'))
+      logUnconnected((suppressed) => log.debug({ providerId, endpoint, suppressed }, 'heartbeat for a provider that did not come over its own endpoint\'s connection; ignored'))
       return
     }
     counters.heartbeats++
@@ -503,29 +488,15 @@ export function createWorker (opts: WorkerOptions): Worker {
   }
 
   /** A ZMTP handshake completed: the provider(s) at that endpoint may be heard from now on. */
-  function onHandshake (lane: HeartbeatLane, address: string): void {
+  function onHandshake (endpoint: string): void {
     counters.connects++
-    const endpoints = aliases.resolve(address).filter((e) => lanes[lane].connected.has(e))
-    if (endpoints.length === 0) {
-      counters.unmatchedHandshakes++
-      // Its provider(s) are not heard until a handshake is attributed: worth a warning.
-      logUnmatchedHandshake((suppressed) => log.warn({ address, suppressed }, 'handshake with an address that maps to no watched endpoint; its heartbeats will not count'))
-      return
-    }
-    for (const endpoint of endpoints) liveness.connected(endpoint)
+    liveness.connected(endpoint)
   }
 
-  function onDisconnect (lane: HeartbeatLane, address: string): void {
-    // An endpoint that just moved to the other lane was disconnected here on purpose.
-    const endpoints = aliases.resolve(address).filter((e) => lanes[lane].connected.has(e))
-    if (endpoints.length === 0) {
-      counters.unmatchedDisconnects++
-      log.debug({ address }, 'disconnect from an address that maps to no watched endpoint')
-      return
-    }
+  function onDisconnect (endpoint: string): void {
     counters.disconnects++
     const now = clock()
-    for (const endpoint of endpoints) for (const obs of liveness.disconnected(endpoint, now)) transition(obs)
+    for (const obs of liveness.disconnected(endpoint, now)) transition(obs)
   }
 
   // ---- checks ------------------------------------------------------------------------------
@@ -597,51 +568,25 @@ export function createWorker (opts: WorkerOptions): Worker {
     armExpiry()
   }
 
-  // ---- loops -------------------------------------------------------------------------------
+  // ---- lanes ------------------------------------------------------------------------------
 
-  /** Opens a lane's SUB and starts its two loops (heartbeats, monitor). */
-  function openLane (name: HeartbeatLane): Array<Promise<void>> {
-    const socket = new Subscriber({
-      linger: 0,
-      ipv6: true, // heartbeat endpoints may be IPv6 literals (protocol/model.ts)
-      reconnectInterval: SUB_RECONNECT_MS,
-      reconnectMaxInterval: SUB_RECONNECT_MAX_MS,
-      connectTimeout: SUB_CONNECT_TIMEOUT_MS,
-      ...limitOptions(HEARTBEAT_SUB_MAX_BYTES),
-      handshakeInterval: ZMTP_HANDSHAKE_TIMEOUT_MS,
+  function openLane (name: HeartbeatLane): HeartbeatConns {
+    return createHeartbeatConns({
+      topic: HB_TOPIC,
+      maxFrameBytes: HEARTBEAT_SUB_MAX_BYTES,
+      maxMessageBytes: HEARTBEAT_SUB_MAX_MESSAGE_BYTES,
+      connectTimeoutMs: SUB_CONNECT_TIMEOUT_MS,
+      handshakeTimeoutMs: ZMTP_HANDSHAKE_TIMEOUT_MS,
+      reconnectMs: SUB_RECONNECT_MS,
+      reconnectMaxMs: SUB_RECONNECT_MAX_MS,
       ...(name === 'pinged'
-        ? { heartbeatInterval: ZMTP_HEARTBEAT_INTERVAL_MS, heartbeatTimeout: ZMTP_HEARTBEAT_TIMEOUT_MS, heartbeatTimeToLive: ZMTP_HEARTBEAT_TIMEOUT_MS }
-        : { tcpKeepalive: 1, tcpKeepaliveIdle: TCP_KEEPALIVE_IDLE_S, tcpKeepaliveInterval: TCP_KEEPALIVE_INTERVAL_S, tcpKeepaliveCount: TCP_KEEPALIVE_COUNT })
+        ? { ping: { intervalMs: ZMTP_HEARTBEAT_INTERVAL_MS, timeoutMs: ZMTP_HEARTBEAT_TIMEOUT_MS, ttlMs: ZMTP_HEARTBEAT_TIMEOUT_MS } }
+        : { keepaliveIdleMs: TCP_KEEPALIVE_IDLE_MS }),
+      log,
+      onHandshake: guarded('handshake', onHandshake),
+      onDisconnect: guarded('disconnect', onDisconnect),
+      onMessage: guarded('heartbeat', onHeartbeat)
     })
-    // The observer must exist before the first connect, or early events are lost; reading
-    // socket.events after close() throws, so it is taken once here.
-    const events = socket.events
-    socket.subscribe('hb')
-    lanes[name].sub = socket
-    return [
-      loop(`${name} heartbeat`, name, socket, async () => {
-        for await (const frames of socket) onHeartbeat(frames)
-      }),
-      loop(`${name} monitor`, name, socket, async () => {
-        for await (const ev of events) {
-          if (ev.type === 'disconnect') onDisconnect(name, ev.address)
-          else if (ev.type === 'handshake') onHandshake(name, ev.address)
-        }
-      })
-    ]
-  }
-
-  /** Runs `body` until the socket closes; an unexpected failure restarts it after a pause. */
-  async function loop (name: string, lane: HeartbeatLane, socket: Subscriber, body: () => Promise<void>): Promise<void> {
-    while (running && lanes[lane].sub === socket && !socket.closed) {
-      try {
-        await body()
-        return
-      } catch (err) {
-        log.error({ err }, `worker ${name} loop failed; restarting in ${LOOP_RESTART_MS} ms`)
-        await sleep(LOOP_RESTART_MS)
-      }
-    }
   }
 
   async function doStop (): Promise<void> {
@@ -660,15 +605,12 @@ export function createWorker (opts: WorkerOptions): Worker {
       if (link.leader !== null) link.send('BYE', { workerId })
       await link.stop() // drains the queue (READY, REPORTs, BYE) before closing the DEALER
     }
-    for (const lane of Object.values(lanes)) lane.sub?.close() // ends its loops
-    await Promise.all(loops)
-    for (const lane of Object.values(lanes)) {
-      for (const endpoint of lane.connected) { aliases.remove(endpoint); liveness.closed(endpoint) }
-      lane.connected.clear()
-      lane.sub = null
+    for (const name of ['plain', 'pinged'] as const) {
+      for (const endpoint of lanes[name]?.endpoints() ?? []) liveness.closed(endpoint)
+      lanes[name]?.close()
+      lanes[name] = null
     }
     link = null
-    loops = []
   }
 
   return {
@@ -678,7 +620,8 @@ export function createWorker (opts: WorkerOptions): Worker {
       if (stopping !== null) await stopping
       stopping = null
       running = true
-      loops = (['plain', 'pinged'] as const).flatMap((name) => openLane(name))
+      lanes.plain = openLane('plain')
+      lanes.pinged = openLane('pinged')
       link = createLeaderLink({
         candidates: opts.leaders,
         peerId: workerId,

@@ -275,6 +275,16 @@ describe('heartbeats count only over the provider\'s own connection', () => {
     expect(l.heartbeat('p1', T0 + 5100)).toEqual({ providerId: 'p1', state: 'up', lastSeen: T0 + 5100 })
   })
 
+  it('counts a heartbeat only from the provider\'s own connection when told where it came from', () => {
+    const l = createBareLiveness()
+    l.assign([task('p1'), task('p2', { heartbeat: E2 })], T0)
+    l.connected(E1)
+    l.connected(E2)
+    // Both endpoints are up, but p1's id over E2's connection is another publisher's forgery.
+    expect(l.heard('p1', E2)).toBe(false)
+    expect(l.heard('p1', E1)).toBe(true)
+  })
+
   it('forgets a connection the worker closed itself, and one whose endpoint is no longer watched', () => {
     const l = createBareLiveness()
     l.assign([task('p1')], T0)
