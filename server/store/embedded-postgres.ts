@@ -209,10 +209,10 @@ function serverArgs (dataDirArg: string, tcpPort: number | undefined): string[] 
 }
 
 /**
- * A Postgres still running on this cluster belongs to no live Roster (we hold the data-directory
- * lock): its Roster died without stopping it. Stop it, as its Roster would have.
+ * A Postgres still running on this cluster belongs to no live Roster (the caller holds the
+ * data-directory lock): its Roster died without stopping it. Stop it, as its Roster would have.
  */
-async function stopOrphan (clusterDir: string, notice: NonNullable<EmbeddedPostgresOptions['onNotice']>): Promise<void> {
+export async function stopOrphan (clusterDir: string, notice: NonNullable<EmbeddedPostgresOptions['onNotice']>): Promise<void> {
   const pid = await postmasterPid(clusterDir)
   if (pid === undefined || !(await isPostgres(pid))) return
   notice('stopping a Postgres that an earlier run left on this data directory', { pid })

@@ -5,13 +5,13 @@
 // Postgres (the one `roster up` runs) in a temp directory, on a free loopback port so that the
 // tests which put a proxy between Roster and Postgres can, for the length of the run. The test
 // processes, forked after this, inherit ROSTER_TEST_DATABASE_URL.
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { TestProject } from 'vitest/node'
 import { openDb } from '../../server/store/db.js'
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../server/store/embedded-postgres.js'
+import { CLUSTER_DIR, startEmbeddedPostgres, stopOrphan, type EmbeddedPostgres } from '../../server/store/embedded-postgres.js'
 import { lockDataDir } from '../../server/store/data-dir-lock.js'
 import { migrate } from '../../server/store/migrate.js'
 import { adminQuery, databaseUrl, quoteIdent } from './postgres-admin.js'
@@ -51,11 +51,36 @@ export default async function setup (project: TestProject): Promise<() => Promis
   }
 }
 
+const TEST_SERVER_PREFIX = 'roster-test-pg-'
+
 async function startEmbedded (): Promise<{ server: EmbeddedPostgres, dir: string }> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'roster-test-pg-'))
+  await sweepKilledRuns()
+  const dir = await mkdtemp(path.join(tmpdir(), TEST_SERVER_PREFIX))
   const lock = await lockDataDir(dir)
   const server = await startEmbeddedPostgres({ dataDir: lock.dataDir, tcpPort: await freePort() })
   return { server, dir }
+}
+
+/** A run that was killed (Ctrl-C twice, a CI timeout) could not stop its server, which runs on in
+ *  its own process group: stop the servers of every earlier run whose lock names a dead process,
+ *  and remove their directories. A run still going keeps its lock, and is left alone. */
+async function sweepKilledRuns (): Promise<void> {
+  for (const name of await readdir(tmpdir())) {
+    if (!name.startsWith(TEST_SERVER_PREFIX)) continue
+    const dir = path.join(tmpdir(), name)
+    let lock
+    try {
+      lock = await lockDataDir(dir)
+    } catch {
+      continue // in use by a live run, or not ours to judge
+    }
+    try {
+      await stopOrphan(path.join(dir, CLUSTER_DIR), () => {})
+    } finally {
+      await lock.release()
+    }
+    await rm(dir, { recursive: true, force: true })
+  }
 }
 
 function freePort (): Promise<number> {
