@@ -10,7 +10,7 @@ import { parseAllowTargets } from './protocol/targets.js'
 import { CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS } from './protocol/model.js'
 import { leaderBindProblem, loadClusterKeys, writeClusterKeys, type ClusterKeys } from './protocol/cluster-keys.js'
 import { CONNECTION_TIMEOUT_MS, HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from './gateway/http-limits.js'
-import { createLog } from './shared/log.js'
+import { createLog } from './common/log.js'
 import { startGateway, startLeader, startWorker, type Stopper } from './roles.js'
 import { tokenCommand } from './token-command.js'
 import { createLocalEndpoint, type LocalEndpoint } from './up/local-endpoint.js'
@@ -339,7 +339,7 @@ async function main (): Promise<void> {
 }
 
 /** 32–256 printable ASCII characters: at 32, even a secret drawn from base64's 64 symbols has 192
- *  bits, beyond brute force of its SHA-256 (server/shared/token-secret.ts). */
+ *  bits, beyond brute force of its SHA-256 (server/common/token-secret.ts). */
 const BOOTSTRAP_SECRET_RE = /^[\x21-\x7e]{32,256}$/
 
 /** `roster keys generate FILE [--force]`: returns the exit code. */

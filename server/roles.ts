@@ -2,7 +2,7 @@
 // CLI runs it or an end-to-end test does. Each function returns the one way to stop what it
 // started; nothing here reads the environment or installs signal handlers.
 import { randomUUID } from 'node:crypto'
-import type { Log } from './shared/log.js'
+import type { Log } from './common/log.js'
 import type { ClusterKeys } from './protocol/cluster-keys.js'
 import type { Leader } from './leader/leader.js'
 import type { FlapDampingConfig } from './leader/flap-damping.js'

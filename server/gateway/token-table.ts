@@ -4,7 +4,7 @@
 // database query and no leader round trip per request. Pure state; the leader client feeds it.
 import { publicToken, type Token, type TokenRecord } from '../protocol/token-model.js'
 import { isAdmin } from '../protocol/scopes.js'
-import { hashSecret } from '../shared/token-secret.js'
+import { hashSecret } from '../common/token-secret.js'
 
 /** What a request carries once authenticated (FastifyRequest.token). */
 export interface AuthToken { id: string, name: string, scopes: string[] }

@@ -14,15 +14,15 @@ import { LEADER_PUB_MAX_BYTES, LEADER_ROUTER_MAX_BYTES, limitOptions, PAGE_BYTES
 import { Inbound, type Body, type Message, type Observation, type Task, type TokenOp, type TokenResult, type Verb, type WriteOp, type WriteResult } from '../protocol/messages.js'
 import { isAdmin } from '../protocol/scopes.js'
 import { MAX_TOKENS, type TokenRecord } from '../protocol/token-model.js'
-import { hashSecret, newTokenId } from '../shared/token-secret.js'
+import { hashSecret, newTokenId } from '../common/token-secret.js'
 import { TokenConflictError, type TokenStore } from '../store/token-store.js'
 import { pubEndpoint } from '../protocol/endpoints.js'
 import type { Change, Provider, TtlCheck } from '../protocol/model.js'
 import { createSendQueue, type SendQueue } from '../protocol/send-queue.js'
 import { FencedError, UnstorableError, type RegistryStore } from '../store/registry-store.js'
 import type { LeaderLock } from '../store/leader-lock.js'
-import { everyAfterReads } from '../shared/after-reads.js'
-import type { Log } from '../shared/log.js'
+import { everyAfterReads } from '../common/after-reads.js'
+import type { Log } from '../common/log.js'
 import { createAssignment, type Assignment } from './assignment.js'
 import { createFlapDamper, DEFAULT_FLAP_DAMPING, type FlapDamper, type FlapDampingConfig } from './flap-damping.js'
 import { createObserverQuorum, type ObserverQuorum } from './quorum.js'
@@ -316,7 +316,7 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
     })
     t.timers.push(
       setInterval(() => beat(t), BEAT_INTERVAL_MS),
-      // Both liveness checks run after the turn's socket reads (shared/after-reads.ts): after a
+      // Both liveness checks run after the turn's socket reads (common/after-reads.ts): after a
       // stall, the workers' PINGs and the providers' renewals that came in time are read first.
       everyAfterReads(() => { if (term === t) expireWorkers(t) }, 250),
       setTimeout(() => { t.settling = false; rebalance(t) }, TAKEOVER_SETTLE_MS),

@@ -6,7 +6,7 @@ import { FormatRegistry, type TSchema } from '@sinclair/typebox'
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import { Bodies, type Body, type Message, type Verb } from './messages.js'
 import { STORABLE_TEXT_PREFIX, storableTextProblem } from './model.js'
-import type { Log } from '../shared/log.js'
+import type { Log } from '../common/log.js'
 
 export class ProtocolError extends Error {
   readonly code = 'ROSTER_ERR_PROTOCOL_BAD_FRAME'

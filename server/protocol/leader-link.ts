@@ -9,8 +9,8 @@ import { createBadFrames, decodeOrDrop, encode } from './frames.js'
 import { limitOptions } from './socket-limits.js'
 import { type Body, type Message, type Verb } from './messages.js'
 import { createSendQueue, type SendQueue } from './send-queue.js'
-import { everyAfterReads } from '../shared/after-reads.js'
-import type { Log } from '../shared/log.js'
+import { everyAfterReads } from '../common/after-reads.js'
+import type { Log } from '../common/log.js'
 
 /** 4 × 250 ms: a dead leader is noticed within 1–1.25 s, which leaves a standby's takeover
  *  (writes back within 2 s: README.md › What each failure looks like to a client) time to happen before followers give up on a candidate. */
@@ -205,7 +205,7 @@ export function createLeaderLink<V extends Verb> (opts: LeaderLinkOptions<V>): L
       if (running) return
       running = true
       open()
-      // After the turn's socket reads (shared/after-reads.ts): after a stall of this process,
+      // After the turn's socket reads (common/after-reads.ts): after a stall of this process,
       // the leader's PONGs that came in time are read before it is called silent.
       timer = everyAfterReads(tick, pingIntervalMs)
     },

@@ -1,5 +1,5 @@
 // The tokens table: every API token's id, name, scopes, expiry and the SHA-256 of its secret
-// (never the secret: server/shared/token-secret.ts). The leader is its only writer, and every
+// (never the secret: server/common/token-secret.ts). The leader is its only writer, and every
 // write is fenced by the leader's epoch exactly as the registry's commits are, so a deposed
 // leader can neither create nor revoke a token.
 import type { TokenRecord } from '../protocol/token-model.js'

@@ -3,7 +3,7 @@
 // thread says so: signals reach only the main thread, which stops the roles in order.
 import { parentPort, workerData } from 'node:worker_threads'
 import { parseAllowTargets } from '../protocol/targets.js'
-import { createLog } from '../shared/log.js'
+import { createLog } from '../common/log.js'
 import { startGateway, type GatewayRoleConfig, type Stopper } from '../roles.js'
 
 /** The thread's workerData: structured-cloned, so `--allow-targets` travels as its flag value. */

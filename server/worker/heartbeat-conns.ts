@@ -14,8 +14,8 @@
 import { isIP, connect as tcpConnect, type Socket } from 'node:net'
 import { HEARTBEAT_ENDPOINT_PATTERN } from '../protocol/model.js'
 import { endpointTarget } from '../protocol/targets.js'
-import { afterReads } from '../shared/after-reads.js'
-import type { Log } from '../shared/log.js'
+import { afterReads } from '../common/after-reads.js'
+import type { Log } from '../common/log.js'
 import { createZmtpSub, type ZmtpPing, type ZmtpSub, type ZmtpSubHandlers } from './zmtp.js'
 
 /** Every socket reads into this one buffer: reads are handled synchronously, one at a time. */
@@ -124,7 +124,7 @@ class Conn implements ZmtpSubHandlers {
     this.arm('connect', opts.connectTimeoutMs)
   }
 
-  /** Arms the one timer; it runs `due` after that turn's socket reads (shared/after-reads.ts):
+  /** Arms the one timer; it runs `due` after that turn's socket reads (common/after-reads.ts):
    *  a stalled event loop must not time out a handshake or a PING whose answer waits unread. */
   arm (due: Due, ms: number): void {
     this.clearTimer()

@@ -19,8 +19,8 @@ import {
 import type { Message, Observation, Task } from '../protocol/messages.js'
 import { REASON_MAX_LENGTH } from '../protocol/model.js'
 import { endpointTarget, firstOutside, notAllowedDetail, type AllowedTargets } from '../protocol/targets.js'
-import { afterReads } from '../shared/after-reads.js'
-import type { Log } from '../shared/log.js'
+import { afterReads } from '../common/after-reads.js'
+import type { Log } from '../common/log.js'
 import { createCheckBook, type ProbeJob } from './checks.js'
 import { createHeartbeatConns, type HeartbeatConns } from './heartbeat-conns.js'
 import { createLiveness, DISCONNECT_QUIET_MS, LIVENESS_MISSES } from './liveness.js'
@@ -550,7 +550,7 @@ export function createWorker (opts: WorkerOptions): Worker {
     expiryTimer = setTimeout(onExpiry, Math.max(0, next - clock()))
   }
 
-  /** The silence timer decides after the turn's socket reads (shared/after-reads.ts): heartbeats
+  /** The silence timer decides after the turn's socket reads (common/after-reads.ts): heartbeats
    *  that came in time during a stall are read first, or the whole fleet would look silent. */
   function onExpiry (): void {
     expiryTimer = null

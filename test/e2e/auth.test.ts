@@ -10,7 +10,7 @@ import { pino } from 'pino'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { startGateway, startLeader, type Stopper } from '../../server/roles.js'
-import { silentLog } from '../../server/shared/log.js'
+import { silentLog } from '../../server/common/log.js'
 import { freeLeaderEndpoint, removeTestStorage, testStorage, waitForLeader } from '../helpers/cluster.js'
 import { waitFor } from '../helpers/wait-for.js'
 

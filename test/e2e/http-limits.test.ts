@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startGateway, startLeader, type Stopper } from '../../server/roles.js'
-import { silentLog } from '../../server/shared/log.js'
+import { silentLog } from '../../server/common/log.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import {
   freeLeaderBind, freePort, http, readFeed, spawnRoster, storageFlags, testStorage, waitForLeader, waitForReady

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream'
 import { pino, type Logger } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startGateway, startLeader, type Stopper } from '../../server/roles.js'
-import { silentLog } from '../../server/shared/log.js'
+import { silentLog } from '../../server/common/log.js'
 import { freeLeaderEndpoint, http, removeTestStorage, testStorage, waitForLeader, waitForReady } from '../helpers/cluster.js'
 
 interface Capture { lines: Array<Record<string, unknown>>, log: Logger }

@@ -5,7 +5,7 @@
 // judge an answer: a recorder of the whole change feed, a ledger that accounts for every
 // revision, and an HTTP client that keeps the raw bytes of each answer.
 import type { Leader } from '../../server/leader/leader.js'
-import { silentLog } from '../../server/shared/log.js'
+import { silentLog } from '../../server/common/log.js'
 import { startGateway, startLeader } from '../../server/roles.js'
 import WebSocket from 'ws'
 import { freeLeaderEndpoint, testStorage, waitForLeader, waitForReady } from '../helpers/cluster.js'

@@ -7,7 +7,7 @@ import { Dealer } from 'zeromq'
 import { Inbound } from '../../server/protocol/messages.js'
 import { LEADER_ROUTER_MAX_BYTES } from '../../server/protocol/socket-limits.js'
 import { startGateway, startLeader, type Stopper } from '../../server/roles.js'
-import { silentLog } from '../../server/shared/log.js'
+import { silentLog } from '../../server/common/log.js'
 import { freeLeaderBind, http, removeTestStorage, testStorage, waitForReady } from '../helpers/cluster.js'
 import { FUZZ_RUNS, hostileSample, sendInBatches } from './zmq-frames.js'
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
-import { silentLog } from '../../server/shared/log.js'
+import { silentLog } from '../../server/common/log.js'
 import {
   startGateway, startLeader, startWorker, type GatewayRoleConfig, type LeaderRoleConfig, type Stopper, type WorkerRoleConfig
 } from '../../server/roles.js'

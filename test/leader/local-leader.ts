@@ -3,7 +3,7 @@
 // stopped after each test. Call it inside a describe block (it registers an afterEach).
 import { afterEach } from 'vitest'
 import { createLeader, type Leader, type LeaderConfig } from '../../server/leader/leader.js'
-import { silentLog } from '../../server/shared/log.js'
+import { silentLog } from '../../server/common/log.js'
 import { createPgLeaderLock } from '../../server/store/leader-lock.js'
 import { createRegistryStore } from '../../server/store/registry-store.js'
 import { createTokenStore } from '../../server/store/token-store.js'

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { BAD_FRAME_LOGS_PER_SECOND, createBadFrames, decode, encode } from '../../server/protocol/frames.js'
 import type { Observation, Task } from '../../server/protocol/messages.js'
 import type { Provider } from '../../server/protocol/model.js'
-import type { Log } from '../../server/shared/log.js'
+import type { Log } from '../../server/common/log.js'
 import {
   GATEWAY_DEALER_MAX_BYTES, GATEWAY_SUB_MAX_BYTES, LEADER_ROUTER_MAX_BYTES, MAX_PROVIDER_BYTES, PAGE_BYTES, PAGE_ITEMS, WORKER_DEALER_MAX_BYTES
 } from '../../server/protocol/socket-limits.js'

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import type { TokenRecord } from '../../server/protocol/token-model.js'
 import { createRegistryStore, FencedError } from '../../server/store/registry-store.js'
 import { createTokenStore, TokenConflictError } from '../../server/store/token-store.js'
-import { hashSecret, newSecret, newTokenId } from '../../server/shared/token-secret.js'
+import { hashSecret, newSecret, newTokenId } from '../../server/common/token-secret.js'
 import { describeWithDatabase } from '../helpers/postgres.js'
 
 function token (overrides: Partial<TokenRecord> = {}): TokenRecord {

@@ -4,7 +4,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Publisher } from 'zeromq'
-import { silentLog } from '../../server/shared/log.js'
+import { silentLog } from '../../server/common/log.js'
 import { createHeartbeatConns, type HeartbeatConns, type HeartbeatConnsOptions } from '../../server/worker/heartbeat-conns.js'
 import { waitFor } from '../helpers/wait-for.js'
 

@@ -5,7 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { TokenResult } from '../../protocol/messages.js'
 import { publicToken, type TokenRecord } from '../../protocol/token-model.js'
-import { hashSecret, newSecret, newTokenId } from '../../shared/token-secret.js'
+import { hashSecret, newSecret, newTokenId } from '../../common/token-secret.js'
 import type { LeaderPort } from '../app.js'
 import { InvalidTokenRequestError, LeaderRejectedError, TokensNotLoadedError } from '../errors.js'
 import { badRequestResponse, errorResponse, unavailableResponse } from '../schemas/common.js'
