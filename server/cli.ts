@@ -307,11 +307,10 @@ async function main (): Promise<void> {
   const authLine = auth
     ? 'on: every request but /v1/health and /openapi.json needs Authorization: Bearer <secret>'
     : 'off: anyone who can reach this loopback address can read and write (--auth on to require tokens)'
-  if (role === 'up' || role === 'worker') {
-    stoppers.push(await startWorker(candidates, log, { allowTargets: parseAllowTargets(config['allow-targets']), clusterKeys }))
-  }
+  const allowTargets = parseAllowTargets(config['allow-targets'])
+  if (role === 'up' || role === 'worker') stoppers.push(await startWorker(candidates, log, { allowTargets, clusterKeys }))
   if (role === 'gateway') {
-    const gateway = await startGateway({ ...gatewayConfig, allowTargets: parseAllowTargets(config['allow-targets']) }, log)
+    const gateway = await startGateway({ ...gatewayConfig, allowTargets }, log)
     log.info({ auth: auth ? 'on' : 'off' }, `auth ${authLine}`)
     stoppers.push(gateway.stop)
   }

@@ -11,8 +11,8 @@ import type { AllowedTargets } from './protocol/targets.js'
 import type { HttpLimits } from './gateway/http-limits.js'
 
 // Each role's modules are imported when the role starts, not with this file: `roster up` runs
-// the worker and the gateway on threads of their own (server/up/role-thread.ts), and every
-// module a thread imports is loaded into that thread's V8 heap, with its packages (Fastify and
+// the gateway on a thread of its own (server/up/threads.ts), and every module a thread
+// imports is loaded into that thread's V8 heap, with its packages (Fastify and
 // its plugins cost about 15 MB there, pg about 8 MB). The bundle (bin/roster.js) splits along
 // these imports.
 

@@ -7,6 +7,7 @@ import { Publisher } from 'zeromq'
 import { silentLog } from '../../server/common/log.js'
 import { createHeartbeatConns, type HeartbeatConns, type HeartbeatConnsOptions } from '../../server/worker/heartbeat-conns.js'
 import { waitFor } from '../helpers/wait-for.js'
+import { greeting, READY_PUB } from './zmtp-bytes.js'
 
 const cleanups: Array<() => void> = []
 afterEach(() => { for (const c of cleanups.splice(0).reverse()) c() })
@@ -105,14 +106,7 @@ describe('heartbeat connections', () => {
 
     // A peer that completes the handshake (greeting and READY as a PUB), then never answers.
     const quiet = await rawServer((s) => {
-      const g = Buffer.alloc(64)
-      g[0] = 0xff
-      g[9] = 0x7f
-      g[10] = 3
-      g[11] = 1
-      g.write('NULL', 12)
-      const body = Buffer.concat([Buffer.from('\x05READY\x0bSocket-Type'), Buffer.from([0, 0, 0, 3]), Buffer.from('PUB')])
-      s.write(Buffer.concat([g, Buffer.from([0x04, body.length]), body]))
+      s.write(Buffer.concat([greeting({ asServer: true }), READY_PUB]))
     })
     const q = conns({ ping })
     const t0 = Date.now()

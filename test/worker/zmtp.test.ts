@@ -1,49 +1,20 @@
-// The subscriber's ZMTP 3.x codec against byte streams written here from RFC 23/37 (not with the
-// codec's own encoders): what it writes, what it accepts and refuses, and, with fast-check, that a
+// The subscriber's ZMTP 3.x codec against byte streams written from RFC 23/37 (zmtp-bytes.ts, not
+// the codec's own encoders): what it writes, what it accepts and refuses, and, with fast-check, that a
 // stream cut anywhere (every chunking of it) is read exactly as the whole stream is. The real
 // peers (libzmq through zeromq.js, pyzmq) are in heartbeat-conns.test.ts and worker.test.ts.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createZmtpSub, type ZmtpSubOptions } from '../../server/worker/zmtp.js'
+import { cmd, greeting, props, rawFrame, READY_PUB } from './zmtp-bytes.js'
 
 const T0 = 1_000_000
 const TOPIC = Buffer.from('hb')
 const OPTS: ZmtpSubOptions = { topic: TOPIC, maxFrameBytes: 1024, maxMessageBytes: 4096 }
 
-// ---- a peer, written from the RFCs -----------------------------------------------------------
-
+/** A PUB's greeting: it binds, so it is the server. */
 function peerGreeting (opts: { major?: number, minor?: number, mechanism?: string } = {}): Buffer {
-  const g = Buffer.alloc(64)
-  g[0] = 0xff
-  g[9] = 0x7f
-  g[10] = opts.major ?? 3
-  g[11] = opts.minor ?? 1
-  g.write(opts.mechanism ?? 'NULL', 12, 'ascii')
-  g[32] = 1 // as-server: a PUB binds
-  return g
+  return greeting({ ...opts, asServer: true })
 }
-
-function rawFrame (flags: number, body: Buffer, long = body.length > 255): Buffer {
-  if (!long) return Buffer.concat([Buffer.from([flags, body.length]), body])
-  const head = Buffer.alloc(9)
-  head[0] = flags | 0x02
-  head.writeBigUInt64BE(BigInt(body.length), 1)
-  return Buffer.concat([head, body])
-}
-
-function cmd (name: string, data: Buffer = Buffer.alloc(0)): Buffer {
-  return rawFrame(0x04, Buffer.concat([Buffer.from([name.length]), Buffer.from(name), data]))
-}
-
-function props (entries: Array<[string, string]>): Buffer {
-  return Buffer.concat(entries.map(([k, v]) => {
-    const len = Buffer.alloc(4)
-    len.writeUInt32BE(Buffer.byteLength(v))
-    return Buffer.concat([Buffer.from([k.length]), Buffer.from(k), len, Buffer.from(v)])
-  }))
-}
-
-const READY_PUB = cmd('READY', props([['Socket-Type', 'PUB']]))
 
 function msg (frames: Array<string | Buffer>, long = false): Buffer {
   return Buffer.concat(frames.map((f, i) => rawFrame(i < frames.length - 1 ? 0x01 : 0x00, Buffer.from(f), long || Buffer.from(f).length > 255)))
@@ -74,13 +45,7 @@ describe('zmtp: what the subscriber writes', () => {
   it('greets as ZMTP 3.1, NULL, client, then says READY with Socket-Type SUB', () => {
     const { sub } = harness()
     const hello = sub.hello()
-    const expected = Buffer.alloc(64)
-    expected[0] = 0xff
-    expected[9] = 0x7f
-    expected[10] = 3
-    expected[11] = 1
-    expected.write('NULL', 12)
-    expect(hello.subarray(0, 64)).toEqual(expected)
+    expect(hello.subarray(0, 64)).toEqual(greeting())
     expect(hello.subarray(64)).toEqual(cmd('READY', props([['Socket-Type', 'SUB']])))
   })
 
