@@ -2,9 +2,11 @@
 // leader (optionally backed by a small in-memory change log for `since` catch-ups), a gateway
 // listening on loopback, and a real `ws` client that records every frame from the first one.
 import type { AddressInfo } from 'node:net'
+import { afterEach, expect } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { WebSocket } from 'ws'
 import { buildGateway, type GatewayOptions, type LeaderPort } from '../../server/gateway/app.js'
+import type { WatchLimits } from '../../server/gateway/watch-hub.js'
 import { LeaderUnavailableError } from '../../server/gateway/errors.js'
 import { createReplica, type Replica } from '../../server/gateway/replica.js'
 import type { WatchMessage } from '../../server/gateway/schemas/watch.js'
@@ -147,4 +149,46 @@ export function eventRevisions (messages: readonly WatchMessage[]): number[] {
 
 export function range (from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i)
+}
+
+export function applyAll (replica: Replica, changes: readonly Change[]): void {
+  for (const c of changes) expect(replica.apply(c)).toBe('applied')
+}
+
+/** A replica at `head` whose ring holds only the last `ring` changes of a 1…head history of
+ *  `width` providers of `orders` (default: one per change, so that any replay is shorter than a
+ *  snapshot); `spare` more providers of another service make an unfiltered snapshot larger. */
+export function replicaWithHistory (head: number, ring: number, width = head, spare = 0): { replica: Replica, log: Change[] } {
+  const log = history(1, head, { width })
+  const replica = createReplica({ historyLimit: ring })
+  replica.loadSnapshot(0, Array.from({ length: spare }, (_, i) => provider({ id: `spare-${i}`, service: 'spare' })))
+  applyAll(replica, log)
+  return { replica, log }
+}
+
+/** For a feed test file: `gateway` starts one gateway per test, `open` connects a feed client to
+ *  it; both are closed after each test. Call at the top level of the file. */
+export function useWatchGateway (): {
+  gateway: (opts?: { replica?: Replica, leader?: LeaderPort, watch?: Partial<WatchLimits> }) => Promise<Started>
+  open: (base: string, query?: string) => WatchClient
+} {
+  let started: Started | null = null
+  const clients: WatchClient[] = []
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.ws.terminate()
+    // A test may have closed it itself (the 1001 going-away test).
+    if (started?.app.server.listening === true) await started.app.close()
+    started = null
+  })
+  return {
+    async gateway (opts = {}) {
+      started = await startGateway({ replica: opts.replica, leader: opts.leader, options: { watch: opts.watch } })
+      return started
+    },
+    open (base, query = '') {
+      const c = watch(base, query)
+      clients.push(c)
+      return c
+    }
+  }
 }

@@ -1,52 +1,18 @@
 // The feed's bounds (issue 9, item 4): a cap on clients, a bound on the unsent bytes of all
 // clients together (the slowest closed first), a reset snapshot instead of a replay longer than
 // a snapshot, and resumes read from the leader one page at a time, in turn.
-import { afterEach, describe, expect, it } from 'vitest'
-import type { LeaderPort } from '../../server/gateway/app.js'
-import { createReplica, type Replica } from '../../server/gateway/replica.js'
-import type { WatchLimits } from '../../server/gateway/watch-hub.js'
-import type { Change } from '../../server/protocol/model.js'
+import { describe, expect, it } from 'vitest'
+import { createReplica } from '../../server/gateway/replica.js'
 import { waitFor } from '../helpers/wait-for.js'
-import { eventRevisions, history, noLeader, provider, range, startGateway, watch, type Started, type WatchClient } from './helpers.js'
+import { applyAll, eventRevisions, history, noLeader, provider, range, replicaWithHistory, useWatchGateway } from './helpers.js'
 
-let started: Started | null = null
-const clients: WatchClient[] = []
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.ws.terminate()
-  await started?.app.close()
-  started = null
-})
-
-async function gateway (replica: Replica, watchLimits: Partial<WatchLimits>, leader?: LeaderPort): Promise<Started> {
-  started = await startGateway({ replica, leader, options: { watch: watchLimits } })
-  return started
-}
-
-function open (base: string, query = ''): WatchClient {
-  const c = watch(base, query)
-  clients.push(c)
-  return c
-}
-
-function applyAll (replica: Replica, changes: readonly Change[]): void {
-  for (const c of changes) expect(replica.apply(c)).toBe('applied')
-}
-
-/** A replica at `head` (ring `ring`) whose history touched `width` providers of `orders`. */
-function replicaAt (head: number, ring: number, width: number): { replica: Replica, log: Change[] } {
-  const log = history(1, head, { width })
-  const replica = createReplica({ historyLimit: ring })
-  replica.loadSnapshot(0, [])
-  applyAll(replica, log)
-  return { replica, log }
-}
+const { gateway, open } = useWatchGateway()
 
 describe('/v1/watch bounds', () => {
   it('refuses an upgrade beyond maxClients with 503, a code and Retry-After, and admits again below it', async () => {
     const replica = createReplica()
     replica.loadSnapshot(1, [])
-    const { base } = await gateway(replica, { maxClients: 2 })
+    const { base } = await gateway({ replica, watch: { maxClients: 2 } })
     const a = open(base)
     const b = open(base)
     await a.received(1)
@@ -75,7 +41,7 @@ describe('/v1/watch bounds', () => {
     const replica = createReplica()
     replica.loadSnapshot(0, [])
     // The per-client bound is set out of reach (64 MiB): only the bound on all clients acts.
-    const { base } = await gateway(replica, { maxBufferedBytes: 64 * 1024 * 1024, maxTotalBufferedBytes: 1024 * 1024 })
+    const { base } = await gateway({ replica, watch: { maxBufferedBytes: 64 * 1024 * 1024, maxTotalBufferedBytes: 1024 * 1024 } })
     const fast = open(base)
     const slowest = open(base)
     const slow = open(base)
@@ -112,8 +78,8 @@ describe('/v1/watch bounds', () => {
   })
 
   it('sends a reset snapshot instead of replaying more events than a snapshot holds (every service)', async () => {
-    const { replica } = replicaAt(40, 100, 3)
-    const { base } = await gateway(replica, {})
+    const { replica } = replicaWithHistory(40, 100, 3)
+    const { base } = await gateway({ replica, watch: {} })
     const c = open(base, '?since=10') // 30 events, 3 providers
     const [first] = await c.received(1)
     expect(first).toMatchObject({ type: 'snapshot', reset: true, revision: 40 })
@@ -123,10 +89,10 @@ describe('/v1/watch bounds', () => {
   })
 
   it('sends a reset snapshot, and no event before it, when a filtered replay from the leader outgrows the snapshot', async () => {
-    const { replica, log } = replicaAt(60, 5, 3)
+    const { replica, log } = replicaWithHistory(60, 5, 3)
     replica.apply({ revision: 61, event: 'registered', provider: provider({ id: 'b-1', service: 'billing', revision: 61 }) })
     const leader = noLeader({ log: { floor: 0, changes: log } })
-    const { base } = await gateway(replica, { leaderPageSize: 7 }, leader)
+    const { base } = await gateway({ replica, watch: { leaderPageSize: 7 }, leader })
     const c = open(base, '?since=2&service=orders') // 58 orders events, 3 orders providers
     const [first] = await c.received(1)
     expect(first).toMatchObject({ type: 'snapshot', reset: true, revision: 61 })
@@ -137,7 +103,7 @@ describe('/v1/watch bounds', () => {
 
   it('serves concurrent resumes in pages, one leader read at a time, every event once and in order', async () => {
     const head = 300
-    const { replica, log } = replicaAt(head, 10, head)
+    const { replica, log } = replicaWithHistory(head, 10, head)
     const leader = noLeader({ log: { floor: 0, changes: log } })
     let inFlight = 0
     let maxInFlight = 0
@@ -149,7 +115,7 @@ describe('/v1/watch bounds', () => {
       await new Promise((resolve) => setImmediate(resolve))
       try { return await changesSince(revision, limit) } finally { inFlight-- }
     }
-    const { base } = await gateway(replica, { leaderPageSize: 25, maxLeaderCatchUps: 1 }, leader)
+    const { base } = await gateway({ replica, watch: { leaderPageSize: 25, maxLeaderCatchUps: 1 }, leader })
     const resumers = [0, 17, 150].map((since) => ({ since, c: open(base, `?since=${since}`) }))
     for (const { since, c } of resumers) {
       const messages = await c.received(head - since)

@@ -1,11 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import type { LeaderPort } from '../../server/gateway/app.js'
-import type { Change } from '../../server/protocol/model.js'
-import { createReplica, type Replica } from '../../server/gateway/replica.js'
+import { describe, expect, it } from 'vitest'
+import { createReplica } from '../../server/gateway/replica.js'
 import type { WatchMessage } from '../../server/gateway/schemas/watch.js'
-import type { WatchLimits } from '../../server/gateway/watch-hub.js'
 import { waitFor } from '../helpers/wait-for.js'
 import {
+  applyAll,
   change,
   deferred,
   eventRevisions,
@@ -13,46 +11,11 @@ import {
   noLeader,
   provider,
   range,
-  startGateway,
-  watch,
-  type Started,
-  type WatchClient
+  replicaWithHistory,
+  useWatchGateway
 } from './helpers.js'
 
-let started: Started | null = null
-const clients: WatchClient[] = []
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.ws.terminate()
-  await started?.app.close()
-  started = null
-})
-
-async function gateway (opts: { replica?: Replica, leader?: LeaderPort, watch?: Partial<WatchLimits> } = {}): Promise<Started> {
-  started = await startGateway({ replica: opts.replica, leader: opts.leader, options: { watch: opts.watch } })
-  return started
-}
-
-function open (base: string, query = ''): WatchClient {
-  const c = watch(base, query)
-  clients.push(c)
-  return c
-}
-
-function applyAll (replica: Replica, changes: readonly Change[]): void {
-  for (const c of changes) expect(replica.apply(c)).toBe('applied')
-}
-
-/** A replica at `head` whose ring holds only the last `ring` changes of a 1…head history of
- *  `width` providers (default: one per change, so that any replay is shorter than a snapshot). */
-function replicaWithHistory (head: number, ring: number, width = head, spare = 0): { replica: Replica, log: ReturnType<typeof history> } {
-  const log = history(1, head, { width })
-  const replica = createReplica({ historyLimit: ring })
-  // `spare` more providers of another service make an unfiltered snapshot larger than a replay.
-  replica.loadSnapshot(0, Array.from({ length: spare }, (_, i) => provider({ id: `spare-${i}`, service: 'spare' })))
-  applyAll(replica, log)
-  return { replica, log }
-}
+const { gateway, open } = useWatchGateway()
 
 describe('/v1/watch', () => {
   it('sends a snapshot, then every change in revision order', async () => {
@@ -261,7 +224,6 @@ describe('/v1/watch', () => {
     const c = open(base)
     await c.received(1)
     await app.close()
-    started = null
     expect(await c.closed).toEqual({ code: 1001, reason: 'going away' })
   })
 
