@@ -13,14 +13,18 @@
 // database `like` Roster's tables (same columns, indexes and constraints), so it neither disturbs
 // Roster's registry nor gets cheaper tables. All are driven by one generator process
 // (bench/load-client.ts); their runs are interleaved, the order reversed every other run, so that
-// all see the same machine. Each Roster client cycles through `--slots` provider ids: inserts
+// all see the same machine. Beside them, the floor: a plain Fastify server (reference-server.ts)
+// taking the same PUTs and answering Roster's bytes from a constant, which is what the HTTP part
+// alone costs on this machine before Roster does anything. Each Roster client cycles through `--slots` provider ids: inserts
 // first, then updates that each change the row, so that every operation is a real write.
-import { mkdir } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { adminQuery } from '../test/helpers/postgres-admin.js'
+import { compileScript, spawnLineChild } from './lib/children.js'
 import { backendsOf, cpuSplit, descendantsOf, type CpuSplit } from './lib/cpu-split.js'
 import { intFlag } from './lib/flags.js'
 import { interleaved, LOAD_FLAGS, levelFigure, loadParams, spawnLoadClient, tempDir, type LevelFigure, type LoadReport, type LoadSpec } from './lib/load.js'
+import { benchPort } from './lib/ports.js'
 import { embeddedStorage, freshDatabase, serverPostgresUrl, startRoster, type RosterRun } from './lib/roster.js'
 import { fmt, ratio, summarize, type Table } from './lib/stats.js'
 import type { Benchmark, BenchOutput } from './lib/types.js'
@@ -36,8 +40,8 @@ const ZK_PATH = '/roster-bench/{tag}-c{conn}-{seq}'
 
 const TOPOLOGIES = ['up', 'roles'] as const
 type Topology = typeof TOPOLOGIES[number]
-type RegisterSide = Topology | 'zookeeper' | 'pg'
-const LABEL: Record<RegisterSide, string> = { up: 'roster up', roles: 'leader + gateway', zookeeper: 'ZooKeeper', pg: 'raw pg' }
+type RegisterSide = Topology | 'zookeeper' | 'pg' | 'floor'
+const LABEL: Record<RegisterSide, string> = { up: 'roster up', roles: 'leader + gateway', zookeeper: 'ZooKeeper', pg: 'raw pg', floor: 'Fastify floor' }
 
 const FLAGS = {
   ...LOAD_FLAGS,
@@ -112,12 +116,13 @@ export const register: Benchmark = {
     const tmp = await tempDir(scope)
     const dirOf = async (name: string): Promise<string> => { const d = join(tmp, name); await mkdir(d); return d }
     const roles = present.includes('roles') ? await freshDatabase(scope, serverUrl as string) : null
-    const [up, separate, zk, load] = await Promise.all([
+    const [up, separate, zk, load, floorScript] = await Promise.all([
       present.includes('up') ? startRoster(scope, await dirOf('up'), 'up', [], undefined, { clusterKeys: curve, storage: embeddedStorage(tmp, 'up-data') }) : null,
       roles !== null ? startRoster(scope, await dirOf('roles'), ['leader', 'gateway'], [], undefined, { clusterKeys: curve, storage: roles }) : null,
       zkMissing === null ? startZooKeeper(scope, await dirOf('zk')) : null,
-      spawnLoadClient(tmp)
-    ]) as [RosterRun | null, RosterRun | null, ZooKeeperRun | null, Awaited<ReturnType<typeof spawnLoadClient>>]
+      spawnLoadClient(tmp),
+      compileScript(tmp, 'reference-server')
+    ]) as [RosterRun | null, RosterRun | null, ZooKeeperRun | null, Awaited<ReturnType<typeof spawnLoadClient>>, string]
     const databaseUrl = roles?.databaseUrl ?? null
     if (databaseUrl !== null) {
       await adminQuery(databaseUrl, 'create table ref_providers (like providers including all); create table ref_changes (like changes including all)')
@@ -125,8 +130,10 @@ export const register: Benchmark = {
     if (up !== null) log(`roster up (pid ${up.pid('up')}) ready: ${up.storage}`)
     if (separate !== null) log(`leader + gateway (pids ${separate.pid('leader')}, ${separate.pid('gateway')}) ready: ${separate.storage}`)
     if (zk !== null) log(`ZooKeeper ${zk.version} (pid ${zk.pid}) on ${zk.connectString}`)
+    const floor = await startFloor(tmp, floorScript, (up ?? separate) as RosterRun)
+    log(`Fastify floor (pid ${floor.pid}) on port ${floor.port}, answering Roster's ${floor.bytes} bytes`)
 
-    const sides: RegisterSide[] = [...present, ...(zk !== null ? ['zookeeper' as const] : []), ...(databaseUrl !== null ? ['pg' as const] : [])]
+    const sides: RegisterSide[] = [...present, 'floor', ...(zk !== null ? ['zookeeper' as const] : []), ...(databaseUrl !== null ? ['pg' as const] : [])]
     const records: RunRecord[] = []
     await interleaved(p, sides, async (c, li, r, side) => {
       const common = { connections: c, warmupMs, durationMs, slots, tag: `l${li}r${r}` }
@@ -148,6 +155,10 @@ export const register: Benchmark = {
           measure = cpuSplit({ gateway: s.pid('gateway'), leader: s.pid('leader'), generator: load.pid }, { database: backendsOf(databaseUrl as string) }, warmupMs, durationMs)
           break
         }
+        case 'floor':
+          spec = { ...common, target: 'http', port: floor.port, method: 'PUT', path: `/v1/services/${SERVICE}/providers/c{conn}-{slot}`, body: BODY }
+          measure = cpuSplit({ floor: floor.pid, generator: load.pid }, {}, warmupMs, durationMs)
+          break
         case 'zookeeper':
           spec = { ...common, target: 'zookeeper', connectString: (zk as ZooKeeperRun).connectString, path: ZK_PATH, body: BODY }
           measure = cpuSplit({ zookeeper: (zk as ZooKeeperRun).pid, generator: load.pid }, {}, warmupMs, durationMs)
@@ -159,7 +170,7 @@ export const register: Benchmark = {
           measure = cpuSplit({ generator: load.pid }, { database: backendsOf(databaseUrl as string) }, warmupMs, durationMs)
           break
       }
-      const [report, cpu] = await Promise.all([load.run(spec, side === 'up' || side === 'roles' ? [200, 201] : [200]), measure])
+      const [report, cpu] = await Promise.all([load.run(spec, side === 'up' || side === 'roles' ? [200, 201] : side === 'floor' ? [201] : [200]), measure])
       const perCommit = side === 'roles' ? await writesPerCommit(databaseUrl as string, since) : side === 'pg' ? 1 : NaN
       if (r < 0) { log(`warm-up at ${c} connections, ${LABEL[side]}: ${report.opsPerSec}/s (not counted)`); return }
       records.push({ level: c, run: r, side, connections: spec.connections, report, cpu, writesPerCommit: perCommit })
@@ -177,8 +188,9 @@ export const register: Benchmark = {
     for (const c of levels) {
       const zkf = figure(c, 'zookeeper')
       const pgf = figure(c, 'pg')
+      const floorf = figure(c, 'floor') as LevelFigure
       const pgConns = Math.min(c, ...of(c, 'pg').map((x) => x.connections))
-      const level: Record<string, unknown> = { zookeeper: zkf, pg: pgf === null ? null : { ...pgf, connections: pgConns } }
+      const level: Record<string, unknown> = { floor: floorf, zookeeper: zkf, pg: pgf === null ? null : { ...pgf, connections: pgConns } }
       summary[String(c)] = level
       for (const t of present) {
         const f = figure(c, t) as LevelFigure
@@ -187,17 +199,20 @@ export const register: Benchmark = {
         const batching = median(c, t, (x) => x.writesPerCommit)
         const target = c === 64 ? `≥ ${fmt(TARGET_VS_ZOOKEEPER[t], 1)} × ZK` : '–'
         rows.push([String(c), LABEL[t], String(f.opsPerSec), f.p50Ms, f.p99Ms, fmt(batching, 1),
-          ops(zkf), zkf?.p50Ms ?? '–', zkf?.p99Ms ?? '–', fmt(vsZk),
+          ops(floorf), fmt(ratio(f.opsPerSec, floorf.opsPerSec)), ops(zkf), zkf?.p50Ms ?? '–', zkf?.p99Ms ?? '–', fmt(vsZk),
           `${ops(t === 'roles' ? pgf : null)}${t === 'roles' && pgf !== null && pgConns !== c ? ` (${pgConns} conns)` : ''}`, fmt(vsPg), target])
-        level[t] = { ...f, writesPerCommit: batching, vsZooKeeper: Math.round(vsZk * 100) / 100, vsRawPg: Math.round(vsPg * 100) / 100 }
+        level[t] = { ...f, writesPerCommit: batching, vsFloor: Math.round(ratio(f.opsPerSec, floorf.opsPerSec) * 100) / 100, vsZooKeeper: Math.round(vsZk * 100) / 100, vsRawPg: Math.round(vsPg * 100) / 100 }
         if (c === 64) {
           notes.push(zkf === null
             ? `at 64 connections, ${LABEL[t]}: ${f.opsPerSec}/s (no ZooKeeper to compare with)`
             : `at 64 connections, ${LABEL[t]}: ${f.opsPerSec}/s = ${fmt(vsZk)} × ZooKeeper's ${zkf.opsPerSec}/s: target ≥ ${fmt(TARGET_VS_ZOOKEEPER[t], 1)} ${vsZk >= TARGET_VS_ZOOKEEPER[t] ? 'met' : 'NOT met'}`)
         }
       }
+      if (c === 64 && zkf !== null) {
+        notes.push(`at 64 connections, the Fastify floor (no work behind the route): ${floorf.opsPerSec}/s = ${fmt(ratio(floorf.opsPerSec, zkf.opsPerSec))} × ZooKeeper`)
+      }
     }
-    const cpuKeys = ['roster up', 'gateway', 'leader', 'database', 'zookeeper', 'generator']
+    const cpuKeys = ['roster up', 'gateway', 'leader', 'database', 'floor', 'zookeeper', 'generator']
     const cpuRows = levels.flatMap((c) => sides.map((side) => [`${c} ${LABEL[side]}`, ...cpuKeys.map((k) => {
       const v = median(c, side, (x) => x.cpu[k] ?? NaN)
       return Number.isFinite(v) ? v : '–'
@@ -207,10 +222,11 @@ export const register: Benchmark = {
     const tables: Table[] = [
       {
         title: `register: PUT through the gateway${refs.length > 0 ? ` vs ${refs.join(' and ')}` : ''}, ${runs} runs × ${durationMs} ms per level and side (+${warmupMs} ms warm-up each), medians; ${storage}`,
-        columns: ['conns', 'Roster', 'ops/s', 'p50 ms', 'p99 ms', 'writes/commit', 'ZooKeeper ops/s', 'p50 ms', 'p99 ms', 'Roster/ZK', 'raw pg ops/s', 'Roster/pg', 'target'],
+        columns: ['conns', 'Roster', 'ops/s', 'p50 ms', 'p99 ms', 'writes/commit', 'floor ops/s', 'Roster/floor', 'ZooKeeper ops/s', 'p50 ms', 'p99 ms', 'Roster/ZK', 'raw pg ops/s', 'Roster/pg', 'target'],
         rows,
         notes: [...notes, ...skipped,
           ...(zk !== null ? [`ZooKeeper: one session per connection, each operation the create of an ephemeral node whose data is the PUT's body (ZooKeeper ${zk.version}, standalone, default settings: a create is acknowledged once fsynced to its log)`] : []),
+          'Fastify floor: a plain Fastify server taking the same PUTs (JSON body parsed) and answering Roster\'s bytes with 201 from a constant, in a process of its own (reference-server.ts)',
           ...(databaseUrl !== null ? ['raw pg: the row writes of one registration, one transaction each, in the leader + gateway database; compared with that topology only'] : [])]
       },
       {
@@ -229,8 +245,24 @@ export const register: Benchmark = {
       results: {
         summary,
         runs: records,
-        pids: { up: up?.pid('up') ?? null, leader: separate?.pid('leader') ?? null, gateway: separate?.pid('gateway') ?? null, zookeeper: zk?.pid ?? null, generator: load.pid }
+        pids: { floor: floor.pid, up: up?.pid('up') ?? null, leader: separate?.pid('leader') ?? null, gateway: separate?.pid('gateway') ?? null, zookeeper: zk?.pid ?? null, generator: load.pid }
       }
     }
   }
+}
+
+/** The floor's server, answering the bytes a real PUT got from `roster` (that provider is then
+ *  removed again, so Roster's registry holds only the benchmark's own writes). */
+async function startFloor (tmp: string, script: string, roster: RosterRun): Promise<{ pid: number, port: number, bytes: number }> {
+  const url = `${roster.url}/v1/services/${SERVICE}/providers/floor-probe`
+  const res = await fetch(url, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: BODY.replaceAll('{port}', '1024').replaceAll('{conn}', '0').replaceAll('{tag}', 'floor') })
+  const body = Buffer.from(await res.arrayBuffer())
+  if (res.status !== 201) throw new Error(`PUT ${url}: HTTP ${res.status} ${body.toString().slice(0, 200)}`)
+  const gone = await fetch(url, { method: 'DELETE' })
+  if (gone.status !== 200) throw new Error(`DELETE ${url}: HTTP ${gone.status}`)
+  const bodyFile = join(tmp, 'put-answer.json')
+  await writeFile(bodyFile, body)
+  const port = await benchPort()
+  const child = await spawnLineChild('reference-server', script, [bodyFile, '0', String(port)])
+  return { pid: child.pid, port, bytes: body.length }
 }
