@@ -149,6 +149,9 @@ interface Term {
   assignedTasks: number
   wake: (() => void) | null
   pruneDue: boolean
+  /** The head when the change log was last pruned: with no change since, a prune would delete
+   *  nothing, and skipping it keeps an idle leader from opening a pool connection for it. */
+  prunedAt: number
   /** Workers that sent READY in this term; only they take part in the assignment. */
   readied: Set<string>
   /** True until TAKEOVER_SETTLE_MS after the takeover: no rebalancing yet. */
@@ -276,6 +279,7 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       assignedTasks: 0,
       wake: null,
       pruneDue: true,
+      prunedAt: -1,
       readied: new Set(),
       settling: true,
       // Per term: a new leader starts counting flaps afresh (it has no window of its own yet).
@@ -320,7 +324,11 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       // stall, the workers' PINGs and the providers' renewals that came in time are read first.
       everyAfterReads(() => { if (term === t) expireWorkers(t) }, 250),
       setTimeout(() => { t.settling = false; rebalance(t) }, TAKEOVER_SETTLE_MS),
-      setInterval(() => { t.pruneDue = true; t.wake?.() }, PRUNE_INTERVAL_MS),
+      setInterval(() => {
+        if (t.head === t.prunedAt) return
+        t.pruneDue = true
+        t.wake?.()
+      }, PRUNE_INTERVAL_MS),
       setInterval(() => releaseFlapping(t), FLAP_RELEASE_CHECK_MS),
       everyAfterReads(() => { if (term === t) expireTtls(t) }, TTL_CHECK_INTERVAL_MS),
       setInterval(() => reapDown(t), REAP_CHECK_INTERVAL_MS)
@@ -615,6 +623,7 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       }
       if (t.pruneDue) {
         t.pruneDue = false
+        t.prunedAt = t.head
         await store.prune(historyLimit).catch((err) => log.warn({ err }, 'pruning the change log failed'))
       }
       const batch = t.queue.splice(0, MAX_BATCH)
