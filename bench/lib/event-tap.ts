@@ -15,7 +15,7 @@ export interface EventTap {
   close: () => void
 }
 
-interface EventBody { change?: { revision?: unknown } }
+interface EventBody { changes?: Array<{ revision?: unknown }> }
 
 export function openEventTap (endpoint: string, clusterKeys?: ClusterKeys): EventTap {
   const sub = new Subscriber({ linger: 0, reconnectInterval: 100, ...curveClientOptions(clusterKeys) })
@@ -27,8 +27,9 @@ export function openEventTap (endpoint: string, clusterKeys?: ClusterKeys): Even
       const t = now()
       if (verb?.toString('latin1') !== 'EVENT' || body === undefined) continue
       try {
-        const revision = (JSON.parse(body.toString('utf8')) as EventBody).change?.revision
-        if (typeof revision === 'number') at.set(revision, t)
+        for (const change of (JSON.parse(body.toString('utf8')) as EventBody).changes ?? []) {
+          if (typeof change.revision === 'number') at.set(change.revision, t)
+        }
       } catch {
         // not ours to judge; the gateways' decoder is
       }

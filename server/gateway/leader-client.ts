@@ -13,7 +13,7 @@ import { createBadFrames, decodeOrDrop } from '../protocol/frames.js'
 import { GATEWAY_DEALER_MAX_BYTES, GATEWAY_SUB_MAX_BYTES, limitOptions } from '../protocol/socket-limits.js'
 import { pubEndpoint } from '../protocol/endpoints.js'
 import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
-import { Inbound, type Body, type Message, type TokenOp, type TokenResult, type WriteOp, type WriteResult } from '../protocol/messages.js'
+import { BATCH_ITEMS, Inbound, type Body, type Message, type TokenOp, type TokenResult, type WriteOp, type WriteResult } from '../protocol/messages.js'
 import type { Change, Provider } from '../protocol/model.js'
 import type { Log } from '../common/log.js'
 import type { LeaderPort } from './app.js'
@@ -112,6 +112,26 @@ export function createLeaderClient (opts: LeaderClientOptions): LeaderClient {
     fetchingTokens = requestId
   }
 
+  /** Writes taken in this turn of the event loop, sent together once it ends (sendWrites). */
+  let outbox: Array<{ requestId: string, op: WriteOp }> = []
+
+  function sendWrites (): void {
+    // A write already answered (503 when the leader was lost meanwhile) must not be sent.
+    const writes = outbox.filter((w) => pending.has(w.requestId))
+    outbox = []
+    for (let i = 0; i < writes.length; i += BATCH_ITEMS) {
+      const page = writes.slice(i, i + BATCH_ITEMS)
+      if (link.send('WRITE', { writes: page })) continue
+      for (const { requestId } of page) {
+        const p = pending.get(requestId)
+        if (p?.kind !== 'write') continue
+        pending.delete(requestId)
+        clearTimeout(p.timer)
+        p.reject(new LeaderUnavailableError())
+      }
+    }
+  }
+
   function onLost (): void {
     for (const [id, p] of pending) {
       clearTimeout(p.timer)
@@ -143,7 +163,7 @@ export function createLeaderClient (opts: LeaderClientOptions): LeaderClient {
       if (msg === null) continue
       if (msg.body.epoch < epoch) { stats.fencedEvents++; continue }
       if (msg.verb === 'EVENT') {
-        offer(msg.body.change)
+        for (const change of msg.body.changes) offer(change)
       } else {
         if (msg.body.revision > replica.revision && syncing === null) {
           // The tail of the feed was lost (no later event revealed the gap): fetch it.
@@ -223,15 +243,22 @@ export function createLeaderClient (opts: LeaderClientOptions): LeaderClient {
 
   function onMessage (msg: Extract<Message, { verb: (typeof Inbound.gatewayDealer)[number] }>): void {
     if (msg.verb === 'PONG') return
+    if (msg.verb === 'RESULT') {
+      for (const { requestId, result } of msg.body.results) {
+        const p = pending.get(requestId)
+        if (p?.kind !== 'write') continue
+        pending.delete(requestId)
+        clearTimeout(p.timer)
+        p.resolve(result)
+      }
+      return
+    }
     const p = pending.get(msg.body.requestId)
     if (p === undefined) return
     if (msg.verb === 'SNAPSHOT' && !takeSnapshotPage(msg.body)) return
     pending.delete(msg.body.requestId)
     clearTimeout(p.timer)
     switch (msg.verb) {
-      case 'RESULT':
-        if (p.kind === 'write') p.resolve(msg.body.result)
-        return
       case 'TOKEN_RESULT':
         if (p.kind === 'token-write') p.resolve({ epoch: msg.body.epoch, result: msg.body.result })
         return
@@ -303,11 +330,8 @@ export function createLeaderClient (opts: LeaderClientOptions): LeaderClient {
           if (pending.delete(requestId)) reject(new LeaderUnavailableError('the leader did not answer in time'))
         }, REQUEST_TIMEOUT_MS * 2)
         pending.set(requestId, { kind: 'write', timer, resolve, reject })
-        if (!link.send('WRITE', { requestId, op })) {
-          clearTimeout(timer)
-          pending.delete(requestId)
-          reject(new LeaderUnavailableError())
-        }
+        outbox.push({ requestId, op })
+        if (outbox.length === 1) setImmediate(sendWrites)
       })
     },
     tokenWrite (op: TokenOp) {

@@ -11,7 +11,7 @@ import { Publisher, Router } from 'zeromq'
 import { acquireZapHandler, curveServerOptions, type ClusterKeys } from '../protocol/cluster-keys.js'
 import { createBadFrames, decodeOrDrop, encode } from '../protocol/frames.js'
 import { LEADER_PUB_MAX_BYTES, LEADER_ROUTER_MAX_BYTES, limitOptions, PAGE_BYTES, PAGE_ITEMS } from '../protocol/socket-limits.js'
-import { Inbound, type Body, type Message, type Observation, type Task, type TokenOp, type TokenResult, type Verb, type WriteOp, type WriteResult } from '../protocol/messages.js'
+import { BATCH_ITEMS, Inbound, type Body, type Message, type Observation, type Task, type TokenOp, type TokenResult, type Verb, type WriteOp, type WriteResult } from '../protocol/messages.js'
 import { isAdmin } from '../protocol/scopes.js'
 import { MAX_TOKENS, type TokenRecord } from '../protocol/token-model.js'
 import { hashSecret, newTokenId } from '../common/token-secret.js'
@@ -114,6 +114,9 @@ export interface Leader {
   /** `unstorable`: items the database refused for their data (isolateUnstorable). */
   readonly stats: { readonly badFrames: number, commits: number, changes: number, unstorable: number }
 }
+
+/** A write's answer, waiting for its batch's commit. */
+interface WriteAnswer { identity: Buffer, requestId: string, result: WriteResult }
 
 type QueueItem =
   | { kind: 'write', op: WriteOp, identity: Buffer, requestId: string }
@@ -488,7 +491,8 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
         readChangeLog(t, identity, msg.body)
         return
       case 'WRITE':
-        enqueue(t, { kind: 'write', op: msg.body.op, identity, requestId: msg.body.requestId })
+        for (const { requestId, op } of msg.body.writes) t.queue.push({ kind: 'write', op, identity, requestId })
+        t.wake?.()
         return
       case 'TOKEN_WRITE':
         tokenWrite(t, identity, msg.body.requestId, msg.body.op)
@@ -639,6 +643,7 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
     const lookup: Lookup = (id) => (overlay.has(id) ? (overlay.get(id) ?? undefined) : t.state.get(id))
     const changes: Change[] = []
     const after: Array<() => void> = []
+    const answers: WriteAnswer[] = []
     let next = t.head
     const counts = t.counts.overlay()
 
@@ -690,7 +695,7 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
             ? { ok: true, statusCode: d.statusCode, revision: c.revision }
             : { ok: true, statusCode: d.statusCode, revision: c.revision, provider: c.provider }
         }
-        after.push(() => reply(t, item.identity, 'RESULT', { requestId: item.requestId, epoch: t.epoch, result }))
+        answers.push({ identity: item.identity, requestId: item.requestId, result })
       }
     }
 
@@ -708,14 +713,10 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
           return
         }
         log.error({ err, changes: changes.length }, 'commit failed; writes answered 503, observations will be resent')
-        for (const item of batch) {
-          if (item.kind !== 'write') continue
-          reply(t, item.identity, 'RESULT', {
-            requestId: item.requestId,
-            epoch: t.epoch,
-            result: { ok: false, statusCode: 503, code: 'ROSTER_ERR_STORE_UNAVAILABLE', message: 'the registry could not be stored; retry shortly' }
-          })
-        }
+        answerWrites(t, answers.map((a) => ({
+          ...a,
+          result: { ok: false, statusCode: 503, code: 'ROSTER_ERR_STORE_UNAVAILABLE', message: 'the registry could not be stored; retry shortly' }
+        })))
         // Whether the batch committed is unknown (the connection may have dropped during COMMIT),
         // so t.head may be stale, and every later batch would reuse its revisions and be refused.
         // Step down: the next term reloads the head from Postgres.
@@ -727,9 +728,10 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       stats.changes += changes.length
       t.head = next
       for (const c of changes) applyCommitted(t, c)
-      for (const c of changes) publish(t, 'EVENT', { epoch: t.epoch, change: c })
+      for (const page of batches(changes)) publish(t, 'EVENT', { epoch: t.epoch, changes: page })
       rebalance(t)
     }
+    answerWrites(t, answers)
     for (const fn of after) fn()
   }
 
@@ -755,11 +757,11 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
     stats.unstorable++
     if (item?.kind === 'write') {
       log.warn({ err, op: item.op.type, service: item.op.service, id: item.op.id }, 'the database refused a write; answered 400')
-      reply(t, item.identity, 'RESULT', {
+      answerWrites(t, [{
+        identity: item.identity,
         requestId: item.requestId,
-        epoch: t.epoch,
         result: { ok: false, statusCode: 400, code: err.code, message: `the registry's database refused this write (${err.problem}); nothing was stored` }
-      })
+      }])
     } else {
       const providerId = item?.kind === 'observe' ? item.obs.providerId : item?.kind === 'reap' ? item.providerId : undefined
       log.warn({ err, kind: item?.kind, providerId }, 'the database refused a change; dropped')
@@ -853,6 +855,20 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
     t.routerOut.send([identity, ...encode(verb, body)])
   }
 
+  /** Answers writes with one RESULT per gateway (per BATCH_ITEMS answers), in the order given. */
+  function answerWrites (t: Term, answers: WriteAnswer[]): void {
+    const byGateway = new Map<string, { identity: Buffer, results: Array<{ requestId: string, result: WriteResult }> }>()
+    for (const { identity, requestId, result } of answers) {
+      const key = identity.toString('latin1')
+      let to = byGateway.get(key)
+      if (to === undefined) byGateway.set(key, to = { identity, results: [] })
+      to.results.push({ requestId, result })
+    }
+    for (const { identity, results } of byGateway.values()) {
+      for (const page of batches(results)) reply(t, identity, 'RESULT', { epoch: t.epoch, results: page })
+    }
+  }
+
   function publish<V extends Verb> (t: Term, verb: V, body: Body<V>): void {
     if (term !== t) return
     t.pubOut.send(encode(verb, body))
@@ -891,6 +907,14 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
 
 /** Splits items into pages of about PAGE_BYTES of JSON each (at least one item a page), so
  *  that no answer exceeds what the followers' sockets accept (socket-limits.ts). */
+/** Splits items into BATCH_ITEMS-long pieces for WRITE, RESULT and EVENT messages. */
+function batches<T> (items: T[]): T[][] {
+  if (items.length <= BATCH_ITEMS) return [items]
+  const out: T[][] = []
+  for (let i = 0; i < items.length; i += BATCH_ITEMS) out.push(items.slice(i, i + BATCH_ITEMS))
+  return out
+}
+
 function pageByBytes<T> (items: T[]): T[][] {
   const pages: T[][] = []
   let page: T[] = []

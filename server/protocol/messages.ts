@@ -5,6 +5,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import {
   Change, CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS, Provider, ProviderId, ProviderSpec, REASON_MAX_LENGTH, ServiceName, StorableText
 } from './model.js'
+import { MAX_PROVIDER_BYTES } from './socket-limits.js'
 import { TokenId, TokenRecord } from './token-model.js'
 
 export const Epoch = Type.Integer({ minimum: 1, description: 'the leader term that sent this message' })
@@ -129,6 +130,11 @@ export const TokenResult = Type.Union([
 ])
 export type TokenResult = Static<typeof TokenResult>
 
+/** At most this many writes, results or changes travel in one WRITE, RESULT or EVENT message:
+ *  each is under MAX_PROVIDER_BYTES, so a message stays under 3 MiB without measuring its items
+ *  (socket-limits.ts derives the sockets' bounds from it). */
+export const BATCH_ITEMS = Math.floor(3 * 1024 * 1024 / MAX_PROVIDER_BYTES)
+
 /** Bodies by verb. Requests travel DEALER → leader ROUTER, replies ROUTER → DEALER, and the
  *  feed leader PUB → gateway SUB. */
 export const Bodies = {
@@ -138,7 +144,14 @@ export const Bodies = {
     { requestId: RequestId, revision: Type.Integer({ minimum: 0 }), limit: Type.Integer({ minimum: 1, maximum: 10_000 }) },
     { additionalProperties: false }
   ),
-  WRITE: Type.Object({ requestId: RequestId, op: WriteOp }, { additionalProperties: false }),
+  /** The writes a gateway took in one turn of its event loop, in the order it took them: one
+   *  message instead of one each is what makes a write cheap for both roles under load. */
+  WRITE: Type.Object(
+    {
+      writes: Type.Array(Type.Object({ requestId: RequestId, op: WriteOp }, { additionalProperties: false }), { minItems: 1, maxItems: BATCH_ITEMS })
+    },
+    { additionalProperties: false }
+  ),
   TOKEN_WRITE: Type.Object({ requestId: RequestId, op: TokenOp }, { additionalProperties: false }),
   TOKENS_REQ: Type.Object({ requestId: RequestId }, { additionalProperties: false }),
   // leader → gateway
@@ -167,7 +180,14 @@ export const Bodies = {
     },
     { additionalProperties: false }
   ),
-  RESULT: Type.Object({ requestId: RequestId, epoch: Epoch, result: WriteResult }, { additionalProperties: false }),
+  /** The answers to one gateway's writes of one commit. */
+  RESULT: Type.Object(
+    {
+      epoch: Epoch,
+      results: Type.Array(Type.Object({ requestId: RequestId, result: WriteResult }, { additionalProperties: false }), { minItems: 1, maxItems: BATCH_ITEMS })
+    },
+    { additionalProperties: false }
+  ),
   TOKEN_RESULT: Type.Object({ requestId: RequestId, epoch: Epoch, result: TokenResult }, { additionalProperties: false }),
   /** Every stored token (hashes, never secrets) as of `generation`. */
   TOKENS: Type.Object(
@@ -195,8 +215,10 @@ export const Bodies = {
   ),
   ACK: Type.Object({ epoch: Epoch, seq: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
   // leader PUB → gateways
+  /** The changes of one commit, in revision order (a commit of more than BATCH_ITEMS changes
+   *  is published as several EVENT messages). */
   EVENT: Type.Object(
-    { epoch: Epoch, change: Change },
+    { epoch: Epoch, changes: Type.Array(Change, { minItems: 1, maxItems: BATCH_ITEMS }) },
     { additionalProperties: false }
   ),
   /** `tokens`: the generation of the leader's token list; a gateway holding another one (in this

@@ -290,7 +290,7 @@ describe('garbage on the ZeroMQ sockets', () => {
       ['HELLO', '{}'],
       [Buffer.from([0xff, 0xfe, 0x00]), '{}'],
       ['PONG', json({ epoch: 1, revision: 0 })],
-      ['EVENT', json({ epoch: 99, change: {} })],
+      ['EVENT', json({ epoch: 99, changes: [{}] })],
       ['ASSIGN', json({ epoch: 99, tasks: [] })],
       ['PING', 'not json'],
       ['PING', '{"peerId": "raw", "role": "gateway"'],
@@ -301,10 +301,14 @@ describe('garbage on the ZeroMQ sockets', () => {
       ['SNAPSHOT_REQ', '{}'],
       ['SINCE_REQ', json({ requestId: 'r1', revision: -1, limit: 10 })],
       ['SINCE_REQ', json({ requestId: 'r2', revision: 0, limit: 1_000_000 })],
-      ['WRITE', json({ requestId: 'w1', op: { type: 'nuke', service: 'orders', id: 'x' } })],
-      ['WRITE', json({ requestId: 'w2', op: { type: 'register', service: 'Bad Service', id: 'x', spec: { ...SPEC } } })],
-      ['WRITE', json({ requestId: 'w3', op: { type: 'register', service: 'orders', id: 'x', spec: { ...SPEC, port: 0 } } })],
-      ['WRITE', json({ requestId: 'w4', op: { type: 'deregister', service: 'orders' } })],
+      ['WRITE', json({ writes: [{ requestId: 'w1', op: { type: 'nuke', service: 'orders', id: 'x' } }] })],
+      ['WRITE', json({ writes: [{ requestId: 'w2', op: { type: 'register', service: 'Bad Service', id: 'x', spec: { ...SPEC } } }] })],
+      ['WRITE', json({ writes: [{ requestId: 'w3', op: { type: 'register', service: 'orders', id: 'x', spec: { ...SPEC, port: 0 } } }] })],
+      ['WRITE', json({ writes: [{ requestId: 'w4', op: { type: 'deregister', service: 'orders' } }] })],
+      // one bad write among good ones: the whole message is dropped, the good ones are not applied
+      ['WRITE', json({ writes: [{ requestId: 'w6', op: { type: 'register', service: 'orders', id: 'w6-sneak', spec: { ...SPEC } } }, { requestId: 'w7', op: { type: 'nuke' } }] })],
+      ['WRITE', json({ writes: [] })],
+      ['WRITE', json({ requestId: 'w8', op: { type: 'deregister', service: 'orders', id: 'x' } })],
       ['WRITE', 'x'.repeat(2_000_000)],
       ['READY', json({ workerId: 'w'.repeat(100), observations: [] })],
       ['READY', json({ workerId: 'raw', observations: [{ providerId: 'p', state: 'sideways', lastSeen: null }] })],
@@ -342,7 +346,7 @@ describe('garbage on the ZeroMQ sockets', () => {
     const atPub = new Dealer({ linger: 0, sendTimeout: 0 })
     zmqSockets.push(atPub)
     atPub.connect(pubEndpoint(bind))
-    await atPub.send(['WRITE', json({ requestId: 'w5', op: { type: 'deregister', service: 'fence', id: 'x' } })]).catch(() => {})
+    await atPub.send(['WRITE', json({ writes: [{ requestId: 'w5', op: { type: 'deregister', service: 'fence', id: 'x' } }] })]).catch(() => {})
 
     // The first answer on this connection is the PONG to a valid PING sent after all of it: the
     // leader replied to none of the garbage.
@@ -465,9 +469,10 @@ describe('garbage on the ZeroMQ sockets', () => {
       })
       // A write behind it on the same connection, so the leader reads it after the REPORT: it
       // must be committed and answered as any write is, by the same leader term.
-      await send('WRITE', { requestId: 'after-report', op: { type: 'register', service: 'victim', id: 'after-report', spec: SPEC } })
-      const result = await receive('RESULT') as { requestId: string, epoch: number, result: { ok: boolean, statusCode: number, revision: number } }
-      expect(result).toMatchObject({ requestId: 'after-report', epoch, result: { ok: true, statusCode: 201 } })
+      await send('WRITE', { writes: [{ requestId: 'after-report', op: { type: 'register', service: 'victim', id: 'after-report', spec: SPEC } }] })
+      const answer = await receive('RESULT') as { epoch: number, results: Array<{ requestId: string, result: { ok: boolean, statusCode: number, revision: number } }> }
+      expect(answer).toMatchObject({ epoch, results: [{ requestId: 'after-report', result: { ok: true, statusCode: 201 } }] })
+      const result = answer.results[0] as { result: { revision: number } }
       await send('PING', { peerId: 'impostor', role: 'gateway' })
       expect((await receive('PONG') as { epoch: number }).epoch).toBe(epoch)
       // No provider was changed by the impossible report; the write is the next revision.

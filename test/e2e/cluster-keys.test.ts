@@ -135,7 +135,7 @@ describe('a cluster with --cluster-keys', () => {
       ['PING', JSON.stringify({ peerId: `outsider-${tag}`, role: 'worker' })],
       ['READY', JSON.stringify({ workerId: `outsider-${tag}`, observations: [] })],
       ['SNAPSHOT_REQ', JSON.stringify({ requestId: `snap-${tag}` })],
-      ['WRITE', JSON.stringify({ requestId: `w-${tag}`, op: { type: 'register', service: 'evil', id: `evil-${tag}`, spec } })]
+      ['WRITE', JSON.stringify({ writes: [{ requestId: `w-${tag}`, op: { type: 'register', service: 'evil', id: `evil-${tag}`, spec } }] })]
     ]
   }
 
@@ -227,7 +227,7 @@ for name in ['none', 'random', 'unknown-client']:
     s.connect(pub)
     d.connect(bind)
     for verb, body in [('PING', {'peerId': 'py', 'role': 'worker'}), ('SNAPSHOT_REQ', {'requestId': 'py'}),
-                       ('WRITE', {'requestId': 'py', 'op': {'type': 'deregister', 'service': 'orders', 'id': 'o-py'}})]:
+                       ('WRITE', {'writes': [{'requestId': 'py', 'op': {'type': 'deregister', 'service': 'orders', 'id': 'o-py'}}]})]:
         try:
             d.send_multipart([verb.encode(), json.dumps(body).encode()], flags=zmq.NOBLOCK)
         except zmq.Again:

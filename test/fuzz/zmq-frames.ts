@@ -45,12 +45,12 @@ const provider = {
 const plausible: Record<Verb, Record<string, unknown>> = {
   SNAPSHOT_REQ: { requestId: 'r1' },
   SINCE_REQ: { requestId: 'r1', revision: 0, limit: 10 },
-  WRITE: { requestId: 'r1', op: { type: 'register', service: 'orders', id: 'p1', spec: { host: 'h', port: 1, protocol: 'http', heartbeat: 'tcp://127.0.0.1:9' } } },
+  WRITE: { writes: [{ requestId: 'r1', op: { type: 'register', service: 'orders', id: 'p1', spec: { host: 'h', port: 1, protocol: 'http', heartbeat: 'tcp://127.0.0.1:9' } } }] },
   TOKEN_WRITE: { requestId: 'r1', op: { type: 'revoke', id: 'no-such-token' } },
   TOKENS_REQ: { requestId: 'r1' },
   SNAPSHOT: { requestId: 'r1', epoch: 1, revision: 1, providers: [provider] },
   EVENTS: { requestId: 'r1', epoch: 1, available: true, events: [{ revision: 2, event: 'updated', provider }], head: 2 },
-  RESULT: { requestId: 'r1', epoch: 1, result: { ok: true, statusCode: 200, revision: 1 } },
+  RESULT: { epoch: 1, results: [{ requestId: 'r1', result: { ok: true, statusCode: 200, revision: 1 } }] },
   TOKEN_RESULT: { requestId: 'r1', epoch: 1, result: { ok: true, statusCode: 201, generation: 1 } },
   TOKENS: { requestId: 'r1', epoch: 1, generation: 1, tokens: [] },
   READY: { workerId: 'w1', observations: [{ providerId: 'p1', state: 'up', lastSeen: 1 }] },
@@ -60,7 +60,7 @@ const plausible: Record<Verb, Record<string, unknown>> = {
   PONG: { epoch: 1, revision: 1 },
   ASSIGN: { epoch: 1, tasks: [{ providerId: 'p1', heartbeat: 'tcp://127.0.0.1:9', heartbeatIntervalMs: 1000, state: 'up', lastSeen: 1 }] },
   ACK: { epoch: 1, seq: 1 },
-  EVENT: { epoch: 1, change: { revision: 2, event: 'updated', provider } },
+  EVENT: { epoch: 1, changes: [{ revision: 2, event: 'updated', provider }] },
   BEAT: { epoch: 1, revision: 1, tokens: 0 }
 }
 

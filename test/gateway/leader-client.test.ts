@@ -10,7 +10,7 @@ import { LeaderUnavailableError } from '../../server/gateway/errors.js'
 import { createLeaderClient, type LeaderClient } from '../../server/gateway/leader-client.js'
 import { createReplica, type Replica } from '../../server/gateway/replica.js'
 import { encode } from '../../server/protocol/frames.js'
-import type { WriteOp, WriteResult } from '../../server/protocol/messages.js'
+import { BATCH_ITEMS, type WriteOp, type WriteResult } from '../../server/protocol/messages.js'
 import type { Change } from '../../server/protocol/model.js'
 import { silentLog } from '../../server/common/log.js'
 import { freeLeaderEndpoint } from '../helpers/cluster.js'
@@ -210,8 +210,8 @@ describe('gateway leader client', () => {
   it('ignores a reply from an older epoch on its DEALER', async () => {
     const { l, client: c } = await synced({ epoch: 5 })
     l.onWrite = (_op, requestId) => {
-      l.reply('RESULT', { requestId, epoch: 4, result: { ok: true, statusCode: 201, revision: 666 } })
-      l.reply('RESULT', { requestId, epoch: 5, result: { ok: true, statusCode: 201, revision: 3 } })
+      l.reply('RESULT', { epoch: 4, results: [{ requestId, result: { ok: true, statusCode: 201, revision: 666 } }] })
+      l.reply('RESULT', { epoch: 5, results: [{ requestId, result: { ok: true, statusCode: 201, revision: 3 } }] })
     }
     expect(await c.write(register)).toEqual({ ok: true, statusCode: 201, revision: 3 })
   })
@@ -258,12 +258,29 @@ describe('gateway leader client', () => {
     let answer: WriteResult = { ok: true, statusCode: 201, revision: 3 }
     l.onWrite = (op, requestId) => {
       written.push(op)
-      l.reply('RESULT', { requestId, epoch: l.epoch, result: answer })
+      l.reply('RESULT', { epoch: l.epoch, results: [{ requestId, result: answer }] })
     }
     expect(await c.write(register)).toEqual({ ok: true, statusCode: 201, revision: 3 })
     answer = { ok: false, statusCode: 409, code: 'ROSTER_ERR_PROVIDER_CONFLICT', message: 'taken' }
     expect(await c.write(register)).toEqual(answer)
     expect(written).toEqual([register, register])
+  })
+
+  it('sends the writes of one event-loop turn as one WRITE, in order, and matches each RESULT entry to its write', async () => {
+    const { l, client: c } = await synced()
+    const ids: string[] = []
+    l.onWrite = (_op, requestId) => { ids.push(requestId) }
+    const ops: WriteOp[] = Array.from({ length: BATCH_ITEMS + 3 }, (_v, i) => ({ type: 'deregister', service: 'orders', id: `o-${i}` }))
+    const answers = ops.map((op) => c.write(op))
+    await waitFor(() => ids.length === ops.length, { what: 'every write at the leader' })
+    // Two messages: BATCH_ITEMS writes, then the rest, in the order they were made.
+    expect(l.messages('WRITE').map((m) => m.body.writes.length)).toEqual([BATCH_ITEMS, 3])
+    expect(l.messages('WRITE').flatMap((m) => m.body.writes.map((w) => w.op))).toEqual(ops)
+    // RESULTs that mix both WRITEs, in another order: each write gets its own answer.
+    const results = ids.map((requestId, i) => ({ requestId, result: { ok: true as const, statusCode: 200, revision: 100 + i } })).reverse()
+    l.reply('RESULT', { epoch: l.epoch, results: results.slice(0, BATCH_ITEMS) })
+    l.reply('RESULT', { epoch: l.epoch, results: results.slice(BATCH_ITEMS) })
+    expect((await Promise.all(answers)).map((r) => r.ok && r.revision)).toEqual(ops.map((_op, i) => 100 + i))
   })
 
   it('rejects write() with LeaderUnavailableError at once when there is no leader', async () => {
@@ -339,7 +356,7 @@ describe('gateway leader client', () => {
     expect(second.messages('SNAPSHOT_REQ')).toEqual([])
     // Its feed is now the second leader's; the first one's is no longer followed.
     await second.subscribed()
-    first.publishRaw(encode('EVENT', { epoch: first.epoch, change: rev(5, { from: 'deposed' }) }))
+    first.publishRaw(encode('EVENT', { epoch: first.epoch, changes: [rev(5, { from: 'deposed' })] }))
     second.publish(rev(5))
     await waitFor(() => replica.revision === 5, { what: 'revision 5 from the second leader' })
     expect(replica.provider('orders-1')?.meta).toEqual({ rev: '5' })

@@ -88,7 +88,7 @@ export async function startCloneLeader (opts: { endpoint?: string, epoch?: numbe
     },
     publish (change, epoch) {
       if (epoch === undefined || epoch >= leader.epoch) leader.append(change)
-      pubOut.send(encode('EVENT', { epoch: epoch ?? leader.epoch, change }))
+      pubOut.send(encode('EVENT', { epoch: epoch ?? leader.epoch, changes: [change] }))
     },
     beat (revision, epoch) {
       pubOut.send(encode('BEAT', { epoch: epoch ?? leader.epoch, revision: revision ?? leader.head, tokens: 0 }))
@@ -154,10 +154,12 @@ export async function startCloneLeader (opts: { endpoint?: string, epoch?: numbe
         }
         case 'WRITE':
           if (!leader.answerWrites) break
-          if (leader.onWrite !== null) leader.onWrite(msg.body.op, msg.body.requestId)
-          else {
-            const result: WriteResult = { ok: true, statusCode: 201, revision: leader.head }
-            leader.reply('RESULT', { requestId: msg.body.requestId, epoch: leader.epoch, result })
+          for (const { requestId, op } of msg.body.writes) {
+            if (leader.onWrite !== null) leader.onWrite(op, requestId)
+            else {
+              const result: WriteResult = { ok: true, statusCode: 201, revision: leader.head }
+              leader.reply('RESULT', { epoch: leader.epoch, results: [{ requestId, result }] })
+            }
           }
           break
         default:

@@ -7,7 +7,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { context } from 'zeromq'
 import { createLeader, type Leader } from '../../server/leader/leader.js'
 import { encode } from '../../server/protocol/frames.js'
-import type { Body, Observation, WriteOp } from '../../server/protocol/messages.js'
+import { BATCH_ITEMS, type Body, type Observation, type WriteOp, type WriteResult } from '../../server/protocol/messages.js'
 import type { Change, ProviderSpec } from '../../server/protocol/model.js'
 import { silentLog } from '../../server/common/log.js'
 import { createPgLeaderLock } from '../../server/store/leader-lock.js'
@@ -177,13 +177,50 @@ describeWithDatabase('leader', (backend: Backend) => {
     // A BEAT never announces a revision whose EVENT has not been published before it.
     let seen = 0
     for (const m of r.received) {
-      if (m.verb === 'EVENT') seen = Math.max(seen, (m.body as Body<'EVENT'>).change.revision)
+      if (m.verb === 'EVENT') seen = Math.max(seen, ...(m.body as Body<'EVENT'>).changes.map((c) => c.revision))
       else expect((m.body as Body<'BEAT'>).revision).toBeLessThanOrEqual(seen)
       expect(m.body.epoch).toBe(epoch)
     }
     const from = r.received.length
     const beat = await waitFor(() => r.received.slice(from).find((m) => m.verb === 'BEAT'), { what: 'a BEAT after the writes' })
     expect(beat.body).toEqual({ epoch, revision: 60, tokens: 0 })
+  })
+
+  it('takes a WRITE of many writes in order, answers each gateway with its own RESULTs, and publishes a commit as EVENTs of its changes', async () => {
+    const { bind } = await startLeader()
+    const r = await feed(bind)
+    const [one, two] = [follower(bind), follower(bind)]
+    const { epoch } = await one.pong()
+    await two.pong()
+    const n = BATCH_ITEMS + 6
+    // The same provider registered and then updated within one message: order decides the outcome.
+    const writes = (prefix: string): Array<{ requestId: string, op: WriteOp }> => Array.from({ length: n }, (_v, i) => ({
+      requestId: `${prefix}-${i}`,
+      op: register('orders', `${prefix}-${Math.floor(i / 2)}`, spec(i, { tags: [`v${i % 2}`] }))
+    }))
+    // Each in two messages (a WRITE holds at most BATCH_ITEMS), back to back.
+    for (const [gw, prefix] of [[one, 'one'], [two, 'two']] as const) {
+      gw.send('WRITE', { writes: writes(prefix).slice(0, BATCH_ITEMS) })
+      gw.send('WRITE', { writes: writes(prefix).slice(BATCH_ITEMS) })
+    }
+    const answered = async (gw: ScriptedFollower, prefix: string): Promise<Array<{ requestId: string, result: WriteResult }>> => {
+      await waitFor(() => gw.messages('RESULT').flatMap((m) => m.body.results).length >= n, { what: `${n} results at ${prefix}` })
+      const messages = gw.messages('RESULT')
+      expect(messages.every((m) => m.body.epoch === epoch && m.body.results.length <= BATCH_ITEMS)).toBe(true)
+      return messages.flatMap((m) => m.body.results)
+    }
+    for (const [gw, prefix] of [[one, 'one'], [two, 'two']] as const) {
+      const results = await answered(gw, prefix)
+      // Every write answered once, to the gateway that sent it, in its order: new, then updated.
+      expect(results.map((x) => x.requestId)).toEqual(writes(prefix).map((w) => w.requestId))
+      expect(results.map((x) => x.result.statusCode)).toEqual(Array.from({ length: n }, (_v, i) => (i % 2 === 0 ? 201 : 200)))
+    }
+    await r.nextChange((c) => c.revision === 2 * n)
+    const events = r.received.filter((m) => m.verb === 'EVENT').map((m) => (m.body as Body<'EVENT'>).changes)
+    expect(events.flat().map((c) => c.revision)).toEqual(Array.from({ length: 2 * n }, (_v, i) => i + 1))
+    // Batched: fewer EVENT messages than changes, none over BATCH_ITEMS.
+    expect(events.length).toBeLessThan(2 * n)
+    expect(Math.max(...events.map((e) => e.length))).toBeLessThanOrEqual(BATCH_ITEMS)
   })
 
   it('answers SNAPSHOT_REQ with the whole registry at the head, and SINCE_REQ with the range or available:false after a prune', async () => {
@@ -513,7 +550,7 @@ describeWithDatabase('leader', (backend: Backend) => {
     const claimed = await store.claimEpoch()
     expect(claimed).toBe(epoch1 + 1)
     const from = gw.received.length
-    gw.send('WRITE', { requestId: 'fenced-write', op: register('orders', 'o-2', spec(2)) })
+    gw.send('WRITE', { writes: [{ requestId: 'fenced-write', op: register('orders', 'o-2', spec(2)) }] })
 
     // The fenced leader steps down and, holding the lock again, returns under a newer epoch.
     const { epoch: epoch2 } = await gw.pong(claimed + 1)

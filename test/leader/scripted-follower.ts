@@ -74,8 +74,9 @@ export function startFollower (endpoint: string, id = `follower-${randomUUID().s
     },
     async write (op) {
       const requestId = randomUUID()
-      f.send('WRITE', { requestId, op })
-      return (await f.next('RESULT', (b) => b.requestId === requestId)).body.result
+      f.send('WRITE', { writes: [{ requestId, op }] })
+      const answer = (b: Body<'RESULT'>): WriteResult | undefined => b.results.find((r) => r.requestId === requestId)?.result
+      return answer((await f.next('RESULT', (b) => answer(b) !== undefined)).body) as WriteResult
     },
     async snapshot () {
       const requestId = randomUUID()
@@ -175,7 +176,7 @@ export function readLeaderFeed (routerEndpoint: string, onEvent?: (c: Change) =>
   const r: FeedReader = {
     received: [],
     get undecodable () { return undecodable },
-    changes: (from = 0) => r.received.slice(from).flatMap((m) => (m.verb === 'EVENT' ? [(m as Received<'EVENT'>).body.change] : [])),
+    changes: (from = 0) => r.received.slice(from).flatMap((m) => (m.verb === 'EVENT' ? (m as Received<'EVENT'>).body.changes : [])),
     async connected () {
       await waitFor(() => r.received.some((m) => m.verb === 'BEAT'), { timeoutMs: 5000, what: 'a BEAT on the leader feed' })
     },
@@ -198,7 +199,7 @@ export function readLeaderFeed (routerEndpoint: string, onEvent?: (c: Change) =>
         continue
       }
       r.received.push({ at: Date.now(), verb: msg.verb, body: msg.body } as Received<'EVENT' | 'BEAT'>)
-      if (msg.verb === 'EVENT') onEvent?.(msg.body.change)
+      if (msg.verb === 'EVENT') for (const c of msg.body.changes) onEvent?.(c)
     }
   })().catch((err: unknown) => { console.error('feed reader failed', err) })
   return r

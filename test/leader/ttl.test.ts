@@ -69,11 +69,11 @@ describeWithDatabase('leader: ttl checks and check tasks', (backend: Backend) =>
     await waitFor(() => Date.now() >= renewedAt + ttlMs - 60, { what: 'the TTL to nearly run out' })
     // The renewal reaches the leader's socket in time, but the leader (this process) is busy
     // past the deadline: the expiry check then runs before the renewal is read.
-    gw.send('WRITE', { requestId: 'in-time', op: renew('t-3') })
+    gw.send('WRITE', { writes: [{ requestId: 'in-time', op: renew('t-3') }] })
     const stallUntil = Date.now() + 200
     while (Date.now() < stallUntil) { /* a long commit, a GC pause */ }
-    const result = await gw.next('RESULT', (b) => b.requestId === 'in-time')
-    expect(result.body.result).toMatchObject({ ok: true, revision: up.revision, provider: { state: 'up' } })
+    const result = await gw.next('RESULT', (b) => b.results.some((r) => r.requestId === 'in-time'))
+    expect(result.body.results.find((r) => r.requestId === 'in-time')?.result).toMatchObject({ ok: true, revision: up.revision, provider: { state: 'up' } })
     // And it really expires once renewals stop.
     const down = await feed.nextChange((c) => c.provider.id === 't-3' && c.revision > up.revision)
     expect(down).toMatchObject({ revision: up.revision + 1, event: 'down' })

@@ -4,7 +4,7 @@
 // whose message says what was wrong, before it can reach a role's logic.
 import { describe, expect, it } from 'vitest'
 import { decode, encode, ProtocolError } from '../../server/protocol/frames.js'
-import { Inbound, type Body, type Verb } from '../../server/protocol/messages.js'
+import { BATCH_ITEMS, Inbound, type Body, type Verb } from '../../server/protocol/messages.js'
 import type { Provider } from '../../server/protocol/model.js'
 
 const provider: Provider = {
@@ -46,20 +46,22 @@ describe('frames', () => {
       {
         verb: 'WRITE',
         body: {
-          requestId: 'r-1',
-          op: {
-            type: 'register',
-            service: 'orders',
-            id: 'orders-1',
-            spec: { host: '10.0.0.5', port: 8080, protocol: 'http', heartbeat: 'tcp://10.0.0.5:9100', tags: ['blue'], meta: { a: 'b' } }
-          }
+          writes: [{
+            requestId: 'r-1',
+            op: {
+              type: 'register',
+              service: 'orders',
+              id: 'orders-1',
+              spec: { host: '10.0.0.5', port: 8080, protocol: 'http', heartbeat: 'tcp://10.0.0.5:9100', tags: ['blue'], meta: { a: 'b' } }
+            }
+          }, { requestId: 'r-1b', op: { type: 'deregister', service: 'orders', id: 'orders-2' } }]
         },
         socket: Inbound.leaderRouter
       },
       { verb: 'REPORT', body: { workerId: 'w', seq: 3, observations: [{ providerId: 'orders-1', state: 'down', lastSeen: 1_700_000_000_000, reason: 'silent' }] }, socket: Inbound.leaderRouter },
-      { verb: 'EVENT', body: { epoch: 2, change: { revision: 42, event: 'up', provider } }, socket: Inbound.gatewaySub },
+      { verb: 'EVENT', body: { epoch: 2, changes: [{ revision: 42, event: 'up', provider }, { revision: 43, event: 'down', provider }] }, socket: Inbound.gatewaySub },
       { verb: 'SNAPSHOT', body: { requestId: 'r-2', epoch: 2, revision: 42, providers: [provider, { ...provider, id: 'orders-2', lastSeen: null }] }, socket: Inbound.gatewayDealer },
-      { verb: 'RESULT', body: { requestId: 'r-3', epoch: 2, result: { ok: false, statusCode: 409, code: 'ROSTER_ERR_PROVIDER_CONFLICT', message: 'taken' } }, socket: Inbound.gatewayDealer },
+      { verb: 'RESULT', body: { epoch: 2, results: [{ requestId: 'r-3', result: { ok: false, statusCode: 409, code: 'ROSTER_ERR_PROVIDER_CONFLICT', message: 'taken' } }] }, socket: Inbound.gatewayDealer },
       { verb: 'ASSIGN', body: { epoch: 1, tasks: [{ providerId: 'p', heartbeat: 'tcp://127.0.0.1:1', heartbeatIntervalMs: 100, state: 'pending', lastSeen: null }] }, socket: Inbound.workerDealer }
     ]
     for (const { verb, body, socket } of cases) {
@@ -72,7 +74,7 @@ describe('frames', () => {
   })
 
   it('keeps non-ASCII text intact (UTF-8 body)', () => {
-    const body = { epoch: 1, change: { revision: 1, event: 'registered' as const, provider: { ...provider, meta: { owner: 'Zoë — 東京' } } } }
+    const body = { epoch: 1, changes: [{ revision: 1, event: 'registered' as const, provider: { ...provider, meta: { owner: 'Zoë — 東京' } } }] }
     expect(decode(encode('EVENT', body), Inbound.gatewaySub).body).toEqual(body)
   })
 
@@ -87,7 +89,7 @@ describe('frames', () => {
     rejects(frames('HELLO', {}), Inbound.leaderRouter, /unexpected verb "HELLO"/)
     rejects(frames('ping', { peerId: 'w', role: 'worker' }), Inbound.leaderRouter, /unexpected verb "ping"/)
     // EVENT is a feed verb: a leader's ROUTER must not take it, nor a gateway's DEALER.
-    const event = encode('EVENT', { epoch: 1, change: { revision: 1, event: 'up', provider } })
+    const event = encode('EVENT', { epoch: 1, changes: [{ revision: 1, event: 'up', provider }] })
     rejects(event, Inbound.leaderRouter, /unexpected verb "EVENT"/)
     rejects(event, Inbound.gatewayDealer, /unexpected verb "EVENT"/)
     // A worker's DEALER takes no SNAPSHOT; a gateway's SUB no PONG.
@@ -110,26 +112,31 @@ describe('frames', () => {
     // out of range: epochs start at 1, a WRITE's port stops at 65535
     rejects(frames('PONG', { epoch: 0, revision: 0 }), Inbound.workerDealer, /^PONG: body\/epoch /)
     rejects(frames('WRITE', {
-      requestId: 'r',
-      op: { type: 'register', service: 'orders', id: 'o-1', spec: { host: 'h', port: 70000, protocol: 'http', heartbeat: 'tcp://h:1' } }
-    }), Inbound.leaderRouter, /^WRITE: body\/op/)
+      writes: [{
+        requestId: 'r',
+        op: { type: 'register', service: 'orders', id: 'o-1', spec: { host: 'h', port: 70000, protocol: 'http', heartbeat: 'tcp://h:1' } }
+      }]
+    }), Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op/)
+    // a WRITE carries at least one write and at most BATCH_ITEMS
+    rejects(frames('WRITE', { writes: [] }), Inbound.leaderRouter, /^WRITE: body\/writes /)
+    rejects(frames('WRITE', { writes: Array.from({ length: BATCH_ITEMS + 1 }, (_v, i) => ({ requestId: `r${i}`, op: { type: 'deregister', service: 'orders', id: 'o-1' } })) }), Inbound.leaderRouter, /^WRITE: body\/writes /)
     // bad date-time in a provider
     rejects(
-      encode('EVENT', { epoch: 1, change: { revision: 1, event: 'up', provider: { ...provider, stateSince: 'yesterday' } } }),
+      encode('EVENT', { epoch: 1, changes: [{ revision: 1, event: 'up', provider: { ...provider, stateSince: 'yesterday' } }] }),
       Inbound.gatewaySub,
-      /^EVENT: body\/change\/provider\/stateSince Expected string to match 'date-time' format/
+      /^EVENT: body\/changes\/0\/provider\/stateSince Expected string to match 'date-time' format/
     )
     rejects(
-      encode('EVENT', { epoch: 1, change: { revision: 1, event: 'up', provider: { ...provider, lastSeen: '2026-13-45T99:00:00Z' } } }),
+      encode('EVENT', { epoch: 1, changes: [{ revision: 1, event: 'up', provider: { ...provider, lastSeen: '2026-13-45T99:00:00Z' } }] }),
       Inbound.gatewaySub,
-      /^EVENT: body\/change\/provider\/lastSeen/
+      /^EVENT: body\/changes\/0\/provider\/lastSeen/
     )
     // extra property
     rejects(frames('BYE', { workerId: 'w', extra: true }), Inbound.leaderRouter, /^BYE: body\/extra Unexpected property/)
     rejects(
-      frames('EVENT', { epoch: 1, change: { revision: 1, event: 'up', provider: { ...provider, secret: 'x' } } }),
+      frames('EVENT', { epoch: 1, changes: [{ revision: 1, event: 'up', provider: { ...provider, secret: 'x' } }] }),
       Inbound.gatewaySub,
-      /^EVENT: body\/change\/provider\/secret Unexpected property/
+      /^EVENT: body\/changes\/0\/provider\/secret Unexpected property/
     )
     // a JSON value that is not an object
     rejects(frames('BEAT', [1, 2]), Inbound.gatewaySub, /^BEAT: body Expected object/)
@@ -139,36 +146,36 @@ describe('frames', () => {
   it('names the field that is wrong inside a union, not just the union (a WRITE whose port is 70000)', () => {
     // WriteOp is a union (register | deregister): the message must reach the field a human
     // reading the leader's log needs to see, as it does outside unions.
-    const write = (op: unknown): Buffer[] => frames('WRITE', { requestId: 'r', op })
+    const write = (op: unknown): Buffer[] => frames('WRITE', { writes: [{ requestId: 'r', op }] })
     rejects(write({ type: 'register', service: 'orders', id: 'o-1', spec: { host: 'h', port: 70000, protocol: 'http', heartbeat: 'tcp://h:1' } }),
-      Inbound.leaderRouter, /^WRITE: body\/op\/spec\/port Expected integer to be less or equal to 65535/)
-    rejects(write({ type: 'deregister', service: 'orders', id: 'o 1' }), Inbound.leaderRouter, /^WRITE: body\/op\/id Expected string to match/)
+      Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/spec\/port Expected integer to be less or equal to 65535/)
+    rejects(write({ type: 'deregister', service: 'orders', id: 'o 1' }), Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/id Expected string to match/)
   })
 })
 
 describe('text Postgres cannot store (protocol/model.ts, StorableText)', () => {
   const spec = { host: '10.0.0.5', port: 8080, protocol: 'http', heartbeat: 'tcp://10.0.0.5:9100' }
-  const write = (op: unknown): Buffer[] => frames('WRITE', { requestId: 'r1', op })
+  const write = (op: unknown): Buffer[] => frames('WRITE', { writes: [{ requestId: 'r1', op }] })
   const register = (s: unknown): Buffer[] => write({ type: 'register', service: 'orders', id: 'orders-1', spec: s })
   const report = (obs: unknown): Buffer[] => frames('REPORT', { workerId: 'w1', seq: 1, observations: [obs] })
   const down = { providerId: 'orders-1', state: 'down', lastSeen: null, reason: 'check-failed' }
 
   it('is refused in every string field of a WRITE and of a worker\'s observation, naming the field', () => {
     for (const bad of ['\u0000', 'a\u0000b', '\ud800', 'x\udbff', '\udc00y', '\ude00\ud83d']) {
-      rejects(register({ ...spec, tags: ['ok', bad] }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/tags\/1 must not contain NUL or unpaired surrogates$/)
-      rejects(register({ ...spec, meta: { version: bad } }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/meta\/version must not contain NUL or unpaired surrogates$/)
-      rejects(register({ ...spec, meta: { [`k${bad}`]: 'v' } }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/meta/)
-      rejects(register({ ...spec, host: `h${bad}` }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/host /)
-      rejects(register({ ...spec, heartbeat: `tcp://h${bad}:1` }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/heartbeat /)
-      rejects(register({ host: 'h', port: 1, protocol: 'http', check: { type: 'http', path: `/${bad}`, intervalMs: 100, timeoutMs: 50 } }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/check/)
-      rejects(write({ type: 'maintenance', service: 'orders', id: 'orders-1', enabled: true, reason: bad }), Inbound.leaderRouter, /^WRITE: body\/op\/reason must not contain NUL or unpaired surrogates$/)
+      rejects(register({ ...spec, tags: ['ok', bad] }), Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/spec\/tags\/1 must not contain NUL or unpaired surrogates$/)
+      rejects(register({ ...spec, meta: { version: bad } }), Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/spec\/meta\/version must not contain NUL or unpaired surrogates$/)
+      rejects(register({ ...spec, meta: { [`k${bad}`]: 'v' } }), Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/spec\/meta/)
+      rejects(register({ ...spec, host: `h${bad}` }), Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/spec\/host /)
+      rejects(register({ ...spec, heartbeat: `tcp://h${bad}:1` }), Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/spec\/heartbeat /)
+      rejects(register({ host: 'h', port: 1, protocol: 'http', check: { type: 'http', path: `/${bad}`, intervalMs: 100, timeoutMs: 50 } }), Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/spec\/check/)
+      rejects(write({ type: 'maintenance', service: 'orders', id: 'orders-1', enabled: true, reason: bad }), Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/reason must not contain NUL or unpaired surrogates$/)
       rejects(report({ ...down, detail: bad }), Inbound.leaderRouter, /^REPORT: body\/observations\/0\/detail must not contain NUL or unpaired surrogates$/)
     }
   })
 
   it('meta keys are 1–64 characters (code points) without control characters', () => {
     for (const key of ['', 'k'.repeat(65), 'a\nb', 'del\u007f', '😀'.repeat(65)]) {
-      rejects(register({ ...spec, meta: { [key]: 'v' } }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/meta/)
+      rejects(register({ ...spec, meta: { [key]: 'v' } }), Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/spec\/meta/)
     }
   })
 
@@ -183,13 +190,13 @@ describe('text Postgres cannot store (protocol/model.ts, StorableText)', () => {
 
 it('counts storable text in characters (code points), as the gateway does: 64 emoji fit in a tag, 65 do not', () => {
   const write = (tag: string): Buffer[] => frames('WRITE', {
-    requestId: 'r', op: { type: 'register', service: 's', id: 'i', spec: { host: 'h', port: 1, protocol: 'http', heartbeat: 'tcp://h:1', tags: [tag] } }
+    writes: [{ requestId: 'r', op: { type: 'register', service: 's', id: 'i', spec: { host: 'h', port: 1, protocol: 'http', heartbeat: 'tcp://h:1', tags: [tag] } } }]
   })
   expect(decode(write('\u{1F600}'.repeat(64)), Inbound.leaderRouter).verb).toBe('WRITE')
-  rejects(write('\u{1F600}'.repeat(65)), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/tags\/0 must NOT have more than 64 characters$/)
+  rejects(write('\u{1F600}'.repeat(65)), Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/spec\/tags\/0 must NOT have more than 64 characters$/)
 })
 
 it('a too-long storable text is reported as too long, not as unstorable', () => {
   const spec = { host: 'h', port: 1, protocol: 'http', heartbeat: 'tcp://h:1', tags: ['x'.repeat(65)] }
-  rejects(frames('WRITE', { requestId: 'r', op: { type: 'register', service: 's', id: 'i', spec } }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/tags\/0 must NOT have more than 64 characters$/)
+  rejects(frames('WRITE', { writes: [{ requestId: 'r', op: { type: 'register', service: 's', id: 'i', spec } }] }), Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/spec\/tags\/0 must NOT have more than 64 characters$/)
 })

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { BAD_FRAME_LOGS_PER_SECOND, createBadFrames, decode, encode } from '../../server/protocol/frames.js'
-import type { Observation, Task } from '../../server/protocol/messages.js'
+import { BATCH_ITEMS, type Observation, type Task } from '../../server/protocol/messages.js'
 import type { Provider } from '../../server/protocol/model.js'
 import type { Log } from '../../server/common/log.js'
 import {
@@ -38,15 +38,27 @@ const largest: Provider = {
 const bytes = (frames: Buffer[]): number => Math.max(...frames.map((f) => f.length))
 
 describe('socket limits fit the largest valid messages', () => {
-  it('one provider (a WRITE, an EVENT, a RESULT) is under MAX_PROVIDER_BYTES', () => {
-    const event = encode('EVENT', { epoch: 1, change: { revision: largest.revision, event: 'updated', provider: largest } })
+  it('one provider (a write, a change, a result) is under MAX_PROVIDER_BYTES', () => {
+    const event = encode('EVENT', { epoch: 1, changes: [{ revision: largest.revision, event: 'updated', provider: largest }] })
     expect(decode(event, ['EVENT']).verb).toBe('EVENT')
     expect(bytes(event)).toBeLessThan(MAX_PROVIDER_BYTES)
     expect(bytes(event)).toBeGreaterThan(MAX_PROVIDER_BYTES / 2) // the worst case really is that big
-    expect(bytes(event)).toBeLessThan(GATEWAY_SUB_MAX_BYTES)
     const { revision: _r, state: _s, stateSince: _ss, lastSeen: _l, reason: _re, id, service, ...spec } = largest
-    const write = encode('WRITE', { requestId: 'r'.repeat(64), op: { type: 'register', service, id, spec } })
+    const write = encode('WRITE', { writes: [{ requestId: 'r'.repeat(64), op: { type: 'register', service, id, spec } }] })
     expect(bytes(write)).toBeLessThan(MAX_PROVIDER_BYTES)
+  })
+
+  it('a WRITE, RESULT or EVENT of BATCH_ITEMS of the largest items fits its socket', () => {
+    const { revision: _r, state: _s, stateSince: _ss, lastSeen: _l, reason: _re, id, service, ...spec } = largest
+    const n = BATCH_ITEMS
+    const write = encode('WRITE', { writes: Array.from({ length: n }, () => ({ requestId: 'r'.repeat(64), op: { type: 'register' as const, service, id, spec } })) })
+    expect(bytes(write)).toBeLessThan(LEADER_ROUTER_MAX_BYTES)
+    const result = encode('RESULT', { epoch: 1, results: Array.from({ length: n }, () => ({ requestId: 'r'.repeat(64), result: { ok: true as const, statusCode: 200, revision: largest.revision, provider: largest } })) })
+    expect(decode(result, ['RESULT']).verb).toBe('RESULT')
+    expect(bytes(result)).toBeLessThan(GATEWAY_DEALER_MAX_BYTES)
+    const event = encode('EVENT', { epoch: 1, changes: Array.from({ length: n }, () => ({ revision: largest.revision, event: 'updated' as const, provider: largest })) })
+    expect(decode(event, ['EVENT']).verb).toBe('EVENT')
+    expect(bytes(event)).toBeLessThan(GATEWAY_SUB_MAX_BYTES)
   })
 
   it('a page of a SNAPSHOT or EVENTS (PAGE_BYTES plus one provider) fits the gateway DEALER', () => {
