@@ -289,7 +289,12 @@ function gatewayUrl (value: unknown, name: string): string {
 function segment (value: unknown, name: string): string {
   if (typeof value !== 'string' || value === '') throw new TypeError(`${name} must be a non-empty string, got ${typeof value === 'string' ? 'an empty string' : typeof value}`)
   if (value === '.' || value === '..') throw new TypeError(`${name} must not be '.' or '..', which a URL path cannot carry`)
-  return encodeURIComponent(value)
+  try {
+    return encodeURIComponent(value)
+  } catch {
+    // URIError: an unpaired surrogate has no UTF-8 form to send.
+    throw new TypeError(`${name} must be well-formed Unicode (it contains an unpaired surrogate)`)
+  }
 }
 
 function servicePath (service: unknown): string {
