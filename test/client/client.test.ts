@@ -93,7 +93,7 @@ describe('RosterClient on healthy gateways', () => {
     const again = await roster.register('api', 'api-1', { ...SPEC, tags: ['blue', 'eu'], meta: { version: '1.4.2' } })
     expect(again).toEqual({ ...created, created: false })
 
-    const rpc = await roster.register('api', 'api-2', { ...SPEC, protocol: 'rpc', tags: ['blue'] })
+    await roster.register('api', 'api-2', { ...SPEC, protocol: 'rpc', tags: ['blue'] })
     const ttl = await roster.register('api', 'api-ttl', { host: '127.0.0.1', port: 9000, protocol: 'rpc', check: { type: 'ttl', ttlMs: 60_000 } })
 
     expect(await roster.get('api', 'api-1')).toEqual(created.provider)
