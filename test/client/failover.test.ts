@@ -27,6 +27,20 @@ async function threeGateways (): Promise<[GatewayProcess, GatewayProcess, Gatewa
   return [a as GatewayProcess, b as GatewayProcess, c as GatewayProcess]
 }
 
+/**
+ * Three gateways; the independent witness, a plain WebSocket reader of `service` on C (the
+ * gateway that survives), with the revision of its snapshot; and a client of all three that
+ * records its retries.
+ */
+async function setUp (service: string) {
+  const gateways = await threeGateways()
+  const control = await readFeed(gateways[2].url, `?service=${service}`)
+  const start = (await control.next((m) => m.type === 'snapshot')).revision
+  const retries: RetryInfo[] = []
+  const roster = new RosterClient({ urls: gateways.map((g) => g.url), onRetry: (info) => retries.push(info) })
+  return { gateways, control, start, retries, roster }
+}
+
 /** Runs `task(i)` for i in 0..count-1, `concurrency` at a time; calls `midway` once, after `at` of them succeeded. */
 async function burst<T> (count: number, concurrency: number, task: (i: number) => Promise<T>, at: number, midway: () => Promise<void>): Promise<T[]> {
   const results: T[] = new Array<T>(count)
@@ -49,12 +63,7 @@ const events = (messages: FeedMessage[] | WatchMessage[]): Array<FeedMessage | W
 
 describe('the client while its gateway dies', () => {
   it('SIGKILL mid-write: every acknowledged registration and deregistration is stored exactly once', async () => {
-    const [A, B, C] = await threeGateways()
-    // The independent witness: a plain WebSocket reader on the gateway that survives.
-    const control = await readFeed(C.url, '?service=burst')
-    const start = (await control.next((m) => m.type === 'snapshot')).revision
-    const retries: RetryInfo[] = []
-    const roster = new RosterClient({ urls: [A.url, B.url, C.url], onRetry: (info) => retries.push(info) })
+    const { gateways: [A, B, C], control, start, retries, roster } = await setUp('burst')
     const COUNT = 240
     const CONCURRENCY = 24
     const ids = range(0, COUNT - 1).map((i) => `burst-${i}`)
@@ -102,11 +111,7 @@ describe('the client while its gateway dies', () => {
   }, 180_000)
 
   it('a watch whose gateway stops (1001), then is SIGKILLed (1006), goes on elsewhere: every event once, in order', async () => {
-    const [A, B, C] = await threeGateways()
-    const control = await readFeed(C.url, '?service=stream')
-    const start = (await control.next((m) => m.type === 'snapshot')).revision
-    const retries: RetryInfo[] = []
-    const roster = new RosterClient({ urls: [A.url, B.url, C.url], onRetry: (info) => retries.push(info) })
+    const { gateways: [A, B, C], control, start, retries, roster } = await setUp('stream')
     const watch = roster.watch({ services: ['stream'] })
     const got: WatchMessage[] = []
     const consuming = (async () => { for await (const message of watch) got.push(message) })()
