@@ -35,9 +35,22 @@ describe('/openapi.json', () => {
       '/v1/tokens': ['get', 'post'],
       '/v1/tokens/{id}': ['delete']
     })
-    expect(Object.keys(doc.components.schemas).sort()).toEqual(['Check', 'Error', 'Provider', 'ProviderSpec', 'Token'])
-    // The check is a oneOf discriminated by its type, so that generated clients can tell them apart.
-    expect(doc.components.schemas.Check).toMatchObject({ discriminator: { propertyName: 'type' }, oneOf: [{}, {}, {}] })
+    expect(Object.keys(doc.components.schemas).sort()).toEqual([
+      'Check', 'CreateTokenRequest', 'CreatedToken', 'Deregistered', 'Error', 'Health', 'HttpCheck', 'MaintenanceRequest',
+      'Provider', 'ProviderList', 'ProviderProtocol', 'ProviderResult', 'ProviderSpec', 'ProviderState', 'ServiceList',
+      'ServiceSummary', 'TcpCheck', 'Token', 'TokenList', 'TtlCheck'
+    ])
+    // The check is a oneOf of named kinds discriminated by their type, so that generated clients can tell them apart.
+    expect(doc.components.schemas.Check).toMatchObject({
+      oneOf: [{ $ref: '#/components/schemas/HttpCheck' }, { $ref: '#/components/schemas/TcpCheck' }, { $ref: '#/components/schemas/TtlCheck' }],
+      discriminator: {
+        propertyName: 'type',
+        mapping: { http: '#/components/schemas/HttpCheck', tcp: '#/components/schemas/TcpCheck', ttl: '#/components/schemas/TtlCheck' }
+      }
+    })
+    // Enums are plain string enums (one named type per enum in a generated client, not one per value).
+    expect(doc.components.schemas.ProviderState).toMatchObject({ type: 'string', enum: ['pending', 'up', 'down', 'maintenance'] })
+    expect(JSON.stringify(doc)).not.toMatch(/"anyOf":\[\{"type":"string","enum":\["[a-z]+"\]\}/)
     expect(doc.info.description).toContain('/v1/watch')
   })
 
@@ -51,7 +64,7 @@ describe('/openapi.json', () => {
       for (const [method, op] of Object.entries(ops)) {
         const where = `${method.toUpperCase()} ${path}`
         if (path === '/v1/health') {
-          expect(op.security, where).toBeUndefined()
+          expect(op.security, where).toEqual([])
           continue
         }
         expect(op.security, where).toEqual([{ bearer: [] }])
