@@ -75,3 +75,60 @@ describe('/openapi.json', () => {
     }
   })
 })
+
+describe('the answers openapi/openapi.json lists', () => {
+  interface Operation {
+    operationId?: string
+    requestBody?: unknown
+    responses: Record<string, { headers?: Record<string, unknown>, content?: { 'application/json'?: { schema?: { $ref?: string } } } }>
+  }
+  async function operations (): Promise<Array<{ method: string, path: string, op: Operation }>> {
+    const doc = JSON.parse(await readFile(new URL('../../openapi/openapi.json', import.meta.url), 'utf8')) as { paths: Record<string, Record<string, Operation>> }
+    return Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ method, path, op })))
+  }
+
+  it('every operation has a unique operationId, and every error its Error body and headers', async () => {
+    const ops = await operations()
+    const ids = ops.map(({ op }) => op.operationId)
+    expect(ids.every((id) => typeof id === 'string')).toBe(true)
+    expect(new Set(ids).size).toBe(ids.length)
+    for (const { method, path, op } of ops) {
+      const where = `${method.toUpperCase()} ${path}`
+      for (const [status, response] of Object.entries(op.responses)) {
+        if (Number(status) < 400) continue
+        expect(response.content?.['application/json']?.schema, `${where} ${status}`).toEqual({ $ref: '#/components/schemas/Error' })
+        if (status === '503') expect(Object.keys(response.headers ?? {}), `${where} 503`).toContain('Retry-After')
+        if (status === '401') expect(Object.keys(response.headers ?? {}), `${where} 401`).toContain('WWW-Authenticate')
+      }
+      if (method === 'get' && path !== '/v1/tokens') expect(Object.keys(op.responses['200']?.headers ?? {}), where).toContain('X-Roster-Revision')
+      // A write reads a body (or accepts one it does not need): it can be unparseable, too big or of another type.
+      if (method !== 'get') expect(Object.keys(op.responses), where).toEqual(expect.arrayContaining(['400', '413', '415', '503']))
+    }
+  })
+
+  it('where it lists 413 and 415, the gateway answers them', async () => {
+    const app = await buildGateway({ replica: createReplica(), leader: noLeader() })
+    const tried: string[] = []
+    try {
+      for (const { method, path, op } of await operations()) {
+        const url = path.replace('{service}', 'orders').replace('{id}', 'orders-1')
+        const where = `${method.toUpperCase()} ${path}`
+        if (op.responses['415'] !== undefined) {
+          tried.push(op.operationId ?? where)
+          const res = await app.inject({ method: method.toUpperCase() as 'PUT', url, headers: { 'content-type': 'application/xml' }, payload: '<x/>' })
+          expect(res.statusCode, where).toBe(415)
+          expect(Object.keys(res.json()).sort(), where).toEqual(['code', 'error', 'message', 'statusCode'])
+        }
+        if (op.responses['413'] !== undefined) {
+          const res = await app.inject({ method: method.toUpperCase() as 'PUT', url, headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ pad: 'x'.repeat(70_000) }) })
+          expect(res.statusCode, where).toBe(413)
+        }
+      }
+      expect(tried.sort()).toEqual([
+        'createToken', 'deregisterProvider', 'registerProvider', 'renewProviderTtl', 'revokeToken', 'setProviderMaintenance'
+      ])
+    } finally {
+      await app.close()
+    }
+  })
+})
