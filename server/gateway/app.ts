@@ -17,7 +17,7 @@ import { healthRoutes } from './routes/health.js'
 import { openapiRoutes } from './routes/openapi.js'
 import { MIN_CHECK_INTERVAL_DEFAULT_MS, servicesRoutes, WRITE_VISIBLE_WAIT_MS } from './routes/services.js'
 import { watchRoutes } from './routes/watch.js'
-import { ErrorResponse, sharedSchemas } from './schemas/common.js'
+import { components, swaggerOptions } from './schemas/openapi.js'
 import { createTargetGuard } from './target-guard.js'
 import { finiteNumbersOnly, formatValidationErrors, type Validate } from './validation.js'
 import { createWatchHub, type WatchLimits } from './watch-hub.js'
@@ -25,7 +25,6 @@ import { writeRateLimit } from './write-rate.js'
 import { FEED_SUBPROTOCOL, installAuth, logSafeRequest } from './auth.js'
 import { createTokenTable, type TokenTable } from './token-table.js'
 import { tokensRoutes } from './routes/tokens.js'
-import { Token } from '../protocol/token-model.js'
 import { defaultHttpLimits, type HttpLimits } from './http-limits.js'
 import { RequestLogAtDebug } from './request-log.js'
 
@@ -86,18 +85,6 @@ export const BODY_LIMIT_BYTES = 64 * 1024
 /** Clients never need to send anything on the feed; ws closes with 1009 above this. */
 const WATCH_MAX_INBOUND_BYTES = 4096
 
-const API_DESCRIPTION = [
-  'Roster is a service-discovery registry: providers register over this REST API and are watched',
-  'through ZeroMQ heartbeats. Every read says the registry revision it reflects (body `revision`,',
-  'header `X-Roster-Revision`); `?minRevision=N` reads your own writes through any gateway.',
-  '',
-  'The change feed is a WebSocket at `GET /v1/watch?service=…&since=…`, which OpenAPI cannot',
-  'describe: its messages (`snapshot`, `event`, resume and close codes) are documented in the README.',
-  '',
-  'With `--auth on`, every operation but `/v1/health` needs `Authorization: Bearer <secret>` (a token',
-  'from `POST /v1/tokens`); the feed also accepts the WebSocket subprotocols `bearer.<secret>, roster.v1`.'
-].join('\n')
-
 const buildAjv = AjvCompiler()
 
 export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}): Promise<FastifyInstance> {
@@ -125,10 +112,10 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
     routerOptions: { maxParamLength: 512 },
     ajv: {
       customOptions: {
-        // Unknown fields are errors, not silently dropped; defaults fill the stored spec;
-        // 'array' lets `?tag=a` and `?tag=a&tag=b` both reach an array schema.
+        // Unknown fields are errors, not silently dropped; no defaults (the leader applies a
+        // registration's, protocol/model.ts); 'array' lets `?tag=a` and `?tag=a&tag=b` both reach an array schema.
         removeAdditional: false,
-        useDefaults: true,
+        useDefaults: false,
         coerceTypes: 'array',
         // Puts the failing schema on each error, so a bad pattern can quote its description.
         verbose: true,
@@ -152,28 +139,10 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
   }) as unknown as FastifyInstance
   limitConnections(app, limits.maxConnections)
 
-  for (const schema of [...sharedSchemas, ErrorResponse, Token]) app.addSchema(schema)
+  for (const schema of components) app.addSchema(schema)
 
   // Before any route: routes registered earlier are missing from the document (@fastify/swagger collects routes as they are added).
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: { title: 'Roster', version: '1.0.0', description: API_DESCRIPTION },
-      tags: [
-        { name: 'services', description: 'register, deregister and look up providers' },
-        { name: 'health', description: 'this gateway and its link to the leader' },
-        { name: 'tokens', description: 'API tokens and their scopes (admin only)' },
-        { name: 'watch', description: 'the change feed is a WebSocket at /v1/watch, documented in the README (WebSocket routes are not part of this document)' }
-      ],
-      components: {
-        securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'a token secret (roster_…), with `--auth on`; see /v1/tokens' }
-        }
-      }
-    },
-    // Keeps `Provider`, `ProviderSpec` and `Error` as component names instead of def-0, def-1…
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) }
-  })
+  await app.register(swagger, swaggerOptions)
 
   const hub = createWatchHub({ replica, leader, log: app.log.child({ component: 'watch-hub' }), limits: opts.watch })
   await app.register(websocket, {

@@ -6,6 +6,7 @@
 // `type`), which Ajv reports without the allowed values.
 import type { FastifySchemaValidationError, FastifyServerOptions } from 'fastify'
 import { STORABLE_TEXT_PREFIX, storableTextProblem } from '../protocol/model.js'
+import { component } from './schemas/openapi.js'
 
 type SchemaErrorDataVar = Parameters<NonNullable<FastifyServerOptions['schemaErrorFormatter']>>[1]
 
@@ -44,8 +45,11 @@ export function formatValidationErrors (errors: FastifySchemaValidationError[], 
     }
     if (e.keyword === 'discriminator') {
       const tag = String(e.params.tag)
-      const branches = (e.parentSchema as { oneOf?: Array<{ properties?: Record<string, { const?: unknown }> }> } | undefined)?.oneOf ?? []
-      const values = branches.map((b) => b.properties?.[tag]?.const).filter((v) => v !== undefined).map(String)
+      // The branches are references to named components (schemas/common.ts, the Check).
+      const branches = (e.parentSchema as { oneOf?: Array<{ $ref?: string }> } | undefined)?.oneOf ?? []
+      const values = branches
+        .map((b) => (component(b.$ref ?? '')?.properties as Record<string, { const?: unknown }> | undefined)?.[tag]?.const)
+        .filter((v) => v !== undefined).map(String)
       parts.push(e.params.error === 'mapping'
         ? `${path}/${tag} must be one of: ${values.join(', ')}`
         : `${path} must have required property '${tag}' (one of: ${values.join(', ')})`)

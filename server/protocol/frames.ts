@@ -50,7 +50,11 @@ export function decode<const A extends readonly Verb[]> (
     const found = checker.Errors(body).First()
     const first = found === undefined ? undefined : mostSpecific(found)
     const pattern = first?.type === ValueErrorType.StringPattern ? String(first.schema.pattern) : ''
-    const message = pattern.startsWith(STORABLE_TEXT_PREFIX) ? storableTextProblem(pattern, first?.value) : first?.message
+    // A StringEnum (model.ts) is a registered kind, which TypeBox reports as "Expected kind …".
+    const allowed = first?.type === ValueErrorType.Kind && Array.isArray(first.schema.enum) ? first.schema.enum as unknown[] : null
+    const message = pattern.startsWith(STORABLE_TEXT_PREFIX)
+      ? storableTextProblem(pattern, first?.value)
+      : allowed !== null ? `must be one of: ${allowed.map(String).join(', ')}` : first?.message
     throw new ProtocolError(`${verb}: body${first?.path ?? ''} ${message ?? 'is invalid'}`)
   }
   return { verb, body } as Extract<Message, { verb: A[number] }>

@@ -1,7 +1,7 @@
 // The registry's data model, shared by every role and by the REST and WebSocket contracts
 // (README.md › Every endpoint, The change feed). One TypeBox schema per shape; the static type carries the same name, so the
 // wire format, the HTTP validation and the OpenAPI document cannot drift apart.
-import { Type, type Static, type StringOptions } from '@sinclair/typebox'
+import { Kind, Type, TypeRegistry, type SchemaOptions, type Static, type StringOptions, type TUnsafe } from '@sinclair/typebox'
 
 /**
  * Text Postgres can store: no NUL (text and jsonb refuse it) and no unpaired UTF-16 surrogate
@@ -62,26 +62,33 @@ export const ProviderId = Type.String({
   description: '1–128 of A-Z a-z 0-9 - . _ :, unique in the whole registry'
 })
 
-export const ProviderProtocol = Type.Union(
-  [Type.Literal('http'), Type.Literal('rpc'), Type.Literal('pub')],
-  { description: 'http, rpc (an RPC server) or pub (an RPC publisher)' }
-)
+/** TypeBox's own kind for a string enum, checked by its frame checker (frames.ts) like any kind. */
+const STRING_ENUM_KIND = 'StringEnum'
+if (!TypeRegistry.Has(STRING_ENUM_KIND)) {
+  TypeRegistry.Set<{ enum: readonly string[] }>(STRING_ENUM_KIND, (schema, value) => typeof value === 'string' && schema.enum.includes(value))
+}
+
+/**
+ * `{ "type": "string", "enum": [...] }`, the form OpenAPI generators turn into one named enum
+ * (Type.Union of literals is an `anyOf` of one-value enums, which they turn into one type per
+ * value). Ajv validates it as it is (the gateway's 400 says "must be one of: …"); TypeBox's
+ * checkers through the kind registered above.
+ */
+export function StringEnum<const T extends readonly string[]> (values: T, options: SchemaOptions = {}): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ ...options, [Kind]: STRING_ENUM_KIND, type: 'string', enum: [...values] })
+}
+
+export const ProviderProtocol = StringEnum(['http', 'rpc', 'pub'], {
+  description: 'http, rpc (an RPC server) or pub (an RPC publisher)'
+})
 export type ProviderProtocol = Static<typeof ProviderProtocol>
 
-export const ProviderState = Type.Union(
-  [Type.Literal('pending'), Type.Literal('up'), Type.Literal('down'), Type.Literal('maintenance')],
-  { description: 'pending until the first heartbeat (or check result, or TTL renewal), then up or down; maintenance while an operator holds it out of rotation' }
-)
+export const ProviderState = StringEnum(['pending', 'up', 'down', 'maintenance'], {
+  description: 'pending until the first heartbeat (or check result, or TTL renewal), then up or down; maintenance while an operator holds it out of rotation'
+})
 export type ProviderState = Static<typeof ProviderState>
 
-export const EventKind = Type.Union([
-  Type.Literal('registered'),
-  Type.Literal('updated'),
-  Type.Literal('up'),
-  Type.Literal('down'),
-  Type.Literal('maintenance'),
-  Type.Literal('deregistered')
-])
+export const EventKind = StringEnum(['registered', 'updated', 'up', 'down', 'maintenance', 'deregistered'])
 export type EventKind = Static<typeof EventKind>
 
 /** Heartbeat intervals a provider may ask for: 50 ms is the fastest a worker's timer resolves
@@ -169,15 +176,22 @@ export const ProviderSpec = Type.Object(
       pattern: HEARTBEAT_ENDPOINT_PATTERN,
       description: "the provider's ZeroMQ PUB endpoint, tcp://host:port; required unless a check is given"
     })),
+    // No `default` keywords in this schema: a generator (openapi-typescript) makes a property
+    // with one required, since a server that applies defaults always returns it, and this is a
+    // request body. The leader fills the defaults in (leader/registry.ts, withDefaults).
     heartbeatIntervalMs: Type.Optional(
       Type.Integer({
         minimum: HEARTBEAT_INTERVAL_MIN_MS,
         maximum: HEARTBEAT_INTERVAL_MAX_MS,
-        default: HEARTBEAT_INTERVAL_DEFAULT_MS
+        description: `how often the provider publishes a heartbeat, ${HEARTBEAT_INTERVAL_MIN_MS}–${HEARTBEAT_INTERVAL_MAX_MS} ms; absent: ${HEARTBEAT_INTERVAL_DEFAULT_MS}`
       })
     ),
     tags: Type.Optional(
-      Type.Array(StorableText({ minLength: 1, maxLength: 64 }), { maxItems: 32, uniqueItems: true, default: [] })
+      Type.Array(StorableText({ minLength: 1, maxLength: 64 }), {
+        maxItems: 32,
+        uniqueItems: true,
+        description: 'at most 32 distinct tags of 1–64 characters; absent: none'
+      })
     ),
     // additionalProperties: false makes the key pattern a rule in both validators: a key that
     // does not match it is an unknown property (without it, such a key was merely unchecked).
@@ -185,7 +199,6 @@ export const ProviderSpec = Type.Object(
       Type.Record(Type.String({ pattern: META_KEY_PATTERN }), StorableText({ maxLength: 512 }), {
         maxProperties: 32,
         additionalProperties: false,
-        default: {},
         description: 'at most 32 entries; keys 1–64 characters without control characters, values up to 512 characters'
       })
     ),

@@ -151,6 +151,13 @@ describe('frames', () => {
       Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/spec\/port Expected integer to be less or equal to 65535/)
     rejects(write({ type: 'deregister', service: 'orders', id: 'o 1' }), Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/id Expected string to match/)
   })
+
+  it('names the values a string enum allows (a WRITE whose protocol is ftp)', () => {
+    const write = (op: unknown): Buffer[] => frames('WRITE', { requestId: 'r', op })
+    const spec = { host: 'h', port: 80, protocol: 'ftp', heartbeat: 'tcp://h:1' }
+    rejects(write({ type: 'register', service: 'orders', id: 'o-1', spec }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/protocol must be one of: http, rpc, pub$/)
+    rejects(write({ type: 'register', service: 'orders', id: 'o-1', spec: { ...spec, protocol: 'toString' } }), Inbound.leaderRouter, /protocol must be one of/)
+  })
 })
 
 describe('text Postgres cannot store (protocol/model.ts, StorableText)', () => {

@@ -14,22 +14,29 @@ import type { LeaderPort } from '../app.js'
 import type { TargetGuard } from '../target-guard.js'
 import {
   badRequestResponse,
+  bodyErrors,
   errorResponse,
+  forbiddenResponse,
+  providerNotFoundResponse,
   ProviderSpecRef,
+  rateLimitedResponse,
   REVISION_HEADER,
+  revisionTimeoutResponse,
+  unauthorizedResponse,
   unavailableResponse
 } from '../schemas/common.js'
 import {
-  Deregistered,
-  MaintenanceBody,
-  OneProvider,
-  ProviderList,
+  DeregisteredResponse,
+  MaintenanceRequestRef,
   ProviderListQuery,
+  ProviderListResponse,
   ProviderParams,
+  ProviderResponse,
+  providerResultResponse,
   ReadQuery,
-  registered,
-  ServiceList,
-  ServiceParams
+  ServiceListResponse,
+  ServiceParams,
+  type ProviderList
 } from '../schemas/services.js'
 
 /** 2 s: the leader publishes right after its commit, so the replica normally has the write
@@ -61,20 +68,20 @@ const MAX_CACHED_LISTS = 1024
 const JSON_UTF8 = 'application/json; charset=utf-8'
 
 const TAGS = ['services']
-/** 401/403 on every protected operation, with the scope it needs. */
-function authErrors (scope: string) {
-  return {
-    401: errorResponse('no token, or an unknown, revoked or expired one (with --auth on); carries WWW-Authenticate: Bearer'),
-    403: errorResponse(`the token lacks ${scope}; the message names the scope needed`)
-  }
-}
 const security = [{ bearer: [] }]
-const writeErrors = authErrors('write of this service (write:<glob> or admin)')
+// The error answers, by kind of operation (with --auth on: 401 and 403 naming the scope).
 const readErrors = {
-  ...authErrors('read of this service (read, read:<glob>, write:<glob> or admin)'),
   400: badRequestResponse,
+  401: unauthorizedResponse,
+  403: forbiddenResponse('read of this service (read, read:<glob>, write:<glob> or admin)'),
   503: unavailableResponse,
-  504: errorResponse('minRevision was not reached in time; the message says the revision reached')
+  504: revisionTimeoutResponse
+}
+const writeErrors = {
+  ...bodyErrors,
+  401: unauthorizedResponse,
+  403: forbiddenResponse('write of this service (write:<glob> or admin)'),
+  503: unavailableResponse
 }
 
 export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = async (app, opts) => {
@@ -83,13 +90,6 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
   const minCheckIntervalMs = opts.minCheckIntervalMs ?? MIN_CHECK_INTERVAL_DEFAULT_MS
   /** Hooks shared by every write route: the write rate limit, when there is one. */
   const writeHooks = opts.writeLimit === undefined ? {} : { onRequest: opts.writeLimit }
-  const rateErrors = {
-    429: errorResponse('the write rate limit (--write-rate) was reached: ROSTER_ERR_RATE_LIMITED, with Retry-After')
-  }
-  const registerErrors = {
-    429: errorResponse('a new provider beyond a quota (ROSTER_ERR_QUOTA_SERVICE, ROSTER_ERR_QUOTA_TOTAL; the message ' +
-      'names the quota and its value), or the write rate limit (--write-rate) reached: ROSTER_ERR_RATE_LIMITED, with Retry-After')
-  }
 
   /** Turns the leader's verdict into an answer, or throws it as the leader's own error. */
   async function settled (result: WriteResult): Promise<number> {
@@ -126,12 +126,13 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
     config: { access: 'authenticated' },
     schema: {
       tags: TAGS,
+      operationId: 'listServices',
       summary: 'List services',
       description: 'Every service that has at least one provider, with its provider and up counts; with --auth on, only the services the token may read.',
       security,
       querystring: ReadQuery,
       // No 403: a token sees the services it may read, possibly none.
-      response: { 200: ServiceList, 400: readErrors[400], 401: readErrors[401], 503: readErrors[503], 504: readErrors[504] }
+      response: { 200: ServiceListResponse, 400: readErrors[400], 401: readErrors[401], 503: readErrors[503], 504: readErrors[504] }
     }
   }, async (req, reply) => {
     await readGate(req.query.minRevision)
@@ -147,11 +148,12 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
     schema: {
       security,
       tags: TAGS,
+      operationId: 'listProviders',
       summary: "List a service's providers",
       description: 'Filters combine: `state`, `protocol`, and `tag` (repeatable; a provider must carry all of them). An unknown service is an empty list.',
       params: ServiceParams,
       querystring: ProviderListQuery,
-      response: { 200: ProviderList, ...readErrors }
+      response: { 200: ProviderListResponse, ...readErrors }
     }
   }, async (req, reply) => {
     const { state, protocol, tag, minRevision } = req.query
@@ -175,10 +177,11 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
     schema: {
       security,
       tags: TAGS,
+      operationId: 'getProvider',
       summary: 'Get one provider',
       params: ProviderParams,
       querystring: ReadQuery,
-      response: { 200: OneProvider, 404: errorResponse('no such provider under this service'), ...readErrors }
+      response: { 200: ProviderResponse, ...readErrors, 404: providerNotFoundResponse }
     }
   }, async (req, reply) => {
     const { service, id } = req.params
@@ -207,6 +210,7 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
     schema: {
       security,
       tags: TAGS,
+      operationId: 'registerProvider',
       summary: 'Register or update a provider',
       description: 'Idempotent. The id is unique across the registry: the same id under another service is a 409. ' +
         'A provider has either a `heartbeat` endpoint or a `check` (http, tcp or ttl). ' +
@@ -214,14 +218,11 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
       params: ProviderParams,
       body: ProviderSpecRef,
       response: {
-        200: registered('updated'),
-        201: registered('registered'),
-        400: badRequestResponse,
+        200: providerResultResponse('updated, or unchanged (the same registration again)'),
+        201: providerResultResponse('registered'),
         ...writeErrors,
         409: errorResponse('the id is registered under another service'),
-        413: errorResponse('the body is larger than 64 KiB'),
-        ...registerErrors,
-        503: unavailableResponse
+        429: rateLimitedResponse('a new provider beyond a quota: ROSTER_ERR_QUOTA_SERVICE or ROSTER_ERR_QUOTA_TOTAL, the message names the quota and its value')
       }
     },
     ...writeHooks
@@ -248,20 +249,19 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
     schema: {
       security,
       tags: TAGS,
+      operationId: 'setProviderMaintenance',
       summary: 'Put a provider in maintenance, or take it out',
       description: 'Enabled: the provider is `maintenance` (event `maintenance`, its `reason` the note given) and out of ' +
         '`state=up` reads until an operator ends it; it survives restarts and re-registrations, and is still watched. ' +
         'Disabled: it is `pending` (event `updated`) until its watcher reports, at once for a provider that kept beating. ' +
         'Idempotent: asking for the mode the provider is already in changes nothing.',
       params: ProviderParams,
-      body: MaintenanceBody,
+      body: MaintenanceRequestRef,
       response: {
-        200: registered('the provider in its new (or unchanged) mode'),
-        400: badRequestResponse,
+        200: providerResultResponse('the provider in its new (or unchanged) mode'),
         ...writeErrors,
-        404: errorResponse('no such provider under this service'),
-        ...rateErrors,
-        503: unavailableResponse
+        404: providerNotFoundResponse,
+        429: rateLimitedResponse()
       }
     },
     ...writeHooks
@@ -277,19 +277,18 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
     schema: {
       security,
       tags: TAGS,
+      operationId: 'renewProviderTtl',
       summary: 'Renew a ttl check',
       description: 'For a provider registered with `"check": { "type": "ttl", "ttlMs": N }`: it is `up` from its first ' +
         'renewal and `down` (reason `ttl-expired`) when none came for ttlMs. No body is needed. Renewals are held in ' +
         "the leader's memory, not stored: only the state changes they cause are.",
       params: ProviderParams,
       response: {
-        200: registered('renewed; the provider as it is now (up, unless held in maintenance or as flapping)'),
-        400: badRequestResponse,
+        200: providerResultResponse('renewed; the provider as it is now (up, unless held in maintenance or as flapping)'),
         ...writeErrors,
-        404: errorResponse('no such provider under this service'),
+        404: providerNotFoundResponse,
         409: errorResponse('the provider has no ttl check'),
-        ...rateErrors,
-        503: unavailableResponse
+        429: rateLimitedResponse()
       }
     },
     ...writeHooks
@@ -304,15 +303,14 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
     schema: {
       security,
       tags: TAGS,
+      operationId: 'deregisterProvider',
       summary: 'Deregister a provider',
       params: ProviderParams,
       response: {
-        200: Deregistered,
-        400: badRequestResponse,
+        200: DeregisteredResponse,
         ...writeErrors,
-        404: errorResponse('no such provider under this service'),
-        ...rateErrors,
-        503: unavailableResponse
+        404: providerNotFoundResponse,
+        429: rateLimitedResponse()
       }
     },
     ...writeHooks

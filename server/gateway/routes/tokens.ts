@@ -8,8 +8,10 @@ import { publicToken, type TokenRecord } from '../../protocol/token-model.js'
 import { hashSecret, newSecret, newTokenId } from '../../common/token-secret.js'
 import type { LeaderPort } from '../app.js'
 import { InvalidTokenRequestError, LeaderRejectedError, TokensNotLoadedError } from '../errors.js'
-import { badRequestResponse, errorResponse, unavailableResponse } from '../schemas/common.js'
-import { CreatedToken, CreateTokenBody, TokenList, TokenParams } from '../schemas/tokens.js'
+import {
+  bodyErrors, errorResponse, forbiddenResponse, unauthorizedResponse, unavailableResponse
+} from '../schemas/common.js'
+import { CreatedTokenResponse, CreateTokenRequestRef, TokenListResponse, TokenParams } from '../schemas/tokens.js'
 import type { TokenTable } from '../token-table.js'
 
 /** 2 s, as for a registration (routes/services.ts): the leader announces the change in a BEAT
@@ -19,10 +21,8 @@ const TOKEN_VISIBLE_WAIT_MS = 2000
 export interface TokensRoutesOptions { leader: LeaderPort, tokens: TokenTable }
 
 const TAGS = ['tokens']
-const authErrors = {
-  401: errorResponse('no token, or an unknown, revoked or expired one; carries WWW-Authenticate: Bearer'),
-  403: errorResponse('the token lacks the admin scope; the message names it')
-}
+const security = [{ bearer: [] }]
+const authErrors = { 401: unauthorizedResponse, 403: forbiddenResponse('the admin scope') }
 
 export const tokensRoutes: FastifyPluginAsyncTypebox<TokensRoutesOptions> = async (app, { leader, tokens }) => {
   async function settled ({ epoch, result }: { epoch: number, result: TokenResult }): Promise<void> {
@@ -36,14 +36,22 @@ export const tokensRoutes: FastifyPluginAsyncTypebox<TokensRoutesOptions> = asyn
     config: { access: 'admin' },
     schema: {
       tags: TAGS,
+      operationId: 'createToken',
       summary: 'Create a token',
       description: 'The answer carries the secret, the only time it is shown: only its hash is stored. ' +
         'Scopes: `read` (every service), `read:<glob>`, `write:<glob>` (register, maintenance, ttl renewal, deregister, ' +
         'and reads, of the matching services), `admin` (everything, tokens included). A glob is service-name characters ' +
         'and `*` for any run of them.',
-      security: [{ bearer: [] }],
-      body: CreateTokenBody,
-      response: { 201: CreatedToken, 400: badRequestResponse, ...authErrors, 429: errorResponse('the token quota (1,000) is reached'), 503: unavailableResponse }
+      security,
+      body: CreateTokenRequestRef,
+      response: {
+        201: CreatedTokenResponse,
+        ...bodyErrors,
+        ...authErrors,
+        409: errorResponse('a token with this id or secret exists already (a random collision): retry'),
+        429: errorResponse('the token quota (1,000) is reached'),
+        503: unavailableResponse
+      }
     }
   }, async (req, reply) => {
     const { name, scopes, expiresAt } = req.body
@@ -67,10 +75,11 @@ export const tokensRoutes: FastifyPluginAsyncTypebox<TokensRoutesOptions> = asyn
     config: { access: 'admin' },
     schema: {
       tags: TAGS,
+      operationId: 'listTokens',
       summary: 'List the tokens',
       description: 'Never their secrets. Expired tokens are listed until revoked.',
-      security: [{ bearer: [] }],
-      response: { 200: TokenList, ...authErrors, 503: unavailableResponse }
+      security,
+      response: { 200: TokenListResponse, ...authErrors, 503: unavailableResponse }
     }
   }, async () => {
     if (!tokens.loaded) throw new TokensNotLoadedError()
@@ -81,13 +90,14 @@ export const tokensRoutes: FastifyPluginAsyncTypebox<TokensRoutesOptions> = asyn
     config: { access: 'admin' },
     schema: {
       tags: TAGS,
+      operationId: 'revokeToken',
       summary: 'Revoke a token',
       description: 'It stops working on every gateway within a second (on this one before the answer).',
-      security: [{ bearer: [] }],
+      security,
       params: TokenParams,
       response: {
         204: { type: 'null', description: 'revoked' },
-        400: badRequestResponse,
+        ...bodyErrors,
         ...authErrors,
         404: errorResponse('no token with this id'),
         503: unavailableResponse
