@@ -27,7 +27,7 @@ declare module 'fastify' {
 
 /** The feed's subprotocol, selected when a client offers it (with `bearer.<secret>` or not). */
 export const FEED_SUBPROTOCOL = 'roster.v1'
-const BEARER_SUBPROTOCOL_PREFIX = 'bearer.'
+export const BEARER_SUBPROTOCOL_PREFIX = 'bearer.'
 /** A secret is 50 characters (roster_ + 43); anything much longer is not one of ours, and is
  *  not worth hashing. */
 const MAX_SECRET_LENGTH = 256
