@@ -58,7 +58,7 @@ export interface GatewayOptions {
   minRevisionWaitMs?: number
   /** Bound on a write's wait for the replica to show it, ms. Default 2000 (routes/services.ts). */
   writeVisibleWaitMs?: number
-  /** `--auth on`: every request but health and the OpenAPI document needs a bearer token
+  /** `--auth on`: every request but health and the OpenAPI and AsyncAPI documents needs a bearer token
    *  (auth.ts). Default false. */
   auth?: boolean
   /** The watch feed's per-client bounds (watch-hub.ts). */

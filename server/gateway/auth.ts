@@ -1,5 +1,5 @@
 // Authentication and authorization at the gateway's edge (`--auth on`). Every request but the
-// open ones (health, the OpenAPI document) must carry `Authorization: Bearer <secret>` (or, on
+// open ones (health, the OpenAPI and AsyncAPI documents) must carry `Authorization: Bearer <secret>` (or, on
 // the WebSocket feed, the subprotocol `bearer.<secret>`, for browsers that cannot set headers):
 // onRequest hashes the secret and looks it up in the token table (401 before any body is read),
 // preHandler checks the route's scope against the validated service name (403 naming the scope).

@@ -2,7 +2,8 @@
 // under @asyncapi/parser, its examples valid under its own schemas, the same registry schemas as
 // the OpenAPI document; and, against a real gateway with real WebSocket clients, the messages,
 // refused upgrades and close codes that only a gateway's own bounds can provoke, each checked
-// against the document. test/e2e/feed-asyncapi.test.ts covers the rest with the whole stack.
+// against the document. test/e2e/feed-asyncapi.test.ts covers the rest (every event kind, auth,
+// 1001 at shutdown) with the whole stack.
 import { readFile } from 'node:fs/promises'
 import { Parser } from '@asyncapi/parser'
 import { describe, expect, it } from 'vitest'
@@ -160,16 +161,6 @@ describe('what a gateway sends, checked against the document', () => {
     garbled.ws.send(Buffer.from([0x68, 0xff, 0xfe]), { binary: false })
     await conforms(big, 1009)
     await conforms(garbled, 1007)
-  })
-
-  it('1001 when the gateway shuts down', async () => {
-    const replica = createReplica()
-    replica.loadSnapshot(0, [])
-    const { app, base } = await gateway({ replica })
-    const c = open(base)
-    await c.received(1)
-    await app.close()
-    await conforms(c, 1001)
   })
 
   it('refuses upgrades with statuses the document lists and bodies its Error schema accepts', async () => {
