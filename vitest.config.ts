@@ -2,14 +2,14 @@
 // or an embedded one) and migrates one template database per run; each test file copies it in
 // milliseconds.
 // Timeouts: hooks that start Roster processes or an embedded Postgres get 30 s.
-// Tests import the client by the package's own name (`roster/client`); the `roster-source`
-// condition of package.json's `exports` resolves it to client/index.ts rather than to the built
-// dist/client, which a test run must not depend on.
-import { defaultServerConditions } from 'vite'
+// Tests import the client by the package's own name (`roster/client`), resolved here to
+// client/index.ts rather than to the built dist/client, which a test run must not depend on
+// (tsconfig.json does the same for the typechecker with the `roster-source` export condition).
+import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
-  ssr: { resolve: { conditions: [...defaultServerConditions, 'roster-source'] } },
+  resolve: { alias: { 'roster/client': fileURLToPath(new URL('./client/index.ts', import.meta.url)) } },
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['./test/helpers/global-setup.ts'],

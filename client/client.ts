@@ -6,7 +6,7 @@ import { GatewayPool } from './gateway-pool.js'
 import { Transport, type Answer, type CallOptions, type RetryInfo } from './transport.js'
 import { RosterResponseError } from './errors.js'
 import type {
-  Deregistration, GatewayHealth, Health, ListFilters, MaintenanceBody, Provider, ProviderList, ProviderSpec, Registered, Registration, ServiceList
+  Deregistration, GatewayHealth, Health, ListFilters, MaintenanceRequest, Provider, ProviderList, ProviderSpec, ProviderResult, Registration, ServiceList
 } from './types.js'
 import { RosterWatch, type WatchOptions } from './watch.js'
 
@@ -118,7 +118,7 @@ export class RosterClient {
   async register (service: string, id: string, spec: ProviderSpec, options?: CallOptions): Promise<Registration> {
     if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new TypeError('register: spec must be an object (the provider\'s host, port, protocol, …)')
     const answer = await this.write('register', 'PUT', providerPath(service, id), spec, options)
-    const body = answer.body as Registered
+    const body = answer.body as ProviderResult
     this.note(body.revision)
     return { provider: body.provider, revision: body.revision, created: answer.status === 201 }
   }
@@ -183,10 +183,10 @@ export class RosterClient {
    * (`PUT /v1/services/{service}/providers/{id}/maintenance`). Idempotent.
    * @throws RosterHttpError 400, 404
    */
-  async maintenance (service: string, id: string, body: MaintenanceBody, options?: CallOptions): Promise<Registered> {
+  async maintenance (service: string, id: string, body: MaintenanceRequest, options?: CallOptions): Promise<ProviderResult> {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TypeError('maintenance: body must be an object ({ enabled, reason? })')
     const answer = await this.write('maintenance', 'PUT', `${providerPath(service, id)}/maintenance`, body, options)
-    const result = answer.body as Registered
+    const result = answer.body as ProviderResult
     this.note(result.revision)
     return result
   }
@@ -196,9 +196,9 @@ export class RosterClient {
    * `up` until `ttlMs` passes without another renewal. Repeating a renewal is harmless.
    * @throws RosterHttpError 404, 409 (the provider has no ttl check)
    */
-  async renew (service: string, id: string, options?: CallOptions): Promise<Registered> {
+  async renew (service: string, id: string, options?: CallOptions): Promise<ProviderResult> {
     const answer = await this.write('renew', 'PUT', `${providerPath(service, id)}/heartbeat`, undefined, options)
-    const result = answer.body as Registered
+    const result = answer.body as ProviderResult
     this.note(result.revision)
     return result
   }

@@ -6,7 +6,7 @@ export { RosterWatch, WATCH_RECONNECT_TIMEOUT_MS, type WatchOptions } from './wa
 export { RosterClientError, RosterHttpError, RosterResponseError, RosterUnavailableError, type AttemptFailure } from './errors.js'
 export type { CallOptions, RetryInfo } from './transport.js'
 export type {
-  Deregistered, Deregistration, EventKind, GatewayHealth, Health, ListFilters, MaintenanceBody, Provider,
-  ProviderList, ProviderProtocol, ProviderSpec, ProviderState, Registered, Registration, ServiceList, ServiceSummary,
+  Deregistered, Deregistration, EventKind, GatewayHealth, Health, ListFilters, MaintenanceRequest, Provider,
+  ProviderList, ProviderProtocol, ProviderSpec, ProviderState, ProviderResult, Registration, ServiceList, ServiceSummary,
   WatchEvent, WatchMessage, WatchSnapshot
 } from './types.js'

@@ -4,13 +4,13 @@
 // builders, Fastify, ZeroMQ, pg) enters the client's import graph.
 import type { EventKind, Provider, ProviderProtocol, ProviderSpec, ProviderState } from '../server/protocol/model.js'
 import type {
-  Deregistered, Health, MaintenanceBody, ProviderList, ProviderListQuery, Registered, ServiceList
+  Deregistered, Health, MaintenanceRequest, ProviderList, ProviderListQuery, ProviderResult, ServiceList
 } from '../server/gateway/schemas/services.js'
 import type { WatchEvent, WatchMessage, WatchSnapshot } from '../server/gateway/schemas/watch.js'
 
 export type {
-  Deregistered, EventKind, Health, MaintenanceBody, Provider, ProviderList, ProviderProtocol,
-  ProviderSpec, ProviderState, Registered, ServiceList, WatchEvent, WatchMessage, WatchSnapshot
+  Deregistered, EventKind, Health, MaintenanceRequest, Provider, ProviderList, ProviderProtocol,
+  ProviderSpec, ProviderState, ProviderResult, ServiceList, WatchEvent, WatchMessage, WatchSnapshot
 }
 
 /** One entry of `services()`: a service's name, its provider count and how many are up. */
@@ -20,7 +20,7 @@ export type ServiceSummary = ServiceList['services'][number]
 export type ListFilters = Omit<ProviderListQuery, 'minRevision' | 'tag'> & { tag?: string | readonly string[] }
 
 /** The answer to `register()`: the provider as stored and the revision of the write. */
-export interface Registration extends Registered {
+export interface Registration extends ProviderResult {
   /**
    * True when the gateway answered 201 (a new provider). A call that was retried on another
    * gateway after an attempt that may have been stored reports what the last attempt saw: false

@@ -305,7 +305,7 @@ async function main (): Promise<void> {
     watchBufferBytes: Number(config['watch-buffer-bytes'])
   }
   const authLine = auth
-    ? 'on: every request but /v1/health and /openapi.json needs Authorization: Bearer <secret>'
+    ? 'on: every request but /v1/health, /openapi.json and /asyncapi.json needs Authorization: Bearer <secret>'
     : 'off: anyone who can reach this loopback address can read and write (--auth on to require tokens)'
   const allowTargets = parseAllowTargets(config['allow-targets'])
   if (role === 'up' || role === 'worker') stoppers.push(await startWorker(candidates, log, { allowTargets, clusterKeys }))

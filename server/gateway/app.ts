@@ -15,12 +15,13 @@ import { createReadGate, MIN_REVISION_WAIT_MS } from './read-gate.js'
 import type { Replica } from './replica.js'
 import { healthRoutes } from './routes/health.js'
 import { openapiRoutes } from './routes/openapi.js'
+import { asyncapiRoutes } from './routes/asyncapi.js'
 import { MIN_CHECK_INTERVAL_DEFAULT_MS, servicesRoutes, WRITE_VISIBLE_WAIT_MS } from './routes/services.js'
 import { watchRoutes } from './routes/watch.js'
 import { components, swaggerOptions } from './schemas/openapi.js'
 import { createTargetGuard } from './target-guard.js'
 import { finiteNumbersOnly, formatValidationErrors, type Validate } from './validation.js'
-import { createWatchHub, type WatchLimits } from './watch-hub.js'
+import { createWatchHub, WATCH_MAX_INBOUND_BYTES, type WatchLimits } from './watch-hub.js'
 import { writeRateLimit } from './write-rate.js'
 import { FEED_SUBPROTOCOL, installAuth, logSafeRequest } from './auth.js'
 import { createTokenTable, type TokenTable } from './token-table.js'
@@ -56,7 +57,7 @@ export interface GatewayOptions {
   minRevisionWaitMs?: number
   /** Bound on a write's wait for the replica to show it, ms. Default 2000 (routes/services.ts). */
   writeVisibleWaitMs?: number
-  /** `--auth on`: every request but health and the OpenAPI document needs a bearer token
+  /** `--auth on`: every request but health and the OpenAPI and AsyncAPI documents needs a bearer token
    *  (auth.ts). Default false. */
   auth?: boolean
   /** The watch feed's per-client bounds (watch-hub.ts). */
@@ -82,8 +83,6 @@ const DROP_LOG_INTERVAL_MS = 10_000
  *  64 + 512) is under 24 KiB of JSON, so anything bigger is a mistake or an attack. */
 export const BODY_LIMIT_BYTES = 64 * 1024
 
-/** Clients never need to send anything on the feed; ws closes with 1009 above this. */
-const WATCH_MAX_INBOUND_BYTES = 4096
 
 const buildAjv = AjvCompiler()
 
@@ -207,6 +206,7 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
   await app.register(watchRoutes, { replica, hub })
   await app.register(tokensRoutes, { leader, tokens })
   await app.register(openapiRoutes)
+  await app.register(asyncapiRoutes)
   return app
 }
 

@@ -1,5 +1,5 @@
 // Authentication and authorization at the gateway's edge (`--auth on`). Every request but the
-// open ones (health, the OpenAPI document) must carry `Authorization: Bearer <secret>` (or, on
+// open ones (health, the OpenAPI and AsyncAPI documents) must carry `Authorization: Bearer <secret>` (or, on
 // the WebSocket feed, the subprotocol `bearer.<secret>`, for browsers that cannot set headers):
 // onRequest hashes the secret and looks it up in the token table (401 before any body is read),
 // preHandler checks the route's scope against the validated service name (403 naming the scope).
@@ -27,7 +27,7 @@ declare module 'fastify' {
 
 /** The feed's subprotocol, selected when a client offers it (with `bearer.<secret>` or not). */
 export const FEED_SUBPROTOCOL = 'roster.v1'
-const BEARER_SUBPROTOCOL_PREFIX = 'bearer.'
+export const BEARER_SUBPROTOCOL_PREFIX = 'bearer.'
 /** A secret is 50 characters (roster_ + 43); anything much longer is not one of ours, and is
  *  not worth hashing. */
 const MAX_SECRET_LENGTH = 256

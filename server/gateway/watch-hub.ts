@@ -8,6 +8,7 @@ import type { Change, Provider } from '../protocol/model.js'
 import type { FastifyBaseLogger } from 'fastify'
 import type { LeaderPort } from './app.js'
 import type { Replica } from './replica.js'
+import type { WatchEvent, WatchSnapshot } from './schemas/watch.js'
 
 /** Close codes the feed uses (4000–4999 are the application's range, RFC 6455 §7.4.2). */
 export const WatchCloseCode = {
@@ -16,6 +17,9 @@ export const WatchCloseCode = {
   tryAgainLater: 1013,
   tooFarBehind: 4008
 } as const
+
+/** Clients never need to send anything on the feed; ws closes with 1009 above this. */
+export const WATCH_MAX_INBOUND_BYTES = 4096
 
 export interface WatchLimits {
   /** Bytes a live client's socket may hold unsent (ws `bufferedAmount`) before it is dropped.
@@ -66,6 +70,39 @@ export const DEFAULT_WATCH_LIMITS: WatchLimits = {
   maxClients: 50_000,
   maxTotalBufferedBytes: 256 * 1024 * 1024,
   maxLeaderCatchUps: 2
+}
+
+/** When the hub closes with each code and what a client does then, as the feed's AsyncAPI
+ *  document publishes it (asyncapi.ts). Keyed like WatchCloseCode, so that a new code cannot
+ *  be added without saying what it means to clients. */
+export const WATCH_CLOSE_MEANINGS: Record<keyof typeof WatchCloseCode, { reason: string, when: string, client: string }> = {
+  goingAway: {
+    reason: 'going away',
+    when: 'the gateway is shutting down (also an upgrade that arrives while it shuts down)',
+    client: 'reconnect at once, to another gateway if there is one, with since=<the last revision you processed>'
+  },
+  tooFarBehind: {
+    reason: 'too far behind; resume with since=N',
+    when: `the client fell too far behind: more than ${DEFAULT_WATCH_LIMITS.maxBufferedBytes / 1024 / 1024} MiB unsent, ` +
+      `more than ${DEFAULT_WATCH_LIMITS.maxPendingChanges.toLocaleString('en')} changes queued while it caught up (the defaults), ` +
+      'or it is among the slowest when all clients together hold more than --watch-buffer-bytes; every frame up to N was sent before the close',
+    client: 'process what arrived, then reconnect with since=N (the last revision you processed); read faster or watch fewer services if it recurs'
+  },
+  tryAgainLater: {
+    reason: 'too many watchers; retry later or elsewhere',
+    when: 'the gateway already serves --max-watchers clients and this upgrade raced past the check that normally answers 503',
+    client: 'reconnect after a second, or to another gateway, with since=<the last revision you processed>'
+  },
+  internalError: {
+    reason: 'internal error; resume with since=N',
+    when: 'the gateway failed to serve this client (a bug; it is logged)',
+    client: 'reconnect with since=N, with a growing delay if it recurs'
+  }
+}
+
+/** A close reason that tells the client where to resume: the documented reason with its N. */
+function resumeReason (code: 'tooFarBehind' | 'internalError', cursor: number): string {
+  return WATCH_CLOSE_MEANINGS[code].reason.replace('N', String(cursor))
 }
 
 export interface WatchRequest {
@@ -133,14 +170,16 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
     return client.readable === null || client.readable(change.provider.service)
   }
 
+  // Typed by the schemas that the AsyncAPI document publishes (schemas/watch.ts), so that a
+  // frame and its documentation cannot drift apart.
   function eventFrame (change: Change): string {
-    return JSON.stringify({ type: 'event', revision: change.revision, event: change.event, provider: change.provider })
+    const message: WatchEvent = { type: 'event', revision: change.revision, event: change.event, provider: change.provider }
+    return JSON.stringify(message)
   }
 
   function snapshotFrame (revision: number, reset: boolean, providers: Provider[]): Buffer {
-    return Buffer.from(JSON.stringify(
-      reset ? { type: 'snapshot', reset: true, revision, providers } : { type: 'snapshot', revision, providers }
-    ))
+    const message: WatchSnapshot = reset ? { type: 'snapshot', reset: true, revision, providers } : { type: 'snapshot', revision, providers }
+    return Buffer.from(JSON.stringify(message))
   }
 
   // Clients of every service share one snapshot Buffer per revision: after a gateway dies, its
@@ -174,7 +213,7 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
   }
 
   function dropBehind (client: Client): void {
-    drop(client, WatchCloseCode.tooFarBehind, `too far behind; resume with since=${client.cursor}`)
+    drop(client, WatchCloseCode.tooFarBehind, resumeReason('tooFarBehind', client.cursor))
   }
 
   // The replica calls this synchronously for every applied change, in revision order. It must
@@ -213,7 +252,7 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
         }
       } catch (err) {
         log.error({ err }, 'watch fan-out failed for one client')
-        drop(client, WatchCloseCode.internalError, `internal error; resume with since=${client.cursor}`)
+        drop(client, WatchCloseCode.internalError, resumeReason('internalError', client.cursor))
       }
     }
     if (totalBuffered > limits.maxTotalBufferedBytes) shedSlowest(loaded, totalBuffered)
@@ -423,7 +462,7 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
     task().catch((err: unknown) => {
       if (stale(client, generation)) return
       log.error({ err }, 'watch catch-up failed')
-      drop(client, WatchCloseCode.internalError, `internal error; resume with since=${client.cursor}`)
+      drop(client, WatchCloseCode.internalError, resumeReason('internalError', client.cursor))
     })
   }
 
@@ -434,12 +473,12 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
 
     accept (socket, request) {
       if (closing !== null) {
-        socket.close(WatchCloseCode.goingAway, 'going away')
+        socket.close(WatchCloseCode.goingAway, WATCH_CLOSE_MEANINGS.goingAway.reason)
         return
       }
       // The route refuses upgrades at the bound; this catches the few that raced past it.
       if (clients.size >= limits.maxClients) {
-        socket.close(WatchCloseCode.tryAgainLater, 'too many watchers; retry later or elsewhere')
+        socket.close(WatchCloseCode.tryAgainLater, WATCH_CLOSE_MEANINGS.tryAgainLater.reason)
         return
       }
       const client: Client = {
@@ -467,7 +506,7 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
         clearInterval(pinger)
         unsubscribe()
         const sockets = [...clients].map((c) => c.socket)
-        for (const client of [...clients]) drop(client, WatchCloseCode.goingAway, 'going away')
+        for (const client of [...clients]) drop(client, WatchCloseCode.goingAway, WATCH_CLOSE_MEANINGS.goingAway.reason)
         const closed = Promise.all(sockets.map((s) => new Promise<void>((resolve) => {
           if (s.readyState === 3) resolve()
           else s.once('close', () => resolve())

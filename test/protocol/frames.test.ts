@@ -153,9 +153,9 @@ describe('frames', () => {
   })
 
   it('names the values a string enum allows (a WRITE whose protocol is ftp)', () => {
-    const write = (op: unknown): Buffer[] => frames('WRITE', { requestId: 'r', op })
+    const write = (op: unknown): Buffer[] => frames('WRITE', { writes: [{ requestId: 'r', op }] })
     const spec = { host: 'h', port: 80, protocol: 'ftp', heartbeat: 'tcp://h:1' }
-    rejects(write({ type: 'register', service: 'orders', id: 'o-1', spec }), Inbound.leaderRouter, /^WRITE: body\/op\/spec\/protocol must be one of: http, rpc, pub$/)
+    rejects(write({ type: 'register', service: 'orders', id: 'o-1', spec }), Inbound.leaderRouter, /^WRITE: body\/writes\/0\/op\/spec\/protocol must be one of: http, rpc, pub$/)
     rejects(write({ type: 'register', service: 'orders', id: 'o-1', spec: { ...spec, protocol: 'toString' } }), Inbound.leaderRouter, /protocol must be one of/)
   })
 })

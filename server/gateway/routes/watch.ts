@@ -7,16 +7,27 @@ import { readableBy } from '../auth.js'
 import { canRead } from '../../protocol/scopes.js'
 import { ForbiddenError, NotReadyError, TooManyWatchersError, UpgradeRequiredError } from '../errors.js'
 import type { Replica } from '../replica.js'
-import { badRequestResponse, errorResponse, unavailableResponse } from '../schemas/common.js'
+import { errorResponse } from '../schemas/common.js'
 import { WatchQuery } from '../schemas/watch.js'
 import type { WatchHub } from '../watch-hub.js'
 
 export interface WatchRoutesOptions { replica: Replica, hub: WatchHub }
 
+/** The HTTP answers to an upgrade that is refused before it happens, each saying what the
+ *  client does next. The route declares them and the AsyncAPI document publishes them
+ *  (asyncapi.ts). The errors' bodies are the REST API's `Error`. */
+export const watchUpgradeResponses = {
+  400: errorResponse('a bad query (`service` or `since`); the message names the parameter: fix the query, retrying will not help'),
+  401: errorResponse('with --auth on: no token, or an unknown, revoked or expired one; send a valid one in `Authorization: Bearer …` or the subprotocol `bearer.<secret>`'),
+  403: errorResponse('with --auth on: a `service` the token may not read; the message names the scope needed (`needs read:<service>`)'),
+  426: errorResponse('a plain HTTP request: connect with a WebSocket client'),
+  503: errorResponse('no snapshot yet, no token list yet (--auth on), or --max-watchers clients already: retry after Retry-After (1 s), or use another gateway')
+}
+
 export const watchRoutes: FastifyPluginAsyncTypebox<WatchRoutesOptions> = async (app, { replica, hub }) => {
   // The handler/wsHandler form (rather than `websocket: true`) lets a plain GET get a 426 that
   // says what the URL is, instead of the plugin's empty 404. Hidden by hand, since only
-  // `websocket: true` hides a route: OpenAPI cannot describe the feed (README does).
+  // `websocket: true` hides a route: OpenAPI cannot describe the feed (/asyncapi.json does).
   app.route({
     method: 'GET',
     url: '/v1/watch',
@@ -27,13 +38,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<WatchRoutesOptions> = async 
       tags: ['watch'],
       summary: 'The change feed (WebSocket)',
       querystring: WatchQuery,
-      response: {
-        400: badRequestResponse,
-        401: errorResponse('no token, or an unknown, revoked or expired one (with --auth on)'),
-        403: errorResponse('a `service` the token may not read; the message names the scope needed'),
-        426: errorResponse('a plain HTTP request: connect with a WebSocket client'),
-        503: unavailableResponse
-      }
+      response: watchUpgradeResponses
     },
     // Runs before the upgrade: a client gets a plain 503 + Retry-After, as REST reads do.
     preHandler: async (req) => {

@@ -28,7 +28,7 @@ const API_DESCRIPTION = [
   'header `X-Roster-Revision`); `?minRevision=N` reads your own writes through any gateway.',
   '',
   'The change feed is a WebSocket at `GET /v1/watch?service=…&since=…`, which OpenAPI cannot',
-  'describe: its messages (`snapshot`, `event`, resume and close codes) are documented in the README.',
+  'describe: its messages (`snapshot`, `event`), resume and close codes are in the AsyncAPI document at `/asyncapi.json`.',
   '',
   'With `--auth on`, every operation but `/v1/health` needs `Authorization: Bearer <secret>` (a token',
   'from `POST /v1/tokens`); the feed also accepts the WebSocket subprotocols `bearer.<secret>, roster.v1`.'
@@ -75,7 +75,7 @@ export const swaggerOptions: SwaggerOptions = {
       { name: 'services', description: 'register, deregister and look up providers' },
       { name: 'health', description: 'this gateway and its link to the leader' },
       { name: 'tokens', description: 'API tokens and their scopes (admin only)' },
-      { name: 'watch', description: 'the change feed is a WebSocket at /v1/watch, documented in the README (WebSocket routes are not part of this document)' }
+      { name: 'watch', description: 'the change feed is a WebSocket at /v1/watch, described by the AsyncAPI document at /asyncapi.json (WebSocket routes are not part of this document)' }
     ],
     components: {
       securitySchemes: {
