@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `roster` command. Roster is written in TypeScript; Node runs it as JavaScript that esbuild
-// bundles from server/ into dist/ (gitignored), built here whenever it is missing or older than
+// bundles from server/ (and client/, roster/client, which the people commands use) into dist/ (gitignored), built here whenever it is missing or older than
 // a source, so that a clone works right after `npm install` with no build step of its own.
 // Why not run the sources through a loader such as tsx: its hooks run on an extra thread with
 // its own V8 heap and keep an esbuild service process alive, about 50 MB of RSS in all, paid by
@@ -18,10 +18,10 @@ const OUT_DIR = join(ROOT, 'dist', 'server')
 const ENTRIES = [{ in: 'server/cli.ts', out: 'cli' }, { in: 'server/up/gateway-thread.ts', out: 'gateway-thread' }]
 const MAIN = join(OUT_DIR, 'cli.js')
 
-/** The newest modification time of what the bundle is made of: server/ and this build script. */
+/** The newest modification time of what the bundle is made of: server/, client/ and this build script. */
 function newestSource () {
   let newest = statSync(fileURLToPath(import.meta.url)).mtimeMs
-  const stack = [join(ROOT, 'server')]
+  const stack = [join(ROOT, 'server'), join(ROOT, 'client')]
   for (let dir = stack.pop(); dir !== undefined; dir = stack.pop()) {
     // A directory's own time changes when a file in it is deleted or renamed.
     newest = Math.max(newest, statSync(dir).mtimeMs)

@@ -1,6 +1,9 @@
-// `roster up|leader|worker|gateway`: the only module that reads process.env and argv, installs
-// signal handlers and listens. It validates the configuration, wires the roles with plain
-// factories, prints what it serves, and shuts everything down in order on SIGINT/SIGTERM.
+// `roster <command>`: the only module that reads process.env and argv, installs signal handlers
+// and listens. It dispatches the people commands (ls, get, watch, register, deregister,
+// maintenance: server/cli/people.ts), `token` and `keys`; for the roles (up, leader, worker,
+// gateway) it validates the configuration, wires the roles with plain factories, prints what it
+// serves, and shuts everything down in order on SIGINT/SIGTERM. Every command parses its flags
+// with node:util parseArgs, and lays out its help with server/cli/help.ts.
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { createSecureContext } from 'node:tls'
@@ -11,6 +14,9 @@ import { CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS } from './protocol/model.j
 import { leaderBindProblem, loadClusterKeys, writeClusterKeys, type ClusterKeys } from './protocol/cluster-keys.js'
 import { CONNECTION_TIMEOUT_MS, HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from './gateway/http-limits.js'
 import { createLog } from './common/log.js'
+import { helpTable, helpWidth, type HelpRow } from './cli/help.js'
+import { peopleCommand } from './cli/people.js'
+import { isPeopleCommand, peopleCommandRows } from './cli/people-args.js'
 import { startGateway, startLeader, startWorker, type Stopper } from './roles.js'
 import { tokenCommand } from './token-command.js'
 import { createLocalEndpoint, type LocalEndpoint } from './up/local-endpoint.js'
@@ -58,9 +64,6 @@ const FLAGS: Record<string, Flag> = {
   'log-level': { env: ['ROSTER_LOG_LEVEL'], help: 'fatal, error, warn, info, debug or silent', roles: ['up', 'leader', 'worker', 'gateway'], default: 'info' }
 }
 
-/** The help's flag column: as wide as the longest flag name. */
-const FLAG_COLUMN = Math.max(...Object.keys(FLAGS).map((name) => name.length))
-
 const ROLES: Record<Role, string> = {
   up: 'all three roles in one process, the gateway on a thread of its own (what `npm start` runs)',
   leader: 'the registry\'s only writer; start several for standbys',
@@ -70,23 +73,30 @@ const ROLES: Record<Role, string> = {
 
 function usage (role?: Role): string {
   if (role === undefined) {
+    const people = peopleCommandRows()
+    const running: HelpRow[] = [
+      ...Object.entries(ROLES),
+      ['token', 'create, list and revoke API tokens (roster token --help)'],
+      ['keys generate FILE', 'write new cluster keys for --cluster-keys (mode 0600)']
+    ]
+    const width = helpWidth(people, running)
     return [
-      'Usage: roster <command> [flags]', '',
-      'Commands:',
-      ...Object.entries(ROLES).map(([r, h]) => `  ${r.padEnd(9)} ${h}`),
-      `  ${'token'.padEnd(9)} create, list and revoke API tokens (roster token --help)`,
-      `  ${'keys'.padEnd(9)} keys generate FILE [--force]: write new cluster keys for --cluster-keys (mode 0600)`,
+      'Usage: roster <command> [arguments] [flags]', '',
+      'The registry (against the gateways at --url, default http://127.0.0.1:7070, or ROSTER_URL):',
+      ...helpTable(people, width), '',
+      'Running Roster:',
+      ...helpTable(running, width),
       '', 'Run `roster <command> --help` for its flags.'
     ].join('\n')
   }
-  const lines = [`Usage: roster ${role} [flags]`, '', ROLES[role], '', 'Flags (environment twin in brackets):']
-  for (const [name, f] of Object.entries(FLAGS)) {
-    if (!f.roles.includes(role)) continue
+  const rows = Object.entries(FLAGS).filter(([, f]) => f.roles.includes(role)).map(([name, f]) => {
     const def = f.default === undefined ? '' : ` (default ${f.default})`
-    lines.push(`  --${name.padEnd(FLAG_COLUMN)} ${f.help}${def} [${f.env.join(', ')}]`)
-  }
-  lines.push(`  --${'help'.padEnd(FLAG_COLUMN)} show this help`)
-  return lines.join('\n')
+    return [`--${name}`, `${f.help}${def} [${f.env.join(', ')}]`] as const
+  })
+  return [
+    `Usage: roster ${role} [flags]`, '', ROLES[role], '', 'Flags (environment twin in brackets):',
+    ...helpTable([...rows, ['--help', 'show this help']])
+  ].join('\n')
 }
 
 type Config = Record<keyof typeof FLAGS, string | undefined>
@@ -157,6 +167,10 @@ async function main (): Promise<void> {
   }
   if (command === 'keys') {
     process.exitCode = keysCommand(rest)
+    return
+  }
+  if (isPeopleCommand(command)) {
+    process.exitCode = await peopleCommand(command, rest, process.env)
     return
   }
   if (!(command in ROLES) && command !== 'token') {
