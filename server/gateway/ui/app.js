@@ -208,7 +208,7 @@ function render () {
   })
   rowCache = nextRows
   if (shown.length === 0) {
-    const td = el('td', 'empty', model.revision === null ? 'loading…' : 'no provider matches')
+    const td = el('td', 'empty', model.revision === null ? 'waiting for the feed' : 'no provider matches')
     td.colSpan = 7
     shown.push(el('tr', null, td))
   }
