@@ -157,7 +157,7 @@ async function pollHealth () {
     const body = await res.json()
     const connected = body?.leader === 'connected'
     setText(ui.leader, connected ? 'connected' : 'unavailable', connected ? 'up' : 'down')
-    setText(ui.gatewayRevision, `at revision ${Number(body?.revision)}`)
+    setText(ui.gatewayRevision, Number.isSafeInteger(body?.revision) ? `at revision ${body.revision}` : '–')
   } catch {
     setText(ui.leader, 'gateway unreachable', 'down')
     setText(ui.gatewayRevision, '–')
