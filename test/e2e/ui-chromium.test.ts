@@ -214,7 +214,7 @@ describe('the dashboard at /ui, in Chromium', () => {
 
       // The revision shown is the registry's; the leader link comes from /v1/health.
       const health = await call('GET', `${c.url}/v1/health`)
-      expect(await textOf(page, '#revision')).toBe(String(health.body.revision))
+      await page.waitForFunction((r) => document.querySelector('#revision')?.textContent === String(r), health.body.revision, { timeout: 5000 })
       await page.waitForFunction(() => document.querySelector('#leader')?.textContent === 'connected', undefined, { timeout: 5000 })
       expect(await textOf(page, '#feed')).toBe('live')
       await screenshot(page, 'dashboard-down.png')
@@ -262,7 +262,7 @@ describe('the dashboard at /ui, in Chromium', () => {
       e2.kill('SIGKILL')
       await e2.exited
       const restarted = await startGateway(c.bind, c.port)
-      await waitForState(page, 'orders-2', 'down', 20_000)
+      await waitForState(page, 'orders-2', 'down', 40_000)
       expect(await stateOf(page, 'orders-1')).toBe('up')
       const resumed = d.sockets.at(-1) as Dashboard['sockets'][number]
       expect(resumed.url).toBe(`${c.url.replace('http', 'ws')}/v1/watch?since=${seen}`)
@@ -278,7 +278,7 @@ describe('the dashboard at /ui, in Chromium', () => {
       spawnRoster(['leader', '--bind', otherBind, ...storageFlags(other)])
       await startGateway(otherBind, c.port)
       await register(c.url, 'inventory', 'fresh-1', { heartbeat: NOBODY })
-      await waitForState(page, 'fresh-1', 'pending', 20_000)
+      await waitForState(page, 'fresh-1', 'pending', 40_000)
       await waitForState(page, 'orders-1', null)
       expect(await shownIds(page)).toEqual(['fresh-1'])
       const last = d.sockets.at(-1) as Dashboard['sockets'][number]
