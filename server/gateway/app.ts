@@ -26,6 +26,7 @@ import { writeRateLimit } from './write-rate.js'
 import { FEED_SUBPROTOCOL, installAuth, logSafeRequest } from './auth.js'
 import { createTokenTable, type TokenTable } from './token-table.js'
 import { tokensRoutes } from './routes/tokens.js'
+import { uiRoutes } from './routes/ui.js'
 import { defaultHttpLimits, type HttpLimits } from './http-limits.js'
 import { RequestLogAtDebug } from './request-log.js'
 
@@ -207,6 +208,7 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
   await app.register(tokensRoutes, { leader, tokens })
   await app.register(openapiRoutes)
   await app.register(asyncapiRoutes)
+  await app.register(uiRoutes)
   return app
 }
 
