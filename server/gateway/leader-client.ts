@@ -164,6 +164,10 @@ export function createLeaderClient (opts: LeaderClientOptions): LeaderClient {
       if (msg.body.epoch < epoch) { stats.fencedEvents++; continue }
       if (msg.verb === 'EVENT') {
         for (const change of msg.body.changes) offer(change)
+      } else if (msg.verb === 'LAST_SEEN') {
+        // Freshness, not a change: applied to whatever the replica holds now, even mid-repair
+        // (an event held meanwhile brings its own lastSeen, and the next LAST_SEEN comes in 0.5 s).
+        replica.refreshLastSeen(msg.body.seen)
       } else {
         if (msg.body.revision > replica.revision && syncing === null) {
           // The tail of the feed was lost (no later event revealed the gap): fetch it.

@@ -20,11 +20,20 @@ export interface Replica {
   readonly revision: number
   /** False until the first snapshot: before it, the replica knows nothing it could answer. */
   readonly ready: boolean
+  /** Moves whenever what a read returns may have changed: at every change and snapshot, like the
+   *  revision, and also at every lastSeen refresh, which has no revision. Caches of what reads
+   *  return key on it. */
+  readonly version: number
   /** Replaces everything; history restarts at `revision`; listeners get `reset`. */
   loadSnapshot: (revision: number, providers: readonly Provider[]) => void
   /** Applies a change only when it is `revision + 1`: older is a duplicate, newer is a gap the
    *  caller must repair (missing range or snapshot). Before the first snapshot: always a gap. */
   apply: (change: Change) => ApplyOutcome
+  /** Sets the lastSeen of known providers (a LAST_SEEN from the leader: `[id, ms]` pairs) where
+   *  it is later than the replica's and the provider is `up` or in `maintenance`. Not a change:
+   *  the revision, the history and the listeners are untouched, since lastSeen moving is not an
+   *  event. Returns how many providers it moved. */
+  refreshLastSeen: (seen: ReadonlyArray<readonly [string, number]>) => number
   /** Providers, sorted by id, of one service or of all (sorted by service, then id). */
   providers: (service?: string) => Provider[]
   provider: (id: string) => Provider | undefined
@@ -76,7 +85,10 @@ export function createReplica (opts: ReplicaOptions = {}): Replica {
     return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
   }
 
+  let version = 0
+
   function invalidate (service: string): void {
+    version++
     listCache.delete(service)
     allCache = null
     servicesCache = null
@@ -154,6 +166,7 @@ export function createReplica (opts: ReplicaOptions = {}): Replica {
   return {
     get revision () { return revision },
     get ready () { return ready },
+    get version () { return version },
 
     loadSnapshot (snapshotRevision, providers) {
       if (!Number.isInteger(snapshotRevision) || snapshotRevision < 0) {
@@ -186,6 +199,24 @@ export function createReplica (opts: ReplicaOptions = {}): Replica {
       settleWaiters()
       notify((l) => l.change(change))
       return 'applied'
+    },
+
+    refreshLastSeen (seen) {
+      let moved = 0
+      for (const [id, ms] of seen) {
+        const p = byId.get(id)
+        // Pending and down providers get their lastSeen from their next event (the leader sends
+        // none for them either); this also keeps a late value off a provider watched anew.
+        if (p === undefined || (p.state !== 'up' && p.state !== 'maintenance')) continue
+        if (p.lastSeen !== null && Date.parse(p.lastSeen) >= ms) continue
+        // A new object, as for a change: a read that already holds the old one is not altered.
+        const fresh = { ...p, lastSeen: new Date(ms).toISOString() }
+        byId.set(id, fresh)
+        byService.get(p.service)?.set(id, fresh)
+        invalidate(p.service)
+        moved++
+      }
+      return moved
     },
 
     providers (service) {

@@ -182,12 +182,14 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
     return Buffer.from(JSON.stringify(message))
   }
 
-  // Clients of every service share one snapshot Buffer per revision: after a gateway dies, its
-  // clients reconnect here together, and a copy of the whole registry each would not fit.
-  let snapshotCache: { revision: number, reset: boolean, frame: Buffer } | null = null
+  // Clients of every service share one snapshot Buffer per replica version (a revision, or a
+  // lastSeen refresh: at most two a second): after a gateway dies, its clients reconnect here
+  // together, and a copy of the whole registry each would not fit.
+  let snapshotCache: { revision: number, version: number, reset: boolean, frame: Buffer } | null = null
   function fullSnapshot (revision: number, reset: boolean): Buffer {
-    if (snapshotCache?.revision !== revision || snapshotCache.reset !== reset) {
-      snapshotCache = { revision, reset, frame: snapshotFrame(revision, reset, replica.providers()) }
+    const version = replica.version
+    if (snapshotCache?.revision !== revision || snapshotCache.version !== version || snapshotCache.reset !== reset) {
+      snapshotCache = { revision, version, reset, frame: snapshotFrame(revision, reset, replica.providers()) }
     }
     return snapshotCache.frame
   }

@@ -24,6 +24,7 @@ import type { LeaderLock } from '../store/leader-lock.js'
 import { everyAfterReads } from '../common/after-reads.js'
 import type { Log } from '../common/log.js'
 import { createAssignment, type Assignment } from './assignment.js'
+import { acceptSeen, freshEvents, keepFresher, withLastSeen } from './last-seen.js'
 import { createFlapDamper, DEFAULT_FLAP_DAMPING, type FlapDamper, type FlapDampingConfig } from './flap-damping.js'
 import { createObserverQuorum, type ObserverQuorum } from './quorum.js'
 import { createProviderCounts, DEFAULT_QUOTAS, type MutableCounts, type QuotaLimits } from './quota.js'
@@ -176,6 +177,9 @@ interface Term {
   readLoop: Promise<void>
   /** Set while this term's sockets need the process's ZAP handler (cluster-keys.ts). */
   releaseZap?: () => Promise<void>
+  /** lastSeen values accepted since the last LAST_SEEN, and the flush that will publish them. */
+  seenOut: Map<string, number>
+  seenFlush: NodeJS.Immediate | null
 }
 
 export function createLeader ({ store, tokens: tokenStore, lock, log, config }: LeaderDeps): Leader {
@@ -294,7 +298,9 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       tokenGeneration: 0,
       tokenChain: Promise.resolve(),
       loop: Promise.resolve(),
-      readLoop: Promise.resolve()
+      readLoop: Promise.resolve(),
+      seenOut: new Map(),
+      seenFlush: null
     }
     const now = Date.now()
     for (const p of t.state.values()) {
@@ -416,6 +422,7 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
     term = null
     for (const timer of t.timers) clearInterval(timer)
     if (t.flushTimer) clearTimeout(t.flushTimer)
+    if (t.seenFlush) clearImmediate(t.seenFlush)
     t.wake?.()
     // Sockets first: followers see the connection close and fail over at once, instead of
     // waiting out their silence bound behind a commit that may hang (Postgres unreachable).
@@ -463,6 +470,9 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
           const p = t.state.get(obs.providerId)
           if (p !== undefined && needsWorker(p)) t.assignment.addProvider(obs.providerId, workerId)
         }
+        // The stored lastSeen is as of the provider's last commit: a new leader learns the
+        // current one here, before the worker's next summary.
+        for (const obs of observations) if (obs.state === 'up' && obs.lastSeen !== null) noteSeen(t, workerId, obs.providerId, obs.lastSeen, now)
         enqueueObservations(t, workerId, observations)
         t.dirtyWorkers.add(workerId)
         rebalance(t)
@@ -475,6 +485,9 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
         enqueue(t, { kind: 'ack', identity, seq })
         return
       }
+      case 'SEEN':
+        for (const [providerId, lastSeen] of msg.body.seen) noteSeen(t, msg.body.workerId, providerId, lastSeen, now)
+        return
       case 'BYE':
         t.readied.delete(msg.body.workerId)
         if (t.workers.remove(msg.body.workerId)) dropWorker(t, msg.body.workerId)
@@ -516,7 +529,8 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       store.changesSince(body.revision, body.limit).then(
         ({ available, changes }) => {
           // One page of bytes at most: the gateway asks again from the last revision it got.
-          reply(t, identity, 'EVENTS', { requestId: body.requestId, epoch: t.epoch, available, events: pageByBytes(changes)[0] ?? [], head: t.head })
+          const events = freshEvents(pageByBytes(changes)[0] ?? [], (id) => t.state.get(id))
+          reply(t, identity, 'EVENTS', { requestId: body.requestId, epoch: t.epoch, available, events, head: t.head })
         },
         (err) => log.warn({ err }, 'could not read the change log; the gateway will retry')
       ).finally(() => {
@@ -570,6 +584,35 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       const judged = t.quorum.observe(workerId, obs, watchers, stored.state)
       if (judged !== null) enqueue(t, { kind: 'observe', obs: judged })
     }
+  }
+
+  /** A worker's word that it saw `providerId` at `lastSeen` (a SEEN entry, or an up provider in
+   *  its READY): kept if acceptSeen says so, else ignored without a word (late, duplicate and
+   *  hostile entries look alike, and a log line per entry would be a flood). */
+  function noteSeen (t: Term, workerId: string, providerId: string, lastSeen: number, now: number): void {
+    const ms = acceptSeen(t.state.get(providerId), t.assignment.watchersOf(providerId), workerId, lastSeen, now)
+    if (ms !== null) storeSeen(t, providerId, ms)
+  }
+
+  /** Sets a stored provider's lastSeen in memory (no commit, no revision) if it is later, and
+   *  queues it for LAST_SEEN. */
+  function storeSeen (t: Term, providerId: string, lastSeen: number): void {
+    const p = t.state.get(providerId)
+    if (p === undefined || (p.lastSeen !== null && Date.parse(p.lastSeen) >= lastSeen)) return
+    t.state.set(providerId, withLastSeen(p, lastSeen))
+    queueSeen(t, providerId, lastSeen)
+  }
+
+  /** LAST_SEEN goes out once per turn of the event loop: every summary read in one turn (from
+   *  any number of workers) is one message to the gateways, or one per PAGE_ITEMS providers. */
+  function queueSeen (t: Term, providerId: string, lastSeen: number): void {
+    t.seenOut.set(providerId, lastSeen)
+    t.seenFlush ??= setImmediate(() => {
+      t.seenFlush = null
+      const seen = [...t.seenOut]
+      t.seenOut.clear()
+      for (let i = 0; i < seen.length; i += PAGE_ITEMS) publish(t, 'LAST_SEEN', { epoch: t.epoch, seen: seen.slice(i, i + PAGE_ITEMS) })
+    })
   }
 
   function releaseFlapping (t: Term): void {
@@ -677,8 +720,14 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
           result = { ok: false, statusCode: d.statusCode, code: d.code, message: d.message }
         } else if (item.op.type === 'renew') {
           // Kept in memory only; a renewal changes the registry only when the provider was not up.
-          const current = d.current as Provider
+          let current = d.current as Provider
           t.ttl.renew(current.id, (current.check as TtlCheck).ttlMs, now)
+          // A renewal of an up provider is its heartbeat: lastSeen moves, nothing is committed.
+          // (`current` may be this batch's uncommitted change: only the stored one is updated.)
+          if (current.state === 'up') {
+            storeSeen(t, current.id, now)
+            current = withLastSeen(current, now)
+          }
           const change = current.state === 'up'
             ? null
             : decideObservation(lookup, judge(t, { providerId: current.id, state: 'up', lastSeen: now }, now, false), now)
@@ -784,11 +833,13 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       t.quorum.forget(id)
       return
     }
-    const p = c.provider
+    const rewatched = before !== undefined && !sameWatch(before, c.provider)
+    // A summary accepted while this change was being committed is fresher than the change.
+    const p = keepFresher(before, c.provider, rewatched)
     t.state.set(id, p)
+    if (p !== c.provider) queueSeen(t, id, Date.parse(p.lastSeen as string))
     if (p.deregisterAfterMs !== undefined) t.reapable.add(id)
     else t.reapable.delete(id)
-    const rewatched = before !== undefined && !sameWatch(before, p)
     // What was seen at the old endpoint or with the old check says nothing about the new one.
     if (rewatched) t.quorum.forget(id)
     // Workers watch heartbeats and http/tcp checks; ttl checks stay here.

@@ -5,7 +5,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import {
   Change, CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS, Provider, ProviderId, ProviderSpec, REASON_MAX_LENGTH, ServiceName, StorableText
 } from './model.js'
-import { MAX_PROVIDER_BYTES } from './socket-limits.js'
+import { MAX_PROVIDER_BYTES, PAGE_ITEMS } from './socket-limits.js'
 import { TokenId, TokenRecord } from './token-model.js'
 
 export const Epoch = Type.Integer({ minimum: 1, description: 'the leader term that sent this message' })
@@ -14,7 +14,16 @@ const WorkerId = Type.String({ minLength: 1, maxLength: 64 })
 /** A page's index within one paged answer (SNAPSHOT, ASSIGN). */
 const Page = Type.Integer({ minimum: 0, maximum: 1_000_000 })
 /** Wall-clock ms; the maximum is the last instant a JavaScript Date can hold. */
-const EpochMs = Type.Union([Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 }), Type.Null()])
+const Ms = Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 })
+const EpochMs = Type.Union([Ms, Type.Null()])
+
+/** `[providerId, lastSeen]`: a provider's latest heartbeat (or successful check, or renewal) in
+ *  wall-clock ms. A pair rather than an object: a summary repeats it for every up provider twice
+ *  a second, and the pair is half the bytes. Pages carry at most PAGE_ITEMS of them (< 150 KB:
+ *  an id is at most 128 ASCII characters). */
+export const Seen = Type.Tuple([ProviderId, Ms])
+export type Seen = Static<typeof Seen>
+const SeenPage = Type.Array(Seen, { minItems: 1, maxItems: PAGE_ITEMS })
 
 /** What a worker believes about one provider. `lastSeen` is the wall-clock time (ms since the
  *  epoch) of the provider's last heartbeat (or successful check), null if there was none. */
@@ -205,6 +214,9 @@ export const Bodies = {
     { additionalProperties: false }
   ),
   BYE: Type.Object({ workerId: WorkerId }, { additionalProperties: false }),
+  /** A worker's summary of the providers it sees up whose lastSeen moved since its previous
+   *  summary (README §11): freshness only, never a change, never acknowledged. */
+  SEEN: Type.Object({ workerId: WorkerId, seen: SeenPage }, { additionalProperties: false }),
   // leader → worker and gateway
   PONG: Type.Object({ epoch: Epoch, revision: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
   /** The complete task list, in pages of at most PAGE_ITEMS tasks (socket-limits.ts) like
@@ -226,7 +238,10 @@ export const Bodies = {
   BEAT: Type.Object(
     { epoch: Epoch, revision: Type.Integer({ minimum: 0 }), tokens: Type.Integer({ minimum: 0 }) },
     { additionalProperties: false }
-  )
+  ),
+  /** The lastSeen values the leader accepted since its previous LAST_SEEN (README §11): a gateway
+   *  sets them on its replica without a revision and without an event. */
+  LAST_SEEN: Type.Object({ epoch: Epoch, seen: SeenPage }, { additionalProperties: false })
 } as const
 
 export type Verb = keyof typeof Bodies
@@ -236,8 +251,8 @@ export type MessageOf<V extends Verb> = Extract<Message, { verb: V }>
 
 /** Which verbs each socket may receive; anything else on that socket is a bad frame. */
 export const Inbound = {
-  leaderRouter: ['SNAPSHOT_REQ', 'SINCE_REQ', 'WRITE', 'TOKEN_WRITE', 'TOKENS_REQ', 'READY', 'PING', 'REPORT', 'BYE'],
+  leaderRouter: ['SNAPSHOT_REQ', 'SINCE_REQ', 'WRITE', 'TOKEN_WRITE', 'TOKENS_REQ', 'READY', 'PING', 'REPORT', 'BYE', 'SEEN'],
   gatewayDealer: ['PONG', 'SNAPSHOT', 'EVENTS', 'RESULT', 'TOKEN_RESULT', 'TOKENS'],
-  gatewaySub: ['EVENT', 'BEAT'],
+  gatewaySub: ['EVENT', 'BEAT', 'LAST_SEEN'],
   workerDealer: ['PONG', 'ASSIGN', 'ACK']
 } as const satisfies Record<string, readonly Verb[]>

@@ -257,9 +257,12 @@ export const Provider = Type.Object(
     check: Type.Optional(Check),
     deregisterAfterMs: Type.Optional(Type.Integer()),
     state: ProviderState,
-    stateSince: Type.String({ format: 'date-time' }),
+    stateSince: Type.String({ format: 'date-time', description: 'when the provider entered its current state' }),
     lastSeen: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
-      description: 'the last heartbeat, successful check or TTL renewal known to the registry (it moves with state changes, not with every heartbeat)'
+      description: 'the provider\'s latest heartbeat, successful http/tcp check or ttl renewal; null before the first. ' +
+        'Of an up provider it is at most its heartbeat interval plus about half a second old on every gateway: it moves ' +
+        'without a revision and without a feed event (lastSeen moving is not a change), and every event carries the value ' +
+        'current when the change was decided. Of a down provider it is the last sign of life before it went down'
     }),
     reason: Type.Optional(Type.String({
       description: 'why the provider is in its state: disconnected, silent, check-failed, ttl-expired or flapping when down; ' +

@@ -27,14 +27,15 @@ export const PAGE_BYTES = 1 * MiB
 export const PAGE_ITEMS = 1000
 
 /** Leader ROUTER: the largest inbound messages are READY and REPORT pages (1000 × 2 KB = 2 MB)
- *  and a WRITE (at most BATCH_ITEMS writes, messages.ts: < 3 MiB). */
+ *  and a WRITE (at most BATCH_ITEMS writes, messages.ts: < 3 MiB). A SEEN page is < 150 KB. */
 export const LEADER_ROUTER_MAX_BYTES = 4 * MiB
 /** Leader PUB: receives only subscriptions, and followers subscribe to everything (""). */
 export const LEADER_PUB_MAX_BYTES = 1 * KiB
 /** Gateway DEALER: SNAPSHOT and EVENTS pages (PAGE_BYTES + one provider), RESULT (at most
  *  BATCH_ITEMS results, < 3 MiB). */
 export const GATEWAY_DEALER_MAX_BYTES = 4 * MiB
-/** Gateway SUB: an EVENT carries at most BATCH_ITEMS changes (< 3 MiB); BEAT is tiny. */
+/** Gateway SUB: an EVENT carries at most BATCH_ITEMS changes (< 3 MiB); BEAT is tiny, and a
+ *  LAST_SEEN page < 150 KB. */
 export const GATEWAY_SUB_MAX_BYTES = 4 * MiB
 /** Worker DEALER: ASSIGN pages (< 2 MB); ACK and PONG are tiny. */
 export const WORKER_DEALER_MAX_BYTES = 4 * MiB

@@ -3,7 +3,8 @@
 // current. Pure: no I/O, no timers, time comes in as numbers, so the rules are tested with a
 // fake clock; worker.ts runs the probes (probes.ts) and the timers. It must never let the result
 // of a probe that belongs to a previous assignment decide anything.
-import type { Observation, Probe, Task } from '../protocol/messages.js'
+import type { Observation, Probe, Seen, Task } from '../protocol/messages.js'
+import { freshlySeen } from './liveness.js'
 
 /** One failed run makes a provider `down`, one success makes it `up` again: detection within one
  *  interval plus the timeout, like a dropped heartbeat connection, rather than Consul's usual
@@ -34,6 +35,9 @@ export interface CheckBook {
   /** Whether `generation` is still the provider's current one (its probe loop should go on). */
   current: (providerId: string, generation: number) => boolean
   observations: () => Observation[]
+  /** `[id, lastSeen]` of every `up` provider whose last success moved since the previous call
+   *  (liveness.ts freshlySeen). */
+  freshlySeen: () => Seen[]
   /** A probe job for every provider, for restarting the probe loops after a stop/start. */
   jobs: () => ProbeJob[]
   has: (providerId: string) => boolean
@@ -47,6 +51,7 @@ interface Entry {
   generation: number
   state: Observation['state']
   lastSeen: number | null
+  summarized: number | null
   detail: string | undefined
   failures: number
 }
@@ -87,6 +92,7 @@ export function createCheckBook (): CheckBook {
           generation: ++generations,
           state: task.state,
           lastSeen: task.lastSeen,
+          summarized: task.lastSeen,
           detail: undefined,
           failures: 0
         }
@@ -121,6 +127,7 @@ export function createCheckBook (): CheckBook {
 
     current: (providerId, generation) => byId.get(providerId)?.generation === generation,
     observations: () => [...byId.values()].map(observation),
+    freshlySeen: () => freshlySeen(byId.values()),
     jobs: () => [...byId.values()].map((e) => ({ providerId: e.providerId, probe: e.probe, generation: e.generation })),
     has: (providerId) => byId.has(providerId),
     get size () { return byId.size }

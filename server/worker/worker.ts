@@ -33,6 +33,13 @@ import { runProbe } from './probes.js'
 export const REPORT_RESEND_MS = 1000
 const RESEND_TICK_DIVISOR = 4
 
+/** How often a worker sends its SEEN summary (protocol README §11). The promise is that an up
+ *  provider's lastSeen, read on any gateway, lags its last heartbeat by well under a second: this
+ *  period, plus a turn at the leader and one PUB hop. Once a second would let a provider beating
+ *  every 200 ms look 1.2 s old. Only providers whose lastSeen moved are sent, so a summary costs
+ *  what the heartbeats of the last half second were, at most. */
+export const SEEN_INTERVAL_MS = 500
+
 /** One REPORT (and one READY) carries at most this many observations (about 100 KB of JSON,
  *  2 MB at worst: socket-limits.ts), so a mass transition (a worker cut off from a whole rack)
  *  reaches the leader as several commit-sized batches rather than one huge frame. */
@@ -226,6 +233,7 @@ export function createWorker (opts: WorkerOptions): Worker {
   let expiryAt: number | null = null
   let expiryImmediate: NodeJS.Immediate | null = null
   let resendTimer: NodeJS.Timeout | null = null
+  let seenTimer: NodeJS.Timeout | null = null
   let flushHandle: NodeJS.Immediate | null = null
 
   /** The latest unacknowledged observation per provider, with the seq of the REPORT that last
@@ -293,6 +301,16 @@ export function createWorker (opts: WorkerOptions): Worker {
       }
       link.send('REPORT', { workerId, seq, observations: batch.map((p) => p.obs) })
       counters.reportsSent++
+    }
+  }
+
+  /** The summary of what moved since the last one, in pages like REPORT. With no leader nothing
+   *  is taken (a new leader gets READY, which carries every lastSeen, then the next summary). */
+  function sendSeen (): void {
+    if (link?.leader == null) return
+    const seen = [...liveness.freshlySeen(), ...checks.freshlySeen()]
+    for (let i = 0; i < seen.length; i += PAGE_ITEMS) {
+      link.send('SEEN', { workerId, seen: seen.slice(i, i + PAGE_ITEMS) })
     }
   }
 
@@ -594,6 +612,8 @@ export function createWorker (opts: WorkerOptions): Worker {
     if (expiryTimer !== null) clearTimeout(expiryTimer)
     if (expiryImmediate !== null) clearImmediate(expiryImmediate)
     if (resendTimer !== null) clearInterval(resendTimer)
+    if (seenTimer !== null) clearInterval(seenTimer)
+    seenTimer = null
     if (flushHandle !== null) clearImmediate(flushHandle)
     expiryTimer = resendTimer = flushHandle = expiryImmediate = null
     expiryAt = null
@@ -645,6 +665,7 @@ export function createWorker (opts: WorkerOptions): Worker {
           log.error({ err }, 'resending reports failed; retrying at the next tick')
         }
       }, Math.max(1, Math.floor(resendMs / RESEND_TICK_DIVISOR)))
+      seenTimer = setInterval(guarded('summary', sendSeen), SEEN_INTERVAL_MS)
       // After a stop/start the tasks are still known: watch them again at once.
       probeAbort = new AbortController()
       for (const job of checks.jobs()) scheduleProbe(job, 0)

@@ -61,7 +61,9 @@ const plausible: Record<Verb, Record<string, unknown>> = {
   ASSIGN: { epoch: 1, tasks: [{ providerId: 'p1', heartbeat: 'tcp://127.0.0.1:9', heartbeatIntervalMs: 1000, state: 'up', lastSeen: 1 }] },
   ACK: { epoch: 1, seq: 1 },
   EVENT: { epoch: 1, changes: [{ revision: 2, event: 'updated', provider }] },
-  BEAT: { epoch: 1, revision: 1, tokens: 0 }
+  BEAT: { epoch: 1, revision: 1, tokens: 0 },
+  SEEN: { workerId: 'w1', seen: [['p1', 1]] },
+  LAST_SEEN: { epoch: 1, seen: [['p1', 1]] }
 }
 
 /** Replaces the value at a random path of `body` (top level or one level down) by `value`. */

@@ -207,6 +207,22 @@ describe('gateway leader client', () => {
     expect(l.messages('SINCE_REQ')).toEqual([])
   })
 
+  it('applies LAST_SEEN to the replica without a revision or a listener call, and ignores an older epoch\'s', async () => {
+    const { l, replica, seen } = await synced({ epoch: 5, head: 2 })
+    const t = Date.parse('2026-11-27T10:00:00.000Z')
+    l.publish(change(3, 'up', provider({ id: 'orders-1', state: 'up', lastSeen: new Date(t).toISOString() })))
+    await waitFor(() => replica.revision === 3, { what: 'the up at 3' })
+    l.publishRaw(encode('LAST_SEEN', { epoch: 4, seen: [['orders-1', t + 900]] }))
+    l.publishRaw(encode('LAST_SEEN', { epoch: 5, seen: [['orders-1', t + 500], ['orders-2', t + 500]] }))
+    // Bounded by a later EVENT on the same SUB, which cannot overtake them.
+    l.publish(rev(4))
+    await waitFor(() => replica.revision === 4, { what: 'revision 4' })
+    expect(replica.provider('orders-1')).toMatchObject({ lastSeen: new Date(t + 500).toISOString(), revision: 3 })
+    // orders-2 is pending: its lastSeen comes with its events.
+    expect(replica.provider('orders-2')?.lastSeen).toBeNull()
+    expect(seen).toEqual(['reset', 3, 4])
+  })
+
   it('ignores a reply from an older epoch on its DEALER', async () => {
     const { l, client: c } = await synced({ epoch: 5 })
     l.onWrite = (_op, requestId) => {

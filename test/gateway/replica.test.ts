@@ -91,4 +91,37 @@ describe('replica', () => {
     expect(await replica.waitForRevision(10, 50)).toBe(false)
     expect(Date.now() - started).toBeGreaterThanOrEqual(45)
   })
+
+  it('refreshes lastSeen of up and maintenance providers only forward, without a revision, history or listener call', () => {
+    const replica = createReplica()
+    const T = Date.parse('2026-11-27T10:00:00.000Z')
+    replica.loadSnapshot(5, [
+      provider({ id: 'up-1', state: 'up', lastSeen: new Date(T).toISOString(), revision: 5 }),
+      provider({ id: 'held-1', state: 'maintenance', lastSeen: null, revision: 4 }),
+      provider({ id: 'pending-1', state: 'pending', lastSeen: null, revision: 3 }),
+      provider({ id: 'down-1', state: 'down', lastSeen: new Date(T).toISOString(), revision: 2 })
+    ])
+    const calls: string[] = []
+    replica.subscribe({ change: (c) => calls.push(`change ${c.revision}`), reset: () => calls.push('reset') })
+    const held = replica.provider('up-1')
+    const version = replica.version
+    expect(replica.refreshLastSeen([
+      ['up-1', T + 500], ['held-1', T + 500], ['pending-1', T + 500], ['down-1', T + 500], ['nobody', T + 500]
+    ])).toBe(2)
+    expect(replica.provider('up-1')).toMatchObject({ lastSeen: new Date(T + 500).toISOString(), revision: 5 })
+    expect(replica.provider('held-1')?.lastSeen).toBe(new Date(T + 500).toISOString())
+    // A pending or down provider gets its lastSeen with its next event, not here.
+    expect(replica.provider('pending-1')?.lastSeen).toBeNull()
+    expect(replica.provider('down-1')?.lastSeen).toBe(new Date(T).toISOString())
+    // An object already handed to a read is not altered; the list and the index agree.
+    expect(held?.lastSeen).toBe(new Date(T).toISOString())
+    expect(replica.providers('orders').find((p) => p.id === 'up-1')?.lastSeen).toBe(new Date(T + 500).toISOString())
+    // Older or equal values (a late or repeated LAST_SEEN) change nothing.
+    expect(replica.refreshLastSeen([['up-1', T + 500], ['up-1', T + 100]])).toBe(0)
+    expect(replica.provider('up-1')?.lastSeen).toBe(new Date(T + 500).toISOString())
+    expect(replica.revision).toBe(5)
+    expect(replica.historySince(5)).toEqual([])
+    expect(calls).toEqual([])
+    expect(replica.version).toBeGreaterThan(version)
+  })
 })

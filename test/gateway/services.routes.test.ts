@@ -134,6 +134,23 @@ describe('reads', () => {
     expect(await ids('/v1/services/orders/providers?state=up')).toEqual(['orders-1', 'orders-2'])
   })
 
+  it('shows a lastSeen refresh at once, in the cached list too, at the same revision', async () => {
+    seed()
+    const read = async (url: string): Promise<{ revision: number, lastSeen: string | null }> => {
+      const res = await app.inject({ url })
+      expect(res.statusCode).toBe(200)
+      const body = res.json()
+      return { revision: Number(res.headers['x-roster-revision']), lastSeen: (body.providers?.[0] ?? body).lastSeen }
+    }
+    const list = '/v1/services/orders/providers'
+    expect(await read(list)).toEqual({ revision: 40, lastSeen: null })
+    const at = Date.parse('2026-11-27T10:05:00.000Z')
+    expect(replica.refreshLastSeen([['orders-1', at]])).toBe(1)
+    for (const url of [list, `${list}/orders-1`, `${list}?state=up`]) {
+      expect(await read(url)).toEqual({ revision: 40, lastSeen: '2026-11-27T10:05:00.000Z' })
+    }
+  })
+
   it('answers 503 with Retry-After before the first snapshot', async () => {
     for (const url of ['/v1/services', '/v1/services/orders/providers', '/v1/services/orders/providers/orders-1']) {
       const res = await app.inject({ url })

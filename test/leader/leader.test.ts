@@ -305,11 +305,11 @@ describeWithDatabase('leader', (backend: Backend) => {
   })
 
   describe('with workers', () => {
-    interface Fleet { bind: string, store: RegistryStore, gw: ScriptedFollower, r: FeedReader, a: ScriptedFollower, b: ScriptedFollower, ids: string[] }
+    interface Fleet { leader: Leader, bind: string, store: RegistryStore, gw: ScriptedFollower, r: FeedReader, a: ScriptedFollower, b: ScriptedFollower, ids: string[] }
 
     /** Two workers PING and READY, then ten providers are registered. */
     async function fleet (): Promise<Fleet> {
-      const { bind, store } = await startLeader()
+      const { leader, bind, store } = await startLeader()
       const r = await feed(bind)
       const gw = follower(bind)
       const a = follower(bind, 'worker-a')
@@ -321,7 +321,7 @@ describeWithDatabase('leader', (backend: Backend) => {
       await waitFor(() => a.tasks().length === 5 && b.tasks().length === 5, {
         what: `an even spread (a: ${a.tasks().length}, b: ${b.tasks().length})`
       })
-      return { bind, store, gw, r, a, b, ids }
+      return { leader, bind, store, gw, r, a, b, ids }
     }
 
     it('spreads providers evenly: each of two workers gets an ASSIGN with 5 tasks, together all 10', async () => {
@@ -379,6 +379,56 @@ describeWithDatabase('leader', (backend: Backend) => {
       const snap = await gw.snapshot()
       expect(snap.providers.find((p) => p.id === theirs)?.state).toBe('pending')
       expect(snap.providers.find((p) => p.id === mine)?.state).toBe('up')
+    })
+
+    it('keeps a watcher\'s SEEN in memory and forwards it as LAST_SEEN, without a revision; ignores foreign, future and older entries; every later answer carries it', async () => {
+      const { leader, gw, r, a, b } = await fleet()
+      const mine = a.tasks()[0]!
+      const theirs = b.tasks()[0]!
+      const t0 = Date.now() - 1000
+      const iso = (ms: number): string => new Date(ms).toISOString()
+      const lastSeens = (): Array<[string, number]> => r.received.flatMap((m) => (m.verb === 'LAST_SEEN' ? (m as { body: Body<'LAST_SEEN'> }).body.seen : []))
+      a.report(1, [{ providerId: mine, state: 'up', lastSeen: t0 }])
+      const up = await r.nextChange((c) => c.provider.id === mine && c.event === 'up')
+
+      a.send('SEEN', { workerId: 'worker-a', seen: [[mine, t0 + 100]] })
+      await waitFor(() => lastSeens().some(([id]) => id === mine), { what: 'a LAST_SEEN for the provider' })
+      expect(lastSeens()).toEqual([[mine, t0 + 100]])
+      let snap = await gw.snapshot()
+      expect(snap.revision).toBe(up.revision)
+      expect(snap.providers.find((p) => p.id === mine)).toMatchObject({ lastSeen: iso(t0 + 100), revision: up.revision })
+
+      // Hostile or stale: another worker's word on it, a value a minute ahead, an older one, a
+      // provider that worker does not watch, an unknown one. Then a good one, as a marker: the
+      // leader publishes a LAST_SEEN per turn, so an accepted bad entry would show up before it.
+      b.send('SEEN', { workerId: 'worker-b', seen: [[mine, t0 + 200]] })
+      a.send('SEEN', { workerId: 'worker-a', seen: [[mine, Date.now() + 60_000], [mine, t0 + 50], [theirs, t0 + 200], ['nobody', t0 + 200]] })
+      // A SEEN is the word of the worker it names (as a REPORT is), and worker-b does not watch it.
+      a.send('SEEN', { workerId: 'worker-b', seen: [[mine, t0 + 250]] })
+      a.send('SEEN', { workerId: 'worker-a', seen: [[mine, t0 + 300]] })
+      await waitFor(() => lastSeens().length === 2, { what: 'the marker LAST_SEEN' })
+      expect(lastSeens()).toEqual([[mine, t0 + 100], [mine, t0 + 300]])
+      // Broken bodies are bad frames, counted and dropped.
+      const badBefore = leader.stats.badFrames
+      a.sendRaw(frames('SEEN', { workerId: 'worker-a', seen: [[mine, -1]] }))
+      a.sendRaw(frames('SEEN', { workerId: 'worker-a', seen: Array.from({ length: 1001 }, () => [mine, t0 + 400]) }))
+      a.sendRaw(frames('SEEN', { workerId: 'worker-a', seen: [] }))
+      await waitFor(() => leader.stats.badFrames === badBefore + 3, { what: 'three bad frames' })
+
+      // No revision moved: the marker write is the next one after the up.
+      const m = await marker(gw, r)
+      expect(eventsBetween(r, up.revision, m)).toEqual([])
+      // The next change of the provider carries the current lastSeen, and so do its answer and its
+      // change-log entry, which, being the provider's latest, keeps following it.
+      const held = await gw.write({ type: 'maintenance', service: 'orders', id: mine, enabled: true })
+      expect(held).toMatchObject({ ok: true, provider: { state: 'maintenance', lastSeen: iso(t0 + 300) } })
+      expect((await r.nextChange((c) => c.provider.id === mine && c.event === 'maintenance')).provider.lastSeen).toBe(iso(t0 + 300))
+      a.send('SEEN', { workerId: 'worker-a', seen: [[mine, t0 + 400]] })
+      await waitFor(() => lastSeens().length === 3, { what: 'a LAST_SEEN in maintenance' })
+      const since = await gw.since(up.revision - 1)
+      expect(since.events.filter((c) => c.provider.id === mine).map((c) => [c.event, c.provider.lastSeen])).toEqual([['up', iso(t0)], ['maintenance', iso(t0 + 400)]])
+      snap = await gw.snapshot()
+      expect(snap.providers.find((p) => p.id === mine)?.lastSeen).toBe(iso(t0 + 400))
     })
 
     it('moves a silent worker\'s providers to a live one within ~1.5 s, carrying their state, without any false down', async () => {

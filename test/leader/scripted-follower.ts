@@ -13,7 +13,7 @@ import { waitFor } from '../helpers/wait-for.js'
 
 /** Everything a leader may send to a DEALER, gateway's or worker's. */
 const FOLLOWER_INBOUND = ['PONG', 'SNAPSHOT', 'EVENTS', 'RESULT', 'TOKEN_RESULT', 'TOKENS', 'ASSIGN', 'ACK'] as const
-const FEED_INBOUND = ['EVENT', 'BEAT'] as const
+const FEED_INBOUND = ['EVENT', 'BEAT', 'LAST_SEEN'] as const
 const PING_INTERVAL_MS = 250
 
 export interface Received<V extends Verb = Verb> { at: number, verb: V, body: Body<V> }
@@ -155,8 +155,8 @@ export function startFollower (endpoint: string, id = `follower-${randomUUID().s
 }
 
 export interface FeedReader {
-  /** Every EVENT and BEAT received, oldest first. */
-  readonly received: Array<Received<'EVENT' | 'BEAT'>>
+  /** Every EVENT, BEAT and LAST_SEEN received, oldest first. */
+  readonly received: Array<Received<'EVENT' | 'BEAT' | 'LAST_SEEN'>>
   readonly undecodable: number
   /** The changes of every EVENT received, in arrival order. */
   changes: (from?: number) => Change[]
@@ -198,7 +198,7 @@ export function readLeaderFeed (routerEndpoint: string, onEvent?: (c: Change) =>
         undecodable++
         continue
       }
-      r.received.push({ at: Date.now(), verb: msg.verb, body: msg.body } as Received<'EVENT' | 'BEAT'>)
+      r.received.push({ at: Date.now(), verb: msg.verb, body: msg.body } as Received<'EVENT' | 'BEAT' | 'LAST_SEEN'>)
       if (msg.verb === 'EVENT') for (const c of msg.body.changes) onEvent?.(c)
     }
   })().catch((err: unknown) => { console.error('feed reader failed', err) })

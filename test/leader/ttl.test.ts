@@ -39,12 +39,23 @@ describeWithDatabase('leader: ttl checks and check tasks', (backend: Backend) =>
     const up = await feed.nextChange((c) => c.revision === first.revision)
     expect(up.event).toBe('up')
 
-    // Renewed inside the TTL for two TTLs: no new revision at all.
+    // Renewed inside the TTL for two TTLs: no new revision at all, but lastSeen moves with each
+    // renewal (in the answer, and to the gateways as LAST_SEEN), since a renewal is a sign of life.
     const until = Date.now() + 2 * TTL_MS
+    let lastSeen = Date.parse(first.provider?.lastSeen as string)
     while (Date.now() < until) {
-      expect(ok(await gw.write(renew('t-1'))).revision).toBe(first.revision)
+      const sentAt = Date.now()
+      const renewed = ok(await gw.write(renew('t-1')))
+      expect(renewed.revision).toBe(first.revision)
+      const seen = Date.parse(renewed.provider?.lastSeen as string)
+      expect(seen).toBeGreaterThan(lastSeen)
+      expect(seen).toBeGreaterThanOrEqual(sentAt)
+      lastSeen = seen
       await new Promise((resolve) => setTimeout(resolve, TTL_MS / 4))
     }
+    await waitFor(() => feed.received.some((m) => m.verb === 'LAST_SEEN' && (m.body as { seen: Array<[string, number]> }).seen.some(([id, ms]) => id === 't-1' && ms === lastSeen)), {
+      what: 'a LAST_SEEN with the latest renewal'
+    })
     const lastRenewal = Date.now()
     ok(await gw.write(renew('t-1')))
 

@@ -83,4 +83,18 @@ describe('check book', () => {
     expect(book.assign([task('a', HTTP, { state: 'pending' })]).report).toEqual([{ providerId: 'a', state: 'up', lastSeen: T0 }])
     expect(book.assign([task('a', HTTP, { state: 'up', lastSeen: T0 })]).report).toEqual([])
   })
+
+  it('summarises each up provider whose last success moved since the previous summary', () => {
+    const book = createCheckBook()
+    const [a, b] = book.assign([task('a', HTTP), task('b', TCP, { state: 'up', lastSeen: T0 - 100 })]).start
+    if (a === undefined || b === undefined) throw new Error('no jobs')
+    expect(book.freshlySeen()).toEqual([])
+    book.result('a', a.generation, { ok: true }, T0)
+    book.result('b', b.generation, { ok: true }, T0 + 5)
+    expect(book.freshlySeen()).toEqual([['a', T0], ['b', T0 + 5]])
+    expect(book.freshlySeen()).toEqual([])
+    book.result('a', a.generation, { ok: true }, T0 + 100)
+    book.result('b', b.generation, { ok: false, detail: 'ECONNREFUSED' }, T0 + 105)
+    expect(book.freshlySeen()).toEqual([['a', T0 + 100]])
+  })
 })

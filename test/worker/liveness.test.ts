@@ -300,4 +300,33 @@ describe('heartbeats count only over the provider\'s own connection', () => {
     l.assign([task('p2', { heartbeat: E2 })], T0)
     expect(l.heard('p2')).toBe(false)
   })
+
+  it('summarises each up provider whose lastSeen moved since the previous summary, and nothing else', () => {
+    const l = createLiveness()
+    l.assign([task('p1'), task('p2', { heartbeat: E2 }), task('p3', { state: 'up', lastSeen: T0 - 50 })], T0)
+    // p3 comes with the leader's lastSeen: not news. Nothing beat yet.
+    expect(l.freshlySeen()).toEqual([])
+    l.heartbeat('p1', T0 + 10)
+    l.heartbeat('p1', T0 + 110)
+    l.heartbeat('p3', T0 + 20)
+    expect(l.freshlySeen()).toEqual([['p1', T0 + 110], ['p3', T0 + 20]])
+    // Nothing moved since: an empty summary.
+    expect(l.freshlySeen()).toEqual([])
+    l.heartbeat('p1', T0 + 210)
+    expect(l.freshlySeen()).toEqual([['p1', T0 + 210]])
+    // A provider that went down is not summarised: its down carried its lastSeen.
+    l.heartbeat('p2', T0 + 220)
+    l.disconnected(E2, T0 + 230)
+    expect(l.freshlySeen()).toEqual([])
+  })
+
+  it('starts a provider moved to a new endpoint over, with the task\'s lastSeen as what the leader knows', () => {
+    const l = createLiveness()
+    l.assign([task('p1')], T0)
+    l.heartbeat('p1', T0 + 10)
+    l.assign([task('p1', { heartbeat: E2, state: 'pending', lastSeen: null })], T0 + 20)
+    expect(l.freshlySeen()).toEqual([])
+    l.heartbeat('p1', T0 + 30)
+    expect(l.freshlySeen()).toEqual([['p1', T0 + 30]])
+  })
 })

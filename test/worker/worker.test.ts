@@ -91,6 +91,30 @@ describe('worker', () => {
     expect(l.messages('BYE')[0]?.body).toEqual({ workerId: w.workerId })
   })
 
+  it('summarises an up provider\'s lastSeen in SEEN about every 500 ms, moving each time, and nothing of a pending one', async () => {
+    const e = await spawnEmitter({ id: 'beating', intervalMs: 100 })
+    const l = await leader({ tasks: [pendingTask('beating', e.endpoint, 100), pendingTask('nobody', 'tcp://127.0.0.1:9', 100)] })
+    const w = await worker([l])
+    await waitForReport(l, { providerId: 'beating', state: 'up' })
+    const seen = (): Array<{ at: number, body: { workerId: string, seen: Array<[string, number]> } }> => l.messages('SEEN')
+    await waitFor(() => seen().length >= 5, { timeoutMs: 10_000, what: 'five SEEN summaries' })
+    const summaries = seen().slice(0, 5)
+    for (const s of summaries) {
+      expect(s.body.workerId).toBe(w.workerId)
+      // Only the up provider, once per summary, and as fresh as its 100 ms interval allows.
+      expect(s.body.seen.map(([id]) => id)).toEqual(['beating'])
+      expect(s.at - (s.body.seen[0]?.[1] ?? 0)).toBeLessThan(100 + SILENCE_MARGIN_MS)
+    }
+    const values = summaries.map((s) => s.body.seen[0]?.[1] ?? 0)
+    for (let i = 1; i < values.length; i++) expect(values[i]).toBeGreaterThan(values[i - 1] as number)
+    // About twice a second: neither per heartbeat nor much slower.
+    const gaps = summaries.slice(1).map((s, i) => s.at - (summaries[i] as { at: number }).at)
+    for (const gap of gaps) {
+      expect(gap).toBeGreaterThan(250)
+      expect(gap).toBeLessThan(1000)
+    }
+  })
+
   it('reports a killed provider down as disconnected at once, and up again when it restarts on its endpoint', async () => {
     // A 1 s interval puts the silence rule 3 s away, so only the dropped connection can explain
     // a fast `down`. The task names the host `localhost`: libzmq reports the first connection

@@ -100,15 +100,17 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
     return result.revision
   }
 
-  // The unfiltered list of a service, serialized once per registry revision: reads far outnumber
+  // The unfiltered list of a service, serialized once per replica version (each revision, and each
+  // lastSeen refresh, twice a second while providers beat): reads far outnumber
   // changes, and serializing a hundred providers (and measuring and encoding the string) was
   // most of a read's cost. Made by the route's own response serializer, so the bytes are exactly
   // what Fastify would have sent. Services with no provider are not kept (clients choose the
   // names), and past MAX_CACHED_LISTS entries the cache starts over, so it stays bounded.
-  const lists = new Map<string, { revision: number, body: Buffer }>()
+  const lists = new Map<string, { version: number, body: Buffer }>()
   function unfilteredList (service: string, revision: number, reply: FastifyReply): Buffer {
     const cached = lists.get(service)
-    if (cached !== undefined && cached.revision === revision) return cached.body
+    const version = replica.version
+    if (cached !== undefined && cached.version === version) return cached.body
     const providers = replica.providers(service)
     const serialize = reply.getSerializationFunction('200')
     if (serialize === undefined) throw new Error('the provider list route has no 200 serializer')
@@ -117,7 +119,7 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
       lists.delete(service)
     } else {
       if (lists.size >= MAX_CACHED_LISTS && cached === undefined) lists.clear()
-      lists.set(service, { revision, body })
+      lists.set(service, { version, body })
     }
     return body
   }
