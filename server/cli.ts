@@ -21,6 +21,9 @@ import { startGateway, startLeader, startWorker, type Stopper } from './roles.js
 import { tokenCommand } from './token-command.js'
 import { createLocalEndpoint, type LocalEndpoint } from './up/local-endpoint.js'
 import { startGatewayThread } from './up/threads.js'
+import { createProcessRegistry, renderMetrics } from './common/metrics.js'
+import { serveMetrics } from './common/metrics-server.js'
+import type { Registry } from 'prom-client'
 
 type Role = 'up' | 'leader' | 'worker' | 'gateway'
 
@@ -61,6 +64,8 @@ const FLAGS: Record<string, Flag> = {
   'watch-buffer-bytes': { env: ['ROSTER_WATCH_BUFFER_BYTES'], help: 'unsent feed bytes for all clients together; beyond it the slowest client is closed with 4008', roles: ['up', 'gateway'], default: String(256 * 1024 * 1024) },
   'tls-cert': { env: ['ROSTER_TLS_CERT'], help: 'PEM certificate (chain) file: serve HTTPS and WSS (with --tls-key)', roles: ['up', 'gateway'] },
   'tls-key': { env: ['ROSTER_TLS_KEY'], help: 'PEM private key file for --tls-cert', roles: ['up', 'gateway'] },
+  'metrics-port': { env: ['ROSTER_METRICS_PORT'], help: 'serve Prometheus metrics at http://--metrics-host:PORT/metrics (roster up and roster gateway serve them at the gateway\'s /metrics); unset: not served', roles: ['leader', 'worker'] },
+  'metrics-host': { env: ['ROSTER_METRICS_HOST'], help: 'address for --metrics-port; the listener has no auth, so keep it loopback or reachable only by Prometheus', roles: ['leader', 'worker'], default: '127.0.0.1' },
   'log-level': { env: ['ROSTER_LOG_LEVEL'], help: 'fatal, error, warn, info, debug or silent', roles: ['up', 'leader', 'worker', 'gateway'], default: 'info' }
 }
 
@@ -126,6 +131,12 @@ function readConfig (role: Role, argv: string[], env: NodeJS.ProcessEnv): Config
     throw new Error(`--min-check-interval-ms must be an integer ${CHECK_INTERVAL_MIN_MS}–${CHECK_INTERVAL_MAX_MS}, got ${JSON.stringify(config['min-check-interval-ms'])}`)
   }
   parseAllowTargets(config['allow-targets'])
+  if (config['metrics-port'] !== undefined) {
+    const metricsPort = Number(config['metrics-port'])
+    if (config['metrics-port'].trim() === '' || !Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) {
+      throw new Error(`--metrics-port must be an integer 0–65535, got ${JSON.stringify(config['metrics-port'])}`)
+    }
+  }
   if (config.auth !== undefined && config.auth !== 'on' && config.auth !== 'off') throw new Error(`--auth must be on or off, got ${JSON.stringify(config.auth)}`)
   parseTcpEndpoint(config.bind as string, '--bind')
   if (role === 'up' || role === 'leader') {
@@ -257,6 +268,19 @@ async function main (): Promise<void> {
     local = await createLocalEndpoint()
     stoppers.push(local.remove)
   }
+  // The main thread's metrics: the process's, then each role's started here (common/metrics.ts).
+  const metricsRegistries: Registry[] = role === 'gateway' ? [] : [createProcessRegistry()]
+  // Before the roles start, so that a taken port stops the command before anything else runs;
+  // each role's registry joins the list as it starts.
+  if ((role === 'leader' || role === 'worker') && config['metrics-port'] !== undefined) {
+    const metricsAt = `${config['metrics-host'] as string}:${config['metrics-port']}`
+    const metrics = await serveMetrics(config['metrics-host'] as string, Number(config['metrics-port']), async () => await renderMetrics(metricsRegistries))
+      .catch((err: NodeJS.ErrnoException) => {
+        throw new Error(`--metrics-port: cannot listen on ${metricsAt} (${err.code ?? err.message})`)
+      })
+    stoppers.push(metrics.stop)
+    log.info({ metrics: metrics.url }, 'serving metrics')
+  }
   const candidates = local !== undefined ? [local.endpoint] : (config.leader as string).split(',').map((c) => c.trim())
   const storage = config['database-url'] !== undefined
     ? `Postgres at ${redact(config['database-url'])}`
@@ -284,6 +308,7 @@ async function main (): Promise<void> {
       throw err
     })
     stoppers.push(leader)
+    metricsRegistries.push(leader.metrics)
     const fatal = new Promise<void>((resolve) => leader.leader.onFatal((err) => {
       console.error(`roster ${role}: ${err.message}`)
       void shutdown('fatal', 1)
@@ -322,9 +347,13 @@ async function main (): Promise<void> {
     ? 'on: every request but /v1/health, /openapi.json and /asyncapi.json needs Authorization: Bearer <secret>'
     : 'off: anyone who can reach this loopback address can read and write (--auth on to require tokens)'
   const allowTargets = parseAllowTargets(config['allow-targets'])
-  if (role === 'up' || role === 'worker') stoppers.push(await startWorker(candidates, log, { allowTargets, clusterKeys }))
+  if (role === 'up' || role === 'worker') {
+    const worker = await startWorker(candidates, log, { allowTargets, clusterKeys })
+    stoppers.push(worker)
+    metricsRegistries.push(worker.metrics)
+  }
   if (role === 'gateway') {
-    const gateway = await startGateway({ ...gatewayConfig, allowTargets }, log)
+    const gateway = await startGateway({ ...gatewayConfig, allowTargets, metrics: { processMetrics: true } }, log)
     log.info({ auth: auth ? 'on' : 'off' }, `auth ${authLine}`)
     stoppers.push(gateway.stop)
   }
@@ -334,7 +363,7 @@ async function main (): Promise<void> {
     const gateway = startGatewayThread({ logLevel: config['log-level'] as string, allowTargets: config['allow-targets'], gateway: gatewayConfig }, (message) => {
       console.error(`roster up: ${message}`)
       void shutdown('fatal', 1)
-    })
+    }, async () => await renderMetrics(metricsRegistries))
     stoppers.push(gateway.stop)
     const url = await gateway.ready
     if (url === null || stopping) return

@@ -9,6 +9,9 @@ import type { FlapDampingConfig } from './leader/flap-damping.js'
 import type { QuotaLimits } from './leader/quota.js'
 import type { AllowedTargets } from './protocol/targets.js'
 import type { HttpLimits } from './gateway/http-limits.js'
+import type { GatewayMetricsOptions } from './gateway/metrics.js'
+import type { Worker } from './worker/worker.js'
+import type { Registry } from 'prom-client'
 
 // Each role's modules are imported when the role starts, not with this file: `roster up` runs
 // the gateway on a thread of its own (server/up/threads.ts), and every module a thread
@@ -38,10 +41,11 @@ export interface LeaderRoleConfig {
   clusterKeys?: ClusterKeys
 }
 
-export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<Stopper & { leader: Leader }> {
-  const [{ openDb }, { migrate }, { createRegistryStore }, { createTokenStore }, { createPgLeaderLock }, { createLeader }] = await Promise.all([
+/** `metrics`: the role's Prometheus registry (leader/metrics.ts), for --metrics-port or `roster up`'s /metrics. */
+export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<Stopper & { leader: Leader, metrics: Registry }> {
+  const [{ openDb }, { migrate }, { createRegistryStore }, { createTokenStore }, { createPgLeaderLock }, { createLeader }, { createLeaderMetrics }] = await Promise.all([
     import('./store/db.js'), import('./store/migrate.js'), import('./store/registry-store.js'), import('./store/token-store.js'),
-    import('./store/leader-lock.js'), import('./leader/leader.js')
+    import('./store/leader-lock.js'), import('./leader/leader.js'), import('./leader/metrics.js')
   ])
   const { databaseUrl } = config
   const db = await openDb({
@@ -65,9 +69,10 @@ export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<
     log: log.child({ role: 'leader' }),
     config: { bind: config.bind, localBind: config.localBind, flapDamping: config.flapDamping, watchers: config.watchers, bootstrapToken: config.bootstrapToken, authOff: config.authOff, quotas: config.quotas, clusterKeys: config.clusterKeys }
   })
+  const metrics = createLeaderMetrics(leader)
   await leader.start()
   const stop = async (): Promise<void> => { await leader.stop(); await db.close() }
-  return Object.assign(stop, { leader })
+  return Object.assign(stop, { leader, metrics })
 }
 
 export interface WorkerRoleConfig {
@@ -77,11 +82,13 @@ export interface WorkerRoleConfig {
   clusterKeys?: ClusterKeys
 }
 
-export async function startWorker (candidates: string[], log: Log, config: WorkerRoleConfig = {}): Promise<Stopper> {
-  const { createWorker } = await import('./worker/worker.js')
+/** `metrics`: the role's Prometheus registry (worker/metrics.ts). */
+export async function startWorker (candidates: string[], log: Log, config: WorkerRoleConfig = {}): Promise<Stopper & { worker: Worker, metrics: Registry }> {
+  const [{ createWorker }, { createWorkerMetrics }] = await Promise.all([import('./worker/worker.js'), import('./worker/metrics.js')])
   const worker = createWorker({ leaders: candidates, workerId: `worker-${randomUUID()}`, log: log.child({ role: 'worker' }), allowTargets: config.allowTargets ?? null, clusterKeys: config.clusterKeys })
+  const metrics = createWorkerMetrics(worker)
   await worker.start()
-  return () => worker.stop()
+  return Object.assign(() => worker.stop(), { worker, metrics })
 }
 
 export interface GatewayRoleConfig {
@@ -109,6 +116,8 @@ export interface GatewayRoleConfig {
   maxWatchers?: number
   /** `--watch-buffer-bytes` (gateway/watch-hub.ts). */
   watchBufferBytes?: number
+  /** What GET /metrics serves beside the gateway's own (gateway/metrics.ts). */
+  metrics?: GatewayMetricsOptions
 }
 
 export async function startGateway (config: GatewayRoleConfig, log: Log): Promise<{ stop: Stopper, url: string, whenReady: () => Promise<void> }> {
@@ -136,6 +145,7 @@ export async function startGateway (config: GatewayRoleConfig, log: Log): Promis
     ...(config.writeRatePerSecond === undefined ? {} : { writeRatePerSecond: config.writeRatePerSecond }),
     tls: config.tls,
     http: config.http,
+    metrics: config.metrics,
     watch: {
       ...(config.maxWatchers === undefined ? {} : { maxClients: config.maxWatchers }),
       ...(config.watchBufferBytes === undefined ? {} : { maxTotalBufferedBytes: config.watchBufferBytes })

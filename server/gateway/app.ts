@@ -29,6 +29,7 @@ import { tokensRoutes } from './routes/tokens.js'
 import { uiRoutes } from './routes/ui.js'
 import { defaultHttpLimits, type HttpLimits } from './http-limits.js'
 import { RequestLogAtDebug } from './request-log.js'
+import { installMetrics, type GatewayMetricsOptions, type LeaderClientStats } from './metrics.js'
 
 /** What the gateway needs from the leader; server/gateway/leader-client.ts implements it. */
 export interface LeaderPort {
@@ -40,6 +41,8 @@ export interface LeaderPort {
   /** Creates or revokes a token; resolves with the leader's answer and the epoch it answered in
    *  (the token table reaches that generation of that epoch soon after). Rejects LeaderUnavailableError. */
   tokenWrite: (op: TokenOp) => Promise<{ epoch: number, result: TokenResult }>
+  /** The leader client's counts, for GET /metrics (metrics.ts); a stand-in leader has none. */
+  readonly stats?: LeaderClientStats
 }
 
 export interface GatewayDeps {
@@ -74,6 +77,8 @@ export interface GatewayOptions {
   http?: Partial<HttpLimits>
   /** Serve HTTPS and WSS with this PEM certificate (chain) and private key. */
   tls?: { cert: string | Buffer, key: string | Buffer }
+  /** GET /metrics: what it adds to the gateway's own metrics (metrics.ts). */
+  metrics?: GatewayMetricsOptions
 }
 
 /** Refused connections are logged at most this often, with their count: a flood at the cap
@@ -177,6 +182,7 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
   })
 
   installAuth(app, { enabled: opts.auth ?? false, tokens })
+  installMetrics(app, { replica, hub, leaderStats: leader.stats, options: opts.metrics ?? {} })
 
   const readGate = createReadGate(replica, opts.minRevisionWaitMs ?? MIN_REVISION_WAIT_MS)
   // Kept once known: server.address() is a getsockname() system call, and the guard asks on

@@ -34,7 +34,9 @@ const REPAIR_PAGE = 5000
 export interface LeaderClient extends LeaderPort {
   start: () => void
   stop: () => Promise<void>
-  readonly stats: { badFrames: number, snapshots: number, repairs: number, fencedEvents: number }
+  /** `feedBadFrames`/`linkBadFrames`: the SUB's and the DEALER's share of `badFrames`.
+   *  `leaderHead`: the latest revision the leader announced (0 before any). */
+  readonly stats: { badFrames: number, feedBadFrames: number, linkBadFrames: number, snapshots: number, repairs: number, fencedEvents: number, leaderHead: number }
 }
 
 type Pending =
@@ -71,6 +73,9 @@ export function createLeaderClient (opts: LeaderClientOptions): LeaderClient {
   let sub: Subscriber | null = null
   let syncing: string | null = null
   let epoch = 0
+  /** The highest revision the leader's feed announced (EVENTs and BEATs): the replica's lag is
+   *  the distance to it (gateway/metrics.ts). */
+  let leaderHead = 0
 
   const link: LeaderLink = createLeaderLink({
     candidates: opts.candidates,
@@ -163,12 +168,16 @@ export function createLeaderClient (opts: LeaderClientOptions): LeaderClient {
       if (msg === null) continue
       if (msg.body.epoch < epoch) { stats.fencedEvents++; continue }
       if (msg.verb === 'EVENT') {
-        for (const change of msg.body.changes) offer(change)
+        for (const change of msg.body.changes) {
+          leaderHead = Math.max(leaderHead, change.revision)
+          offer(change)
+        }
       } else if (msg.verb === 'LAST_SEEN') {
         // Freshness, not a change: applied to whatever the replica holds now, even mid-repair
         // (an event held meanwhile brings its own lastSeen, and the next LAST_SEEN comes in 0.5 s).
         replica.refreshLastSeen(msg.body.seen)
       } else {
+        leaderHead = Math.max(leaderHead, msg.body.revision)
         if (msg.body.revision > replica.revision && syncing === null) {
           // The tail of the feed was lost (no later event revealed the gap): fetch it.
           sync()
@@ -369,6 +378,9 @@ export function createLeaderClient (opts: LeaderClientOptions): LeaderClient {
     // The link counts what arrives on the DEALER; the feed's count is ours.
     stats: {
       get badFrames () { return feedBadFrames.count + link.stats.badFrames },
+      get feedBadFrames () { return feedBadFrames.count },
+      get linkBadFrames () { return link.stats.badFrames },
+      get leaderHead () { return leaderHead },
       get snapshots () { return stats.snapshots },
       get repairs () { return stats.repairs },
       get fencedEvents () { return stats.fencedEvents + link.stats.fencedMessages }

@@ -122,6 +122,10 @@ export interface WatchHub {
   /** At `maxClients`: refuse the upgrade (before accepting it) with 503. */
   readonly full: boolean
   readonly maxClients: number
+  /** Bytes accepted for clients and not yet handed to the kernel, summed at the call. */
+  readonly bufferedBytes: number
+  /** Clients closed with 4008 (too far behind) since the hub began. */
+  readonly closedBehind: number
   /** Sends 1001 to every client, waits up to `closeGraceMs`, terminates the rest. Idempotent. */
   close: () => Promise<void>
 }
@@ -159,6 +163,7 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
   const { replica, leader, log } = deps
   const limits: WatchLimits = { ...DEFAULT_WATCH_LIMITS, ...deps.limits }
   const clients = new Set<Client>()
+  let closedBehind = 0
   let closing: Promise<void> | null = null
 
   const unsubscribe = replica.subscribe({ change: onChange, reset: onReset })
@@ -215,6 +220,7 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
   }
 
   function dropBehind (client: Client): void {
+    if (!client.closed) closedBehind++
     drop(client, WatchCloseCode.tooFarBehind, resumeReason('tooFarBehind', client.cursor))
   }
 
@@ -472,6 +478,12 @@ export function createWatchHub (deps: WatchHubDeps): WatchHub {
     get clients () { return clients.size },
     get full () { return clients.size >= limits.maxClients },
     maxClients: limits.maxClients,
+    get bufferedBytes () {
+      let bytes = 0
+      for (const c of clients) bytes += c.socket.bufferedAmount
+      return bytes
+    },
+    get closedBehind () { return closedBehind },
 
     accept (socket, request) {
       if (closing !== null) {

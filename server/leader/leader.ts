@@ -112,8 +112,14 @@ export interface Leader {
   readonly status: 'stopped' | 'standby' | 'active'
   /** Called when the leader cannot work as configured (its --bind is taken): it has stopped. */
   onFatal: (cb: (err: Error) => void) => void
-  /** `unstorable`: items the database refused for their data (isolateUnstorable). */
-  readonly stats: { readonly badFrames: number, commits: number, changes: number, unstorable: number }
+  /** `unstorable`: items the database refused for their data (isolateUnstorable). `takeovers`:
+   *  terms this process began as the active leader. */
+  readonly stats: { readonly badFrames: number, commits: number, changes: number, unstorable: number, takeovers: number }
+  /** While active: the term's epoch and the tasks of each worker in the assignment (what the
+   *  metrics read at scrape time, leader/metrics.ts); null otherwise. */
+  readonly term: { readonly epoch: number, readonly tasksPerWorker: () => number[] } | null
+  /** Called after each commit with the changes it stored, before they are published. */
+  onCommitted: (cb: (changes: readonly Change[]) => void) => void
 }
 
 /** A write's answer, waiting for its batch's commit. */
@@ -186,7 +192,8 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
   const bootstrapHash = config.bootstrapToken === undefined || config.bootstrapToken === '' ? null : hashSecret(config.bootstrapToken)
   const historyLimit = config.historyLimit ?? DEFAULT_HISTORY_LIMIT
   const bad = createBadFrames(log, 'dropped a bad frame')
-  const stats = { get badFrames () { return bad.count }, commits: 0, changes: 0, unstorable: 0 }
+  const stats = { get badFrames () { return bad.count }, commits: 0, changes: 0, unstorable: 0, takeovers: 0 }
+  const committedListeners: Array<(changes: readonly Change[]) => void> = []
   let status: 'stopped' | 'standby' | 'active' = 'stopped'
   let term: Term | null = null
   let campaign: Promise<void> | null = null
@@ -319,6 +326,7 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
     }
     everBound = true
     status = 'active'
+    stats.takeovers++
     t.readLoop = readLoop(t).catch((err) => {
       log.error({ err }, 'leader read loop failed; stepping down')
       void demote()
@@ -775,6 +783,7 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       if (term !== t) return
       stats.commits++
       stats.changes += changes.length
+      for (const cb of committedListeners) cb(changes)
       t.head = next
       for (const c of changes) applyCommitted(t, c)
       for (const page of batches(changes)) publish(t, 'EVENT', { epoch: t.epoch, changes: page })
@@ -952,6 +961,12 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
     },
     get status () { return status },
     onFatal (cb) { fatalListeners.push(cb) },
+    get term () {
+      const t = term
+      if (t === null || status !== 'active') return null
+      return { epoch: t.epoch, tasksPerWorker: () => t.assignment.workers().map((w) => t.assignment.tasksOf(w).size) }
+    },
+    onCommitted (cb) { committedListeners.push(cb) },
     stats
   }
 }

@@ -15,7 +15,13 @@ export interface GatewayThreadData {
 
 /** From the thread: the gateway listens at `url` and serves reads, or it has failed, to start
  *  or later, for `reason`. */
-export type GatewayThreadMessage = { type: 'ready', url: string } | { type: 'failed', reason: string }
+export type GatewayThreadMessage = { type: 'ready', url: string } | { type: 'failed', reason: string } | { type: 'metrics', id: number }
+
+/** To the thread: stop, or the main thread's metrics text answering the request `id`. */
+export type MainThreadMessage = 'stop' | { type: 'metrics', id: number, text: string }
+
+/** A scrape waits this long for the main thread's text, then is served without it. */
+const MAIN_METRICS_TIMEOUT_MS = 5_000
 
 /** What a failure says: an error with a code (EADDRINUSE, ROSTER_ERR_…) names what is wrong;
  *  any other is a bug, whose stack is what helps. */
@@ -37,17 +43,35 @@ process.on('uncaughtException', (err) => post({ type: 'failed', reason: reasonOf
 process.on('unhandledRejection', (err) => post({ type: 'failed', reason: reasonOf(err) }))
 
 let stop: Stopper = async () => {}
-port.once('message', async () => {
+/** GET /metrics's requests for the main thread's text, by id (the gateway coalesces scrapes, so
+ *  there is about one at a time). */
+const metricsWaiters = new Map<number, (text: string) => void>()
+let metricsId = 0
+const mainMetrics = async (): Promise<string> => await new Promise<string>((resolve) => {
+  const id = ++metricsId
+  const timer = setTimeout(() => { metricsWaiters.delete(id); resolve('') }, MAIN_METRICS_TIMEOUT_MS)
+  metricsWaiters.set(id, (text) => { clearTimeout(timer); metricsWaiters.delete(id); resolve(text) })
+  post({ type: 'metrics', id })
+})
+let stopping = false
+port.on('message', async (m: MainThreadMessage) => {
+  if (m !== 'stop') {
+    metricsWaiters.get(m.id)?.(m.text)
+    return
+  }
+  if (stopping) return
+  stopping = true
   try {
     await stop()
   } catch (err) {
     post({ type: 'failed', reason: reasonOf(err) })
   }
+  for (const resolve of metricsWaiters.values()) resolve('')
   // Nothing of the gateway is left: the thread ends once this port closes.
   port.close()
 })
 try {
-  const gateway = await startGateway({ ...data.gateway, allowTargets: parseAllowTargets(data.allowTargets) }, createLog({ level: data.logLevel }))
+  const gateway = await startGateway({ ...data.gateway, allowTargets: parseAllowTargets(data.allowTargets), metrics: { extra: mainMetrics } }, createLog({ level: data.logLevel }))
   stop = gateway.stop
   await gateway.whenReady()
   post({ type: 'ready', url: gateway.url })

@@ -14,7 +14,7 @@
 // whole process better than a thread can be restarted inside one.
 import { Worker } from 'node:worker_threads'
 import type { Stopper } from '../roles.js'
-import type { GatewayThreadData, GatewayThreadMessage } from './gateway-thread.js'
+import type { GatewayThreadData, GatewayThreadMessage, MainThreadMessage } from './gateway-thread.js'
 
 /** The thread's entry: bin/roster.js bundles it as gateway-thread.js beside every other file of
  *  the bundle, which is the only way `roster up` runs. */
@@ -38,8 +38,9 @@ export interface GatewayThread {
 }
 
 /** Starts the gateway on a thread; `onFailure` is called at most once, with what went wrong, if
- *  it fails before it is asked to stop. */
-export function startGatewayThread (data: GatewayThreadData, onFailure: (message: string) => void): GatewayThread {
+ *  it fails before it is asked to stop. `metrics` renders the main thread's metrics (leader,
+ *  worker, process), which the gateway's GET /metrics asks for and serves after its own. */
+export function startGatewayThread (data: GatewayThreadData, onFailure: (message: string) => void, metrics?: () => Promise<string>): GatewayThread {
   const thread = new Worker(ENTRY, { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: GATEWAY_YOUNG_GENERATION_MB } })
   let stopRequested = false
   let failed = false
@@ -59,7 +60,12 @@ export function startGatewayThread (data: GatewayThreadData, onFailure: (message
   }
   thread.on('message', (m: GatewayThreadMessage) => {
     if (m.type === 'ready') resolveReady(m.url)
-    else fail(m.reason)
+    else if (m.type === 'metrics') {
+      // A failed render answers an empty text: the gateway's own metrics are still served.
+      void (metrics?.() ?? Promise.resolve('')).catch(() => '').then((text) => {
+        if (!stopRequested) thread.postMessage({ type: 'metrics', id: m.id, text } satisfies MainThreadMessage)
+      })
+    } else fail(m.reason)
   })
   // The thread reports its own failures (gateway-thread.ts); these are what it cannot report:
   // it ran out of memory, or died of an error thrown before its handlers were installed.
