@@ -364,7 +364,7 @@ async function main (): Promise<void> {
         'Press Ctrl-C to stop.'
       ])
     } else {
-      log.child({}, { level: 'info' }).info({ storage, ...served, auth: auth ? 'on' : 'off', authNote: authLine }, 'Roster is up')
+      log.child({}, { level: 'info' }).info({ storage, ...served, auth: auth ? 'on' : 'off', authNote: authLine }, `Roster is up. Storage: ${storage}.`)
     }
   }
 }

@@ -9,13 +9,13 @@ import {
   CLEAN_ENV, freeLeaderBind, freePort, killAllRoster, runRoster, runToExit, storageFlags, testStorage
 } from '../helpers/cluster.js'
 import { waitFor } from '../helpers/wait-for.js'
+import { hasScript, NEEDS_SCRIPT } from '../helpers/requirements.js'
 import { encodeRequest, rawExchange } from '../fuzz/raw-http.js'
 
 const ROSTER_BIN = new URL('../../bin/roster.js', import.meta.url).pathname
 const UP_TIMEOUT_MS = 60_000
 const TEST_TIMEOUT_MS = 120_000
 const ESC = '\u001b'
-const hasScript = spawnSync('script', ['--version']).status === 0
 
 afterEach(async () => { await killAllRoster() })
 
@@ -47,7 +47,8 @@ async function upFlags (prefix: string): Promise<{ port: number, flags: string[]
 }
 
 describe('roster up on a terminal', () => {
-  it.skipIf(!hasScript)('writes human-readable lines, then the banner after them, and no JSON; a hostile path at debug arrives escaped', async () => {
+  it('writes human-readable lines, then the banner after them, and no JSON; a hostile path at debug arrives escaped', async ({ skip }) => {
+    skip(!hasScript, NEEDS_SCRIPT)
     const { port, flags } = await upFlags('roster-log-tty-')
     const up = upOnTty([...flags, '--log-level', 'debug'], {})
     await waitFor(() => up.output().includes('Press Ctrl-C to stop.'), { timeoutMs: UP_TIMEOUT_MS, what: 'the banner' })
@@ -78,10 +79,11 @@ describe('roster up on a terminal', () => {
     expect(out).toContain('\\u009b2J')
   }, TEST_TIMEOUT_MS)
 
-  it.skipIf(!hasScript)('--log-format json gives JSON there too (and NO_COLOR leaves pretty lines uncoloured)', async () => {
+  it('--log-format json gives JSON there too (and NO_COLOR leaves pretty lines uncoloured)', async ({ skip }) => {
+    skip(!hasScript, NEEDS_SCRIPT)
     const { flags } = await upFlags('roster-log-tty-json-')
     const up = upOnTty([...flags, '--log-format', 'json'], {})
-    await waitFor(() => up.output().includes('"msg":"Roster is up"'), { timeoutMs: UP_TIMEOUT_MS, what: 'the banner record' })
+    await waitFor(() => up.output().includes('"msg":"Roster is up. Storage: '), { timeoutMs: UP_TIMEOUT_MS, what: 'the banner record' })
     const out = await up.stop()
     for (const l of out.split('\n').filter((x) => x !== '')) expect(() => JSON.parse(l) as unknown, l).not.toThrow()
 
@@ -102,11 +104,12 @@ describe('roster up piped', () => {
     up.child.kill('SIGINT')
     expect((await up.exited).code, up.output()).toBe(0)
     const records = up.stdout().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
-    expect(records.find((r) => r.msg === 'Roster is up')).toMatchObject({
+    const banner = records.find((r) => typeof r.msg === 'string' && r.msg.startsWith('Roster is up. Storage: Postgres at '))
+    expect(banner).toMatchObject({
       level: 30, rest: `http://127.0.0.1:${port}/v1/services`, websocket: `ws://127.0.0.1:${port}/v1/watch`, auth: 'off'
     })
     // At warn, nothing else: the banner is the one info record.
-    expect(records.filter((r) => (r.level as number) < 40).map((r) => r.msg)).toEqual(['Roster is up'])
+    expect(records.filter((r) => (r.level as number) < 40)).toEqual([banner])
 
     const pretty = await upFlags('roster-log-pipe-pretty-')
     const up2 = runRoster([...pretty.flags, '--log-format', 'pretty'], { ...CLEAN_ENV, ROSTER_LOG_FORMAT: 'json' })
