@@ -2,8 +2,10 @@
 // a 404 with a code that names the method and path (escaped and bounded, whatever was sent); a
 // body that is not JSON is a 415 that says what to send; with --auth on an unknown route is a 401
 // first, like every other request. And the examples in examples/, run as child processes, print
-// the server's message (or why they could not connect) and exit 1, without a stack trace.
+// the server's message (or why they could not connect) and exit 1, without a stack trace; the
+// README's check example, run as printed, makes its providers up.
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -189,5 +191,34 @@ describe('examples/', () => {
     expect(await example('heartbeat.mjs', ['a', 'tcp://127.0.0.1:0', 'often'])).toEqual({
       code: 1, stdout: '', stderr: 'heartbeat.mjs: intervalMs must be an integer 50–60000 (the registration\'s heartbeatIntervalMs), got "often"\n'
     })
+  })
+})
+
+describe('the README\'s check example', () => {
+  it('works as printed: the one-line server makes web-1 up, the renewal job-1', async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+    const from = readme.indexOf('An http check needs something that answers on its port')
+    const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(from))?.[1]
+    expect(block).toBeDefined()
+    // The block as printed, on this test's gateway and a free port instead of 7070 and 8088;
+    // $! is then the one-line server, which the test stops.
+    const port = await freePort()
+    const script = `${(block as string).replaceAll('http://127.0.0.1:7070', open.url).replaceAll('8088', String(port))}\necho "server=$!"`
+    // Until bash exits, not until its output closes: the server it left running holds that open.
+    const bash = spawn('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    bash.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
+    bash.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
+    const status = await new Promise<number | null>((resolve) => bash.once('exit', resolve))
+    await waitFor(() => stdout.includes('server='), { timeoutMs: 5000, what: 'the server\'s pid' })
+    const pid = Number(/server=(\d+)/.exec(stdout)?.[1])
+    try {
+      expect(status, stderr).toBe(0)
+      await waitFor(async () => (await http('GET', `${open.url}/v1/services/web/providers/web-1`)).body?.state === 'up', { timeoutMs: 15_000, what: 'web-1 up' })
+      expect((await http('GET', `${open.url}/v1/services/jobs/providers/job-1`)).body.state).toBe('up')
+    } finally {
+      if (pid > 0) process.kill(pid, 'SIGKILL')
+    }
   })
 })
