@@ -13,6 +13,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['./test/helpers/global-setup.ts'],
+    // The default output, then which tests skipped themselves for want of a tool, and how to include them.
+    reporters: ['default', './test/helpers/skip-summary.ts'],
     testTimeout: 20_000,
     hookTimeout: 30_000
   }

@@ -13,7 +13,7 @@ import { parseAllowTargets } from './protocol/targets.js'
 import { CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS } from './protocol/model.js'
 import { leaderBindProblem, loadClusterKeys, writeClusterKeys, type ClusterKeys } from './protocol/cluster-keys.js'
 import { CONNECTION_TIMEOUT_MS, HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from './gateway/http-limits.js'
-import { createLog } from './common/log.js'
+import { createLog, LOG_FORMATS, printLines, terminalDefaults, type LogFormat } from './common/log.js'
 import { helpTable, helpWidth, type HelpRow } from './cli/help.js'
 import { peopleCommand } from './cli/people.js'
 import { isPeopleCommand, peopleCommandRows } from './cli/people-args.js'
@@ -66,7 +66,8 @@ const FLAGS: Record<string, Flag> = {
   'tls-key': { env: ['ROSTER_TLS_KEY'], help: 'PEM private key file for --tls-cert', roles: ['up', 'gateway'] },
   'metrics-port': { env: ['ROSTER_METRICS_PORT'], help: 'serve Prometheus metrics at http://--metrics-host:PORT/metrics (roster up and roster gateway serve them at the gateway\'s /metrics); unset: not served', roles: ['leader', 'worker'] },
   'metrics-host': { env: ['ROSTER_METRICS_HOST'], help: 'address for --metrics-port; the listener has no auth, so keep it loopback or reachable only by Prometheus', roles: ['leader', 'worker'], default: '127.0.0.1' },
-  'log-level': { env: ['ROSTER_LOG_LEVEL'], help: 'fatal, error, warn, info, debug or silent', roles: ['up', 'leader', 'worker', 'gateway'], default: 'info' }
+  'log-level': { env: ['ROSTER_LOG_LEVEL'], help: 'fatal, error, warn, info, debug or silent', roles: ['up', 'leader', 'worker', 'gateway'], default: 'info' },
+  'log-format': { env: ['ROSTER_LOG_FORMAT'], help: 'json (one JSON object a line) or pretty (time, level, message, key=value); default: pretty on a terminal, json otherwise', roles: ['up', 'leader', 'worker', 'gateway'] }
 }
 
 const ROLES: Record<Role, string> = {
@@ -138,6 +139,9 @@ function readConfig (role: Role, argv: string[], env: NodeJS.ProcessEnv): Config
     }
   }
   if (config.auth !== undefined && config.auth !== 'on' && config.auth !== 'off') throw new Error(`--auth must be on or off, got ${JSON.stringify(config.auth)}`)
+  if (config['log-format'] !== undefined && !(LOG_FORMATS as readonly string[]).includes(config['log-format'])) {
+    throw new Error(`--log-format must be json or pretty, got ${JSON.stringify(config['log-format'])}`)
+  }
   parseTcpEndpoint(config.bind as string, '--bind')
   if (role === 'up' || role === 'leader') {
     const problem = leaderBindProblem(config.bind as string, config['cluster-keys'] !== undefined, config['insecure-no-auth'] === 'true')
@@ -235,7 +239,9 @@ async function main (): Promise<void> {
     process.exitCode = 2
     return
   }
-  const log = createLog({ level: config['log-level'] })
+  const terminal = terminalDefaults(process.env, process.stdout.isTTY === true)
+  const logging = { format: (config['log-format'] as LogFormat | undefined) ?? terminal.format, colour: terminal.colour }
+  const log = createLog({ level: config['log-level'], ...logging })
   const stoppers: Stopper[] = []
   let stopping = false
   const shutdown = async (signal: string, exitCode = 0): Promise<void> => {
@@ -360,23 +366,35 @@ async function main (): Promise<void> {
   if (role === 'up') {
     // The gateway on a thread of its own (server/up/threads.ts); if it fails, the whole goes
     // down, as with a fatal leader.
-    const gateway = startGatewayThread({ logLevel: config['log-level'] as string, allowTargets: config['allow-targets'], gateway: gatewayConfig }, (message) => {
+    const gateway = startGatewayThread({ logLevel: config['log-level'] as string, logging, allowTargets: config['allow-targets'], gateway: gatewayConfig }, (message) => {
       console.error(`roster up: ${message}`)
       void shutdown('fatal', 1)
     }, async () => await renderMetrics(metricsRegistries))
     stoppers.push(gateway.stop)
     const url = await gateway.ready
     if (url === null || stopping) return
-    log.info({ auth: auth ? 'on' : 'off' }, `auth ${authLine}`)
-    console.log([
-      `Roster is up. Storage: ${storage}.`,
-      `  REST        ${url}/v1/services`,
-      `  WebSocket   ${url.replace(/^http/, 'ws')}/v1/watch`,
-      `  OpenAPI     ${url}/openapi.json`,
-      `  leader      ${config.bind as string} (events on ${pubEndpoint(config.bind as string)})`,
-      `  auth        ${authLine}`,
-      'Press Ctrl-C to stop.'
-    ].join('\n'))
+    const served = {
+      rest: `${url}/v1/services`,
+      websocket: `${url.replace(/^http/, 'ws')}/v1/watch`,
+      openapi: `${url}/openapi.json`,
+      leader: config.bind as string,
+      events: pubEndpoint(config.bind as string)
+    }
+    // What it serves is said whatever --log-level is (tests and scripts wait for it): on a
+    // terminal as a block of text in line with the log, in JSON as one record of its own.
+    if (logging.format === 'pretty') {
+      printLines([
+        `Roster is up. Storage: ${storage}.`,
+        `  REST        ${served.rest}`,
+        `  WebSocket   ${served.websocket}`,
+        `  OpenAPI     ${served.openapi}`,
+        `  leader      ${served.leader} (events on ${served.events})`,
+        `  auth        ${authLine}`,
+        'Press Ctrl-C to stop.'
+      ])
+    } else {
+      log.child({}, { level: 'info' }).info({ storage, ...served, auth: auth ? 'on' : 'off', authNote: authLine }, `Roster is up. Storage: ${storage}.`)
+    }
   }
 }
 

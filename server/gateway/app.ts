@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net'
 import type { Change } from '../protocol/model.js'
 import type { AllowedTargets } from '../protocol/targets.js'
 import type { TokenOp, TokenResult, WriteOp, WriteResult } from '../protocol/messages.js'
-import { errorBody, RosterError } from './errors.js'
+import { errorBody, RosterError, RouteNotFoundError, UnsupportedMediaTypeError } from './errors.js'
 import { createReadGate, MIN_REVISION_WAIT_MS } from './read-gate.js'
 import type { Replica } from './replica.js'
 import { healthRoutes } from './routes/health.js'
@@ -169,7 +169,9 @@ export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}
     }
   })
 
-  app.setErrorHandler((err, req, reply) => {
+  app.setNotFoundHandler((req) => { throw new RouteNotFoundError(req.method, req.url) })
+  app.setErrorHandler((thrown, req, reply) => {
+    const err = (thrown as { code?: unknown }).code === UnsupportedMediaTypeError.code ? new UnsupportedMediaTypeError(req.headers['content-type']) : thrown
     const body = errorBody(err)
     if (body.statusCode >= 500) req.log.error({ err }, 'request failed')
     // A 4xx is the client's mistake, answered in the body: a per-request line, so debug (request-log.ts).

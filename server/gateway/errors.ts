@@ -7,6 +7,7 @@
 // (WriteResult.code), which a per-code constructor cannot carry; one small base class covers
 // both the static catalogue and the leader's verdicts, etcd3-style.
 import { STATUS_CODES } from 'node:http'
+import { jsonLine, printable } from '../common/printable.js'
 
 export class RosterError extends Error {
   readonly code: string
@@ -143,6 +144,37 @@ export class UpgradeRequiredError extends RosterError {
       headers: { Upgrade: 'websocket', Connection: 'Upgrade' }
     })
     this.name = 'UpgradeRequiredError'
+  }
+}
+
+/** What a client sent, quoted in a message: escaped (printable, jsonLine) and cut to this many characters,
+ *  so that a hostile path or header can neither garble a terminal nor bloat the answer. */
+const QUOTED_MAX_CHARS = 120
+
+function bounded (text: string): string {
+  const chars = [...text]
+  return chars.length > QUOTED_MAX_CHARS ? `${chars.slice(0, QUOTED_MAX_CHARS).join('')}…` : text
+}
+
+/** No route for this method and path (Fastify's own 404 has no code and no hint). The path is
+ *  quoted without its query string, which is where a secret put in a URL by mistake would be. */
+export class RouteNotFoundError extends RosterError {
+  static readonly code = 'ROSTER_ERR_NOT_FOUND'
+  constructor (method: string, url: string) {
+    const path = url.split('?', 1)[0] ?? ''
+    super(RouteNotFoundError.code, 404, `no route for ${printable(bounded(method))} ${printable(bounded(path))}; the API is described at /openapi.json`)
+    this.name = 'RouteNotFoundError'
+  }
+}
+
+/** A body that is not JSON (`curl -d` sends application/x-www-form-urlencoded): Fastify's own 415
+ *  says only "Unsupported Media Type: …". Its code is kept, so clients that match it still do. */
+export class UnsupportedMediaTypeError extends RosterError {
+  static readonly code = 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+  constructor (contentType: string | undefined) {
+    super(UnsupportedMediaTypeError.code, 415, 'the body must be JSON, sent with Content-Type: application/json; ' +
+      (contentType === undefined || contentType === '' ? 'this request had no Content-Type' : `this request's was ${jsonLine(bounded(contentType))}`))
+    this.name = 'UnsupportedMediaTypeError'
   }
 }
 

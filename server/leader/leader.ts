@@ -361,7 +361,9 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
     const tokens = await tokenStore.list()
     if (tokens.some((tk) => isAdmin(tk.scopes))) return tokens
     if (bootstrapHash === null) {
-      log[config.authOff === true ? 'info' : 'warn']('no admin token is stored: a gateway with --auth on refuses every request until one is; ' +
+      // With auth off (`roster up`'s default) this is advice for later, and its banner already
+      // says auth is off: a debug line, not one more line of every start.
+      log[config.authOff === true ? 'debug' : 'warn']('no admin token is stored: a gateway with --auth on refuses every request until one is; ' +
         'start the leader with the environment variable ROSTER_BOOTSTRAP_TOKEN set to a secret of at least 32 characters to install one')
       return tokens
     }

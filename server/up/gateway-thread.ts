@@ -3,12 +3,14 @@
 // thread says so: signals reach only the main thread, which stops the roles in order.
 import { parentPort, workerData } from 'node:worker_threads'
 import { parseAllowTargets } from '../protocol/targets.js'
-import { createLog } from '../common/log.js'
+import { createLog, type LogFormat } from '../common/log.js'
 import { startGateway, type GatewayRoleConfig, type Stopper } from '../roles.js'
 
 /** The thread's workerData: structured-cloned, so `--allow-targets` travels as its flag value. */
 export interface GatewayThreadData {
   logLevel: string
+  /** The main thread's --log-format and colour choice: a thread has no terminal of its own to ask. */
+  logging: { format: LogFormat, colour: boolean }
   allowTargets: string | undefined
   gateway: Omit<GatewayRoleConfig, 'allowTargets'>
 }
@@ -71,7 +73,7 @@ port.on('message', async (m: MainThreadMessage) => {
   port.close()
 })
 try {
-  const gateway = await startGateway({ ...data.gateway, allowTargets: parseAllowTargets(data.allowTargets), metrics: { extra: mainMetrics } }, createLog({ level: data.logLevel }))
+  const gateway = await startGateway({ ...data.gateway, allowTargets: parseAllowTargets(data.allowTargets), metrics: { extra: mainMetrics } }, createLog({ level: data.logLevel, ...data.logging }))
   stop = gateway.stop
   await gateway.whenReady()
   post({ type: 'ready', url: gateway.url })

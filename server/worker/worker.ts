@@ -322,7 +322,8 @@ export function createWorker (opts: WorkerOptions): Worker {
   // ---- leader ------------------------------------------------------------------------------
 
   function onLeader (leader: LeaderInfo): void {
-    log.info({ leader: leader.endpoint, epoch: leader.epoch, watching: liveness.size }, 'sending READY to the leader')
+    // Protocol detail (leader-link.ts already logs 'following leader' at info): debug.
+    log.debug({ leader: leader.endpoint, epoch: leader.epoch, watching: liveness.size }, 'sending READY to the leader')
     assignPages = []
     assignPagesSeen = 0
     // In pages, each a READY of its own (the leader treats each alike): see socket-limits.ts.
@@ -375,7 +376,8 @@ export function createWorker (opts: WorkerOptions): Worker {
     for (const obs of [...watched.report, ...checked.report]) report(obs)
     syncEndpoints()
     armExpiry()
-    log.info({ tasks: tasks.length, endpoints: connectedCount(), checks: checks.size }, 'applied ASSIGN')
+    // Every rebalance sends one; the leader's 'worker joined' and 'worker is silent' lines say why.
+    log.debug({ tasks: tasks.length, endpoints: connectedCount(), checks: checks.size }, 'applied ASSIGN')
   }
 
   /** Wraps a LeaderLink callback: a bug here must not end the link's read loop. */

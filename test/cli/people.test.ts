@@ -4,7 +4,7 @@
 // failover past a dead gateway, auth from the environment, hostile text from other users, and a
 // watch that sees a provider whose heartbeat process is SIGKILLed go down and that moves to
 // another gateway when its own stops.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { silentLog } from '../../server/common/log.js'
@@ -16,6 +16,7 @@ import {
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import { spawnEmitter } from '../helpers/emitters.js'
 import { waitFor } from '../helpers/wait-for.js'
+import { hasScript, NEEDS_SCRIPT } from '../helpers/requirements.js'
 
 const ROSTER_BIN = fileURLToPath(new URL('../../bin/roster.js', import.meta.url))
 /** Each child starts Node and loads the bundle: about half a second, many times that on a loaded
@@ -189,8 +190,6 @@ describe('roster with other users\' hostile text', () => {
 })
 
 describe('roster on a terminal', () => {
-  const hasScript = spawnSync('script', ['--version']).status === 0
-
   /** `roster args` on a pseudo-terminal made by util-linux `script`; its output as the terminal got it. */
   async function onTty (args: string[], env: NodeJS.ProcessEnv): Promise<string> {
     const command = [process.execPath, ROSTER_BIN, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ')
@@ -202,7 +201,8 @@ describe('roster on a terminal', () => {
     return out
   }
 
-  it.skipIf(!hasScript)('colours the states, unless NO_COLOR is set', async () => {
+  it('colours the states, unless NO_COLOR is set', async ({ skip }) => {
+    skip(!hasScript, NEEDS_SCRIPT)
     expect((await cli(['register', 'tty', 'tty-1', '--host', '127.0.0.1', '--port', '8080', '--protocol', 'http', '--check-ttl', '600000', '--meta', `m=${HOSTILE}`])).code).toBe(0)
     const coloured = await onTty(['ls', 'tty', '--url', roster.url], {})
     expect(coloured).toContain(`${ESC}[33mpending${ESC}[0m`)

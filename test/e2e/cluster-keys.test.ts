@@ -18,6 +18,7 @@ import {
   testStorage, waitForLeader, waitForReady, type FeedReader
 } from '../helpers/cluster.js'
 import { hasPyzmq, killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
+import { NEEDS_PYZMQ } from '../helpers/requirements.js'
 
 /** Node + tsx start in about a second, the embedded Postgres in about 1 more; a loaded machine takes longer. */
 const START_TIMEOUT_MS = 60_000
@@ -206,7 +207,8 @@ describe('a cluster with --cluster-keys', () => {
     expect((await http('GET', `${url2}/v1/services/orders/providers/o1`)).body).toMatchObject({ state: 'up' })
   }, 180_000)
 
-  it.skipIf(!hasPyzmq)('a pyzmq outsider (no keys, random keys, unknown client key) gets nothing either', async () => {
+  it('a pyzmq outsider (no keys, random keys, unknown client key) gets nothing either', async ({ skip }) => {
+    skip(!hasPyzmq, NEEDS_PYZMQ)
     const { keys, bind, url } = await keyedCluster()
     const before = await revisionOf(url)
     const script = `

@@ -13,6 +13,7 @@ import {
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import { spawnEmitter } from '../helpers/emitters.js'
 import { hasPrometheusParser, scrape, type Scrape } from '../helpers/prometheus.js'
+import { NEEDS_PROMETHEUS_PARSER } from '../helpers/requirements.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const INTERVAL_MS = 100
@@ -26,8 +27,9 @@ async function scrapeUntil (url: string, ok: (s: Scrape) => boolean, what: strin
   return last as unknown as Scrape
 }
 
-describe.skipIf(!hasPrometheusParser)('metrics of a cluster run as separate processes', () => {
-  it('count what happened, on each role, in the Prometheus text format', async () => {
+describe('metrics of a cluster run as separate processes', () => {
+  it('count what happened, on each role, in the Prometheus text format', async ({ skip }) => {
+    skip(!hasPrometheusParser, NEEDS_PROMETHEUS_PARSER)
     const storage = await testStorage('roster-metrics-')
     const bind = await freeLeaderEndpoint()
     const [leaderMetricsPort, workerMetricsPort, port] = [await freePort(), await freePort(), await freePort()]
@@ -143,8 +145,9 @@ describe.skipIf(!hasPrometheusParser)('metrics of a cluster run as separate proc
   })
 })
 
-describe.skipIf(!hasPrometheusParser)('metrics of `roster up`', () => {
-  it('serves every role\'s metrics, and the process\'s once, on the gateway port', async () => {
+describe('metrics of `roster up`', () => {
+  it('serves every role\'s metrics, and the process\'s once, on the gateway port', async ({ skip }) => {
+    skip(!hasPrometheusParser, NEEDS_PROMETHEUS_PARSER)
     const port = await freePort()
     const up = spawnRoster(['up', '--bind', await freeLeaderEndpoint(), '--port', String(port), ...storageFlags(await testStorage('roster-metrics-up-'))])
     const url = `http://127.0.0.1:${port}`
@@ -167,10 +170,11 @@ describe.skipIf(!hasPrometheusParser)('metrics of `roster up`', () => {
   })
 })
 
-describe.skipIf(!hasPrometheusParser)('GET /metrics on a gateway with --auth on', () => {
+describe('GET /metrics on a gateway with --auth on', () => {
   const BOOTSTRAP = 'bootstrap-secret-for-the-metrics-test-0123456789'
 
-  it('needs a token that may read every service (401, 403 naming the scope, 200), and hostile requests mint no series', async () => {
+  it('needs a token that may read every service (401, 403 naming the scope, 200), and hostile requests mint no series', async ({ skip }) => {
+    skip(!hasPrometheusParser, NEEDS_PROMETHEUS_PARSER)
     const storage = await testStorage('roster-metrics-auth-')
     const bind = await freeLeaderEndpoint()
     const stoppers: Stopper[] = []

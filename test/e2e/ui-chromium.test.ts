@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { NEEDS_CHROMIUM } from '../helpers/requirements.js'
 import {
   freeLeaderEndpoint, freePort, type RosterProcess, spawnRoster, storageFlags, testStorage, waitForLeader, waitForReady
 } from '../helpers/cluster.js'
@@ -154,8 +155,9 @@ function cspViolations (d: Dashboard): string[] {
   return d.consoleErrors.filter((e) => /Content Security Policy/i.test(e))
 }
 
-describe.skipIf(skipped)('the dashboard at /ui, in Chromium', () => {
-  it('shows a provider up, then down within 1 s of its SIGKILL without a reload; hostile text stays text', async () => {
+describe('the dashboard at /ui, in Chromium', () => {
+  it('shows a provider up, then down within 1 s of its SIGKILL without a reload; hostile text stays text', async ({ skip }) => {
+    skip(skipped, NEEDS_CHROMIUM)
     const c = await startCluster()
     const emitter = await spawnEmitter({ id: 'orders-1', intervalMs: INTERVAL_MS })
     await register(c.url, 'orders', 'orders-1', { heartbeat: emitter.endpoint, heartbeatIntervalMs: INTERVAL_MS, tags: ['blue', 'eu-west-1a'], meta: { version: '1.4.2' } })
@@ -245,7 +247,8 @@ describe.skipIf(skipped)('the dashboard at /ui, in Chromium', () => {
     }
   }, 120_000)
 
-  it('resumes with since after its gateway is killed, and replaces everything on a reset, without a reload', async () => {
+  it('resumes with since after its gateway is killed, and replaces everything on a reset, without a reload', async ({ skip }) => {
+    skip(skipped, NEEDS_CHROMIUM)
     const c = await startCluster()
     const e1 = await spawnEmitter({ id: 'orders-1', intervalMs: INTERVAL_MS })
     const e2 = await spawnEmitter({ id: 'orders-2', intervalMs: INTERVAL_MS })
@@ -298,7 +301,8 @@ describe.skipIf(skipped)('the dashboard at /ui, in Chromium', () => {
     }
   }, 120_000)
 
-  it('with --auth on, asks for a token, refuses a bad one, and runs live on a good one it never puts in a URL', async () => {
+  it('with --auth on, asks for a token, refuses a bad one, and runs live on a good one it never puts in a URL', async ({ skip }) => {
+    skip(skipped, NEEDS_CHROMIUM)
     const c = await startCluster({ auth: true })
     const created = await call('POST', `${c.url}/v1/tokens`, { token: BOOTSTRAP, body: { name: 'dashboard', scopes: ['read:orders'] } })
     expect(created.status).toBe(201)

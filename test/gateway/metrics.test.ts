@@ -4,13 +4,15 @@
 import { describe, expect, it } from 'vitest'
 import { createReplica } from '../../server/gateway/replica.js'
 import { hasPrometheusParser, scrape } from '../helpers/prometheus.js'
+import { NEEDS_PROMETHEUS_PARSER } from '../helpers/requirements.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { applyAll, history, useWatchGateway } from './helpers.js'
 
 const { gateway, open } = useWatchGateway()
 
-describe.skipIf(!hasPrometheusParser)('GET /metrics and the feed', () => {
-  it('counts feed clients, their unsent bytes, and the client closed for falling behind', async () => {
+describe('GET /metrics and the feed', () => {
+  it('counts feed clients, their unsent bytes, and the client closed for falling behind', async ({ skip }) => {
+    skip(!hasPrometheusParser, NEEDS_PROMETHEUS_PARSER)
     const replica = createReplica()
     replica.loadSnapshot(0, [])
     const { base } = await gateway({ replica, watch: { maxBufferedBytes: 1024 * 1024 } })

@@ -11,6 +11,7 @@ import { createSendQueue } from '../../server/protocol/send-queue.js'
 import { silentLog } from '../../server/common/log.js'
 import { createWorker, type Worker, type WorkerOptions } from '../../server/worker/worker.js'
 import { hasPyzmq, killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
+import { NEEDS_PYZMQ } from '../helpers/requirements.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { now, pendingTask, startScriptedLeader, type ScriptedLeader } from './scripted-leader.js'
 
@@ -223,7 +224,8 @@ describe('worker', () => {
   })
 
   // CI installs python3-zmq (.ci/run); a machine with only Node.js skips this one peer.
-  it.skipIf(!hasPyzmq)('watches a provider written in Python (pyzmq) the same way', async () => {
+  it('watches a provider written in Python (pyzmq) the same way', async ({ skip }) => {
+    skip(!hasPyzmq, NEEDS_PYZMQ)
     const intervalMs = 200
     const e = await spawnEmitter({ id: 'py-1', intervalMs, python: true })
     const l = await leader({ tasks: [pendingTask('py-1', e.endpoint, intervalMs)] })
