@@ -62,14 +62,14 @@ describe('--auth', () => {
     // Open: no token asked for (it has no leader, so not ready: 503, never 401).
     expect(await get(`http://127.0.0.1:${port}/v1/services`)).toBe(503)
     const { cmd } = await rosterUp([])
-    expect(cmd.stdout()).toMatch(/auth {8}off: anyone who can reach this loopback address/)
+    expect(cmd.stdout()).toMatch(/"auth":"off","authNote":"off: anyone who can reach this loopback address/)
   }, 120_000)
 })
 
 describe('bootstrap and `roster token`', () => {
   it('installs ROSTER_BOOTSTRAP_TOKEN as admin; create, list and revoke work against a live roster up', async () => {
     const { cmd, url } = await rosterUp(['--auth', 'on'], { ROSTER_BOOTSTRAP_TOKEN: BOOTSTRAP })
-    expect(cmd.stdout()).toMatch(/auth {8}on: every request/)
+    expect(cmd.stdout()).toMatch(/"auth":"on","authNote":"on: every request/)
     expect(await get(`${url}/v1/services`)).toBe(401)
     expect(await get(`${url}/v1/services`, BOOTSTRAP)).toBe(200)
     const env = { ROSTER_URL: url, ROSTER_TOKEN: BOOTSTRAP }
