@@ -31,12 +31,13 @@ export interface Member {
 
 /**
  * The log line (pino's `msg`) by which an incarnation says it is ready: a leader once it
- * migrated and campaigns, a worker once an active leader answered it (READY goes out at the
- * first PONG), a gateway once it listens (it is then polled for a readable replica too).
+ * migrated and campaigns, a worker once an active leader answered it (its link logs 'following
+ * leader' and READY goes out right after), a gateway once it listens (it is then polled for a
+ * readable replica too).
  */
 const READY_MESSAGES: Record<Role, (msg: string) => boolean> = {
   leader: (m) => m.startsWith('leader started'),
-  worker: (m) => m === 'sending READY to the leader',
+  worker: (m) => m === 'following leader',
   gateway: (m) => m.startsWith('Server listening at ')
 }
 

@@ -54,9 +54,10 @@ describe('TLS at the edge', () => {
       '--tls-cert', cert, '--tls-key', key, '--log-level', 'warn'])
     await waitFor(() => cmd.stdout().includes('Roster is up') || cmd.child.exitCode !== null, { timeoutMs: UP_TIMEOUT_MS, what: '"Roster is up"' })
     const base = `https://127.0.0.1:${port}`
-    expect(cmd.stdout(), cmd.output()).toContain(`REST        ${base}/v1/services`)
-    expect(cmd.stdout()).toContain(`WebSocket   wss://127.0.0.1:${port}/v1/watch`)
-    expect(cmd.stdout()).toContain(`OpenAPI     ${base}/openapi.json`)
+    // Piped, the banner is one JSON record (--log-format json when stdout is not a terminal).
+    expect(cmd.stdout(), cmd.output()).toContain(`"rest":"${base}/v1/services"`)
+    expect(cmd.stdout()).toContain(`"websocket":"wss://127.0.0.1:${port}/v1/watch"`)
+    expect(cmd.stdout()).toContain(`"openapi":"${base}/openapi.json"`)
 
     // HTTPS, verified against the certificate as CA (no rejectUnauthorized: false anywhere).
     expect((await httpsJson(`${base}/v1/services`, ca)).status).toBe(200)
