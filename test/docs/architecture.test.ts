@@ -78,3 +78,50 @@ describeWithDatabase('docs/schema.sql', (backend) => {
     expect(await readFile(SCHEMA_FILE, 'utf8'), 'docs/schema.sql differs from the migrations: regenerate it (see this test\'s header)').toBe(rendered)
   })
 })
+
+/** Repository paths ARCHITECTURE.md names: in backticks (`server/leader/leader.ts`, `test/e2e/`)
+ *  or as link targets ([…](server/protocol/README.md)). */
+const PATH = /`((?:server|client|test|bench|chaos|bin|migrations|docs|openapi|examples)\/[\w./-]*)`|\]\(((?!https?:)[\w./-]+)\)/g
+/** A function named as `file` › `name`, optionally followed by more names (`… › `a`, `b` and `c``). */
+const FUNCTIONS = /`([\w./-]+\.(?:ts|js))`\s+›\s+((?:`\w+`(?:,\s+|\s+and\s+)?)+)/g
+
+/** Whether `source` declares `name`: a function, a const, a class or type, or an object
+ *  literal's method (`async commit (…) {`). */
+function declares (source: string, name: string): boolean {
+  return new RegExp(`(?:function\\*?|const|let|class|interface|type)\\s+${name}\\b|^\\s*(?:async\\s+)?${name}\\s*\\(`, 'm').test(source)
+}
+
+describe('ARCHITECTURE.md', async () => {
+  const doc = await readFile(path.join(ROOT, 'ARCHITECTURE.md'), 'utf8')
+
+  it('names only files and folders that exist', async () => {
+    const paths = [...doc.matchAll(PATH)].map((m) => (m[1] ?? m[2]) as string)
+    expect(paths.length).toBeGreaterThan(50)
+    const missing: string[] = []
+    for (const p of new Set(paths)) {
+      await access(path.join(ROOT, p)).catch(() => { missing.push(p) })
+    }
+    expect(missing).toEqual([])
+  })
+
+  it('names only functions that its files declare', async () => {
+    const named = [...doc.matchAll(FUNCTIONS)].flatMap((m) => [...(m[2] as string).matchAll(/`(\w+)`/g)].map((n) => ({ file: m[1] as string, name: n[1] as string })))
+    expect(named.length).toBeGreaterThan(30)
+    const missing: string[] = []
+    for (const { file, name } of named) {
+      const source = await readFile(path.join(ROOT, file), 'utf8')
+      if (!declares(source, name)) missing.push(`${file} › ${name}`)
+    }
+    expect(missing).toEqual([])
+  })
+
+  it('names only identifiers that the sources use', async () => {
+    // Functions, constants and verbs named without their file (`commitBatch`, `BATCH_ITEMS`,
+    // `SINCE_REQ`): each must still occur in server/, so that a rename cannot leave it behind.
+    const identifiers = new Set([...doc.matchAll(/`([a-z]+[A-Z]\w*|[A-Z][A-Z0-9]*_[A-Z0-9_]+)`/g)].map((m) => m[1] as string))
+    expect(identifiers.size).toBeGreaterThan(40)
+    const files = (await readdir(path.join(ROOT, 'server'), { recursive: true })).filter((f) => f.endsWith('.ts'))
+    const sources = (await Promise.all(files.map(async (f) => await readFile(path.join(ROOT, 'server', f), 'utf8')))).join('\n')
+    expect([...identifiers].filter((name) => !new RegExp(`\\b${name}\\b`).test(sources))).toEqual([])
+  })
+})
