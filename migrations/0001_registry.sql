@@ -1,6 +1,6 @@
 -- The registry: current providers, the change log that the feed replays, and one row of
 -- counters. The leader is the only writer; every write is one transaction that touches all
--- three (design.md §2). Runs inside migrate()'s transaction: no BEGIN/COMMIT here.
+-- three (ARCHITECTURE.md › Invariants). Runs inside migrate()'s transaction: no BEGIN/COMMIT here.
 
 -- One row per registered provider; its last change is at `revision`.
 create table providers (

@@ -973,8 +973,6 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
   }
 }
 
-/** Splits items into pages of about PAGE_BYTES of JSON each (at least one item a page), so
- *  that no answer exceeds what the followers' sockets accept (socket-limits.ts). */
 /** Splits items into BATCH_ITEMS-long pieces for WRITE, RESULT and EVENT messages. */
 function batches<T> (items: T[]): T[][] {
   if (items.length <= BATCH_ITEMS) return [items]
@@ -983,6 +981,8 @@ function batches<T> (items: T[]): T[][] {
   return out
 }
 
+/** Splits items into pages of about PAGE_BYTES of JSON each (at least one item a page), so
+ *  that no answer exceeds what the followers' sockets accept (socket-limits.ts). */
 function pageByBytes<T> (items: T[]): T[][] {
   const pages: T[][] = []
   let page: T[] = []
