@@ -89,7 +89,6 @@ const DROP_LOG_INTERVAL_MS = 10_000
  *  64 + 512) is under 24 KiB of JSON, so anything bigger is a mistake or an attack. */
 export const BODY_LIMIT_BYTES = 64 * 1024
 
-
 const buildAjv = AjvCompiler()
 
 export async function buildGateway (deps: GatewayDeps, opts: GatewayOptions = {}): Promise<FastifyInstance> {

@@ -62,6 +62,7 @@ function bounded (
 ): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
     let settled = false
+    // eslint-disable-next-line prefer-const -- settle() reads it, and open() may call settle() before returning: a const would throw then
     let connection: { destroy: () => void } | undefined
     const onAbort = (): void => settle({ ok: false, detail: 'aborted' })
     const timer = setTimeout(() => settle({ ok: false, detail: `timeout after ${timeoutMs} ms` }), timeoutMs)

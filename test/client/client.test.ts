@@ -162,6 +162,7 @@ describe('RosterClient on healthy gateways', () => {
     expect(() => new RosterClient({ urls: ok, timeoutMs: 0 })).toThrow(/options\.timeoutMs must be a positive integer/)
     const secret = 'roster_secret\r\nX-Injected: 1'
     let thrown: unknown
+    // eslint-disable-next-line no-new -- the constructor is what throws
     try { new RosterClient({ urls: ok, token: secret }) } catch (err) { thrown = err }
     expect(thrown).toBeInstanceOf(TypeError)
     expect((thrown as Error).message).toMatch(/options\.token must be/)

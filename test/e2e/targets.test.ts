@@ -86,7 +86,7 @@ describe('with --allow-targets 127.0.0.0/8,::1 on the gateway and the worker', (
     expect(res).toMatchObject({ status: 400, body: { code: 'ROSTER_ERR_TARGET_UNRESOLVED', message: "body/heartbeat host 'no-such-host.invalid' does not resolve (ENOTFOUND)" } })
   })
 
-  it("a ttl check connects nowhere, so its host is not checked", async () => {
+  it('a ttl check connects nowhere, so its host is not checked', async () => {
     expect((await put(system, 'ttl', 'ttl-1', { ...BASE, host: '192.0.2.1', check: { type: 'ttl', ttlMs: 5000 } })).status).toBe(201)
   })
 })

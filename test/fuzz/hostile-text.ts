@@ -126,7 +126,6 @@ export function percentEncode (s: string): string {
 /** Shows a string with every control, non-ASCII and lone surrogate escaped, shortened. */
 export function show (value: unknown, max = 300): string {
   const s = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'string' && v.length > max ? `${v.slice(0, max)}…(${v.length} chars)` : v)) ?? String(value)
-  // eslint-disable-next-line no-control-regex
   const escaped = s.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
   return escaped.length > max * 3 ? `${escaped.slice(0, max * 3)}…` : escaped
 }

@@ -172,8 +172,11 @@ const rawQuery = fc.array(fc.tuple(
 ).map(([k, v]) => `${percentEncode(k)}=${percentEncode(v)}`), { maxLength: 4 }).map((pairs) => (pairs.length === 0 ? '' : `?${pairs.join('&')}`))
 
 export const rawTarget: fc.Arbitrary<string> = fc.oneof(
-  { weight: 6, arbitrary: fc.tuple(serviceSegment, idSegment, fc.constantFrom('', '/maintenance', '/heartbeat', '/', '/x'), rawQuery)
-    .map(([s, i, suffix, q]) => `/v1/services/${s.encoded}/providers/${i.encoded}${suffix}${q}`) },
+  {
+    weight: 6,
+    arbitrary: fc.tuple(serviceSegment, idSegment, fc.constantFrom('', '/maintenance', '/heartbeat', '/', '/x'), rawQuery)
+      .map(([s, i, suffix, q]) => `/v1/services/${s.encoded}/providers/${i.encoded}${suffix}${q}`)
+  },
   { weight: 3, arbitrary: fc.tuple(fc.array(rawSegment, { maxLength: 6 }), rawQuery).map(([segs, q]) => `/${segs.join('/')}${q}`) },
   { weight: 1, arbitrary: fc.constantFrom('*', 'http://127.0.0.1/v1/health', '//v1//services', '/v1/services?', '/v1/health#frag', '/%', '/v1/services/orders/providers/p1/../p2') }
 )
@@ -310,8 +313,11 @@ const watchParam: fc.Arbitrary<[string, string]> = fc.oneof(
 /** Either a handful of parameters, or more services than the 64 a feed may ask for. */
 const watchQuery: fc.Arbitrary<Query> = fc.oneof(
   { weight: 6, arbitrary: fc.array(watchParam, { maxLength: 4 }) },
-  { weight: 6, arbitrary: fc.tuple(fc.array(fc.constantFrom(...SERVICES), { maxLength: 3 }), fc.option(fc.integer({ min: 0, max: 20 }), { nil: undefined }))
-    .map(([services, since]): Query => [...services.map((s): [string, string] => ['service', s]), ...(since === undefined ? [] : [['since', String(since)] as [string, string]])]) },
+  {
+    weight: 6,
+    arbitrary: fc.tuple(fc.array(fc.constantFrom(...SERVICES), { maxLength: 3 }), fc.option(fc.integer({ min: 0, max: 20 }), { nil: undefined }))
+      .map(([services, since]): Query => [...services.map((s): [string, string] => ['service', s]), ...(since === undefined ? [] : [['since', String(since)] as [string, string]])])
+  },
   { weight: 1, arbitrary: fc.integer({ min: 63, max: 70 }).map((n) => Array.from({ length: n }, (_, i): [string, string] => ['service', `s${i}`])) }
 )
 

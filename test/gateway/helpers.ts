@@ -87,7 +87,7 @@ export function noLeader (opts: { log?: ChangeLog } = {}): LeaderPort & { gate: 
 
 export function deferred (): { promise: Promise<void>, resolve: () => void } {
   let resolve!: () => void
-  const promise = new Promise<void>((r) => { resolve = r })
+  const promise = new Promise<void>((_resolve) => { resolve = _resolve })
   return { promise, resolve }
 }
 

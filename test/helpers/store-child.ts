@@ -47,7 +47,7 @@ try {
     console.log(JSON.stringify({ ok: true, serverPid, revision: (await store.load()).revision }))
     setInterval(() => {}, 60_000)
   } else {
-    throw new Error(`usage: store-child.ts migrate <databaseUrl> [dir] | open-embedded <dataDir> | hold-embedded <dataDir>`)
+    throw new Error('usage: store-child.ts migrate <databaseUrl> [dir] | open-embedded <dataDir> | hold-embedded <dataDir>')
   }
 } catch (err) {
   const e = err as { code?: unknown, message?: unknown }

@@ -445,7 +445,6 @@ describe('embedded Postgres data directory', () => {
   })
 })
 
-
 /** The pid of a child process that has exited (and been reaped), so nothing answers to it. */
 async function deadChildPid (): Promise<number> {
   const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' })
