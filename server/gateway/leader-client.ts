@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto'
 import { Subscriber } from 'zeromq'
 import { curveClientOptions, type ClusterKeys } from '../protocol/cluster-keys.js'
 import { createBadFrames, decodeOrDrop } from '../protocol/frames.js'
-import { GATEWAY_DEALER_MAX_BYTES, GATEWAY_SUB_MAX_BYTES, limitOptions } from '../protocol/socket-limits.js'
+import { chunks, GATEWAY_DEALER_MAX_BYTES, GATEWAY_SUB_MAX_BYTES, limitOptions } from '../protocol/socket-limits.js'
 import { pubEndpoint } from '../protocol/endpoints.js'
 import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
 import { BATCH_ITEMS, Inbound, type Body, type Message, type TokenOp, type TokenResult, type WriteOp, type WriteResult } from '../protocol/messages.js'
@@ -124,8 +124,7 @@ export function createLeaderClient (opts: LeaderClientOptions): LeaderClient {
     // A write already answered (503 when the leader was lost meanwhile) must not be sent.
     const writes = outbox.filter((w) => pending.has(w.requestId))
     outbox = []
-    for (let i = 0; i < writes.length; i += BATCH_ITEMS) {
-      const page = writes.slice(i, i + BATCH_ITEMS)
+    for (const page of chunks(writes, BATCH_ITEMS)) {
       if (link.send('WRITE', { writes: page })) continue
       for (const { requestId } of page) {
         const p = pending.get(requestId)

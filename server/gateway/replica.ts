@@ -2,7 +2,7 @@
 // service, and a ring of the latest changes for feeds that resume with `since`. It is the Clone
 // pattern's client state; the leader client feeds it, routes and the watch hub read it. It does
 // no I/O, never reorders or skips a revision, and never calls a listener out of revision order.
-import type { Change, Provider } from '../protocol/model.js'
+import { isNewerSighting, type Change, type Provider } from '../protocol/model.js'
 
 export type ApplyOutcome = 'applied' | 'duplicate' | 'gap'
 
@@ -205,10 +205,7 @@ export function createReplica (opts: ReplicaOptions = {}): Replica {
       let moved = 0
       for (const [id, ms] of seen) {
         const p = byId.get(id)
-        // Pending and down providers get their lastSeen from their next event (the leader sends
-        // none for them either); this also keeps a late value off a provider watched anew.
-        if (p === undefined || (p.state !== 'up' && p.state !== 'maintenance')) continue
-        if (p.lastSeen !== null && Date.parse(p.lastSeen) >= ms) continue
+        if (p === undefined || !isNewerSighting(p, ms)) continue
         // A new object, as for a change: a read that already holds the old one is not altered.
         const fresh = { ...p, lastSeen: new Date(ms).toISOString() }
         byId.set(id, fresh)

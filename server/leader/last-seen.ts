@@ -5,7 +5,7 @@
 // committed change of the provider carry it) and forwards what it accepted to the gateways
 // (LAST_SEEN). This module decides what to accept and what a commit must not lose; leader.ts
 // does the I/O.
-import type { Change, Provider } from '../protocol/model.js'
+import { isNewerSighting, type Change, type Provider } from '../protocol/model.js'
 
 /** How far ahead of the leader's clock a worker's lastSeen may be and still count: workers on
  *  other hosts run on their own clocks, and NTP keeps them within milliseconds, so a second is
@@ -22,10 +22,9 @@ export const SEEN_FUTURE_TOLERANCE_MS = 1000
  */
 export function acceptSeen (stored: Provider | undefined, watchers: ReadonlySet<string>, workerId: string, lastSeen: number, now: number): number | null {
   if (stored === undefined || !watchers.has(workerId)) return null
-  if (stored.state !== 'up' && stored.state !== 'maintenance') return null
   if (lastSeen > now + SEEN_FUTURE_TOLERANCE_MS) return null
   const ms = Math.min(lastSeen, now)
-  return stored.lastSeen !== null && ms <= Date.parse(stored.lastSeen) ? null : ms
+  return isNewerSighting(stored, ms) ? ms : null
 }
 
 /** The provider with `lastSeen` (ms) set, revision untouched. */

@@ -10,7 +10,7 @@
 import { Publisher, Router } from 'zeromq'
 import { acquireZapHandler, curveServerOptions, type ClusterKeys } from '../protocol/cluster-keys.js'
 import { createBadFrames, decodeOrDrop, encode } from '../protocol/frames.js'
-import { LEADER_PUB_MAX_BYTES, LEADER_ROUTER_MAX_BYTES, limitOptions, PAGE_BYTES, PAGE_ITEMS } from '../protocol/socket-limits.js'
+import { chunks, LEADER_PUB_MAX_BYTES, LEADER_ROUTER_MAX_BYTES, limitOptions, PAGE_BYTES, PAGE_ITEMS } from '../protocol/socket-limits.js'
 import { BATCH_ITEMS, Inbound, type Body, type Message, type Observation, type Task, type TokenOp, type TokenResult, type Verb, type WriteOp, type WriteResult } from '../protocol/messages.js'
 import { isAdmin } from '../protocol/scopes.js'
 import { MAX_TOKENS, type TokenRecord } from '../protocol/token-model.js'
@@ -621,7 +621,7 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       t.seenFlush = null
       const seen = [...t.seenOut]
       t.seenOut.clear()
-      for (let i = 0; i < seen.length; i += PAGE_ITEMS) publish(t, 'LAST_SEEN', { epoch: t.epoch, seen: seen.slice(i, i + PAGE_ITEMS) })
+      for (const page of chunks(seen, PAGE_ITEMS)) publish(t, 'LAST_SEEN', { epoch: t.epoch, seen: page })
     })
   }
 
@@ -788,7 +788,7 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       for (const cb of committedListeners) cb(changes)
       t.head = next
       for (const c of changes) applyCommitted(t, c)
-      for (const page of batches(changes)) publish(t, 'EVENT', { epoch: t.epoch, changes: page })
+      for (const page of chunks(changes, BATCH_ITEMS)) publish(t, 'EVENT', { epoch: t.epoch, changes: page })
       rebalance(t)
     }
     answerWrites(t, answers)
@@ -927,7 +927,7 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
       to.results.push({ requestId, result })
     }
     for (const { identity, results } of byGateway.values()) {
-      for (const page of batches(results)) reply(t, identity, 'RESULT', { epoch: t.epoch, results: page })
+      for (const page of chunks(results, BATCH_ITEMS)) reply(t, identity, 'RESULT', { epoch: t.epoch, results: page })
     }
   }
 
@@ -971,14 +971,6 @@ export function createLeader ({ store, tokens: tokenStore, lock, log, config }: 
     onCommitted (cb) { committedListeners.push(cb) },
     stats
   }
-}
-
-/** Splits items into BATCH_ITEMS-long pieces for WRITE, RESULT and EVENT messages. */
-function batches<T> (items: T[]): T[][] {
-  if (items.length <= BATCH_ITEMS) return [items]
-  const out: T[][] = []
-  for (let i = 0; i < items.length; i += BATCH_ITEMS) out.push(items.slice(i, i + BATCH_ITEMS))
-  return out
 }
 
 /** Splits items into pages of about PAGE_BYTES of JSON each (at least one item a page), so

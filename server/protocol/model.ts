@@ -281,6 +281,15 @@ export const Provider = Type.Object(
 )
 export type Provider = Static<typeof Provider>
 
+/** Whether a heartbeat seen at `ms` is news for `p`'s lastSeen, the rule the leader (accepting a
+ *  worker's summary) and every gateway (refreshing its replica) both apply: `p` is `up` or in
+ *  `maintenance` (a pending or down provider gets its lastSeen from its next observation, and a
+ *  late value must not reach a provider watched anew), and `ms` is later than what it holds. */
+export function isNewerSighting (p: Provider, ms: number): boolean {
+  if (p.state !== 'up' && p.state !== 'maintenance') return false
+  return p.lastSeen === null || ms > Date.parse(p.lastSeen)
+}
+
 /** One entry of the change log: what happened to which provider at which revision. */
 export const Change = Type.Object(
   { revision: Type.Integer(), event: EventKind, provider: Provider },

@@ -47,6 +47,14 @@ export const HEARTBEAT_SUB_MAX_BYTES = 1 * KiB
  *  largest size, far above `hb`, an id and a few reserved frames. */
 export const HEARTBEAT_SUB_MAX_MESSAGE_BYTES = 16 * HEARTBEAT_SUB_MAX_BYTES
 
+/** `items` in pieces of at most `size`, in order (none for no items): how a role splits what
+ *  one message may not carry (PAGE_ITEMS, messages.ts BATCH_ITEMS) into several. */
+export function chunks<T> (items: readonly T[], size: number): T[][] {
+  const out: T[][] = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}
+
 /** A connection that has not finished its handshake after 5 s is dropped (libzmq's default is
  *  30 s): a real peer on a LAN needs milliseconds, CURVE included, and a port scanner or a frozen
  *  process cannot hold connections open by never greeting. */

@@ -14,7 +14,7 @@ import type { ClusterKeys } from '../protocol/cluster-keys.js'
 import { createBadFrames } from '../protocol/frames.js'
 import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
 import {
-  HANDSHAKE_TIMEOUT_MS, HEARTBEAT_SUB_MAX_BYTES, HEARTBEAT_SUB_MAX_MESSAGE_BYTES, PAGE_ITEMS, WORKER_DEALER_MAX_BYTES
+  chunks, HANDSHAKE_TIMEOUT_MS, HEARTBEAT_SUB_MAX_BYTES, HEARTBEAT_SUB_MAX_MESSAGE_BYTES, PAGE_ITEMS, WORKER_DEALER_MAX_BYTES
 } from '../protocol/socket-limits.js'
 import type { Message, Observation, Task } from '../protocol/messages.js'
 import { REASON_MAX_LENGTH } from '../protocol/model.js'
@@ -291,8 +291,7 @@ export function createWorker (opts: WorkerOptions): Worker {
     if (link?.leader == null) return
     const now = clock()
     const chosen = [...unacked.values()].filter(select)
-    for (let i = 0; i < chosen.length; i += REPORT_MAX_OBSERVATIONS) {
-      const batch = chosen.slice(i, i + REPORT_MAX_OBSERVATIONS)
+    for (const batch of chunks(chosen, REPORT_MAX_OBSERVATIONS)) {
       const seq = ++lastSeq
       for (const p of batch) {
         if (p.seq !== 0) counters.observationsResent++
@@ -309,9 +308,7 @@ export function createWorker (opts: WorkerOptions): Worker {
   function sendSeen (): void {
     if (link?.leader == null) return
     const seen = [...liveness.freshlySeen(), ...checks.freshlySeen()]
-    for (let i = 0; i < seen.length; i += PAGE_ITEMS) {
-      link.send('SEEN', { workerId, seen: seen.slice(i, i + PAGE_ITEMS) })
-    }
+    for (const page of chunks(seen, PAGE_ITEMS)) link.send('SEEN', { workerId, seen: page })
   }
 
   function onAck (seq: number): void {
