@@ -56,7 +56,7 @@ describe('the feed\'s AsyncAPI document', () => {
   it('uses the same Provider, Check and Error as the OpenAPI document', async () => {
     const doc = await readFeedDocument()
     const openapi = JSON.parse(await readFile(new URL('../../openapi/openapi.json', import.meta.url), 'utf8')) as FeedDocument['components']
-    type Obj = { required?: string[], properties?: Record<string, { description?: string }>, oneOf?: Obj[] }
+    type Obj = { required?: string[], properties?: Record<string, { description?: string }>, oneOf?: Obj[], enum?: string[] }
     const a = doc.components.schemas as Record<string, Obj>
     const o = (openapi as unknown as { components: { schemas: Record<string, Obj> } }).components.schemas
     // @fastify/swagger rewrites some keywords for OpenAPI (const as enum), so the shapes are
@@ -64,7 +64,8 @@ describe('the feed\'s AsyncAPI document', () => {
     const shape = (s: Obj | undefined): unknown => ({
       required: s?.required,
       properties: Object.fromEntries(Object.entries(s?.properties ?? {}).map(([k, p]) => [k, p.description])),
-      oneOf: s?.oneOf?.map(shape)
+      oneOf: s?.oneOf?.map(shape),
+      enum: s?.enum
     })
     const shared = ['Check', 'HttpCheck', 'Provider', 'ProviderProtocol', 'ProviderState', 'TcpCheck', 'TtlCheck']
     for (const name of shared) expect(shape(a[name]), name).toEqual(shape(o[name]))
