@@ -5,9 +5,7 @@
 // that no provider can move the cursor, clear the screen or retitle the terminal of whoever
 // lists it.
 import type { Provider, ProviderState, ServiceSummary, WatchMessage } from '../../client/index.js'
-import { jsonLine, printable } from '../common/printable.js'
-
-export { jsonLine, printable }
+import { printable } from '../common/printable.js'
 
 export interface Style {
   /** ANSI colours for the states: only for a terminal, and never with NO_COLOR set. */

@@ -8,7 +8,8 @@ import {
   RosterClient, RosterHttpError, RosterUnavailableError, type RetryInfo, type RosterWatch
 } from '../../client/index.js'
 import { parsePeople, peopleHelp, usageLine, UsageError, type PeopleAction, type PeopleCommandName, type PeopleInvocation } from './people-args.js'
-import { jsonLine, printable, providerDetails, providersTable, servicesTable, watchLine, writeLine, type Style } from './people-format.js'
+import { jsonLine, printable } from '../common/printable.js'
+import { providerDetails, providersTable, servicesTable, watchLine, writeLine, type Style } from './people-format.js'
 
 /** One call's deadline, every gateway and retry included: a person waits this long at most for
  *  an answer when every gateway is down (the client's own default, 20 s, is for programs). */

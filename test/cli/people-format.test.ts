@@ -2,7 +2,8 @@
 // receive, with colour on and off, and the JSON that must mean exactly what the API sent.
 import { describe, expect, it } from 'vitest'
 import type { Provider } from '../../client/index.js'
-import { age, jsonLine, printable, providersTable, watchLine } from '../../server/cli/people-format.js'
+import { jsonLine, printable } from '../../server/common/printable.js'
+import { age, providersTable, watchLine } from '../../server/cli/people-format.js'
 
 const NOW = Date.parse('2026-01-01T12:00:00.000Z')
 const provider = (over: Partial<Provider>): Provider => ({
