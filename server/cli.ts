@@ -315,11 +315,10 @@ async function main (): Promise<void> {
     })
     stoppers.push(leader)
     metricsRegistries.push(leader.metrics)
-    const fatal = new Promise<void>((resolve) => leader.leader.onFatal((err) => {
+    const fatal = leader.fatal.then((err) => {
       console.error(`roster ${role}: ${err.message}`)
       void shutdown('fatal', 1)
-      resolve()
-    }))
+    })
     // With the embedded database this process is the only possible leader, so it takes over at
     // once; wait for that before starting the followers, which would otherwise connect to
     // whatever answers on --bind (another Roster, if the bind is taken).

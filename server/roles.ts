@@ -41,9 +41,11 @@ export interface LeaderRoleConfig {
   clusterKeys?: ClusterKeys
 }
 
-/** `metrics`: the role's Prometheus registry (leader/metrics.ts), for --metrics-port or `roster up`'s /metrics. */
-export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<Stopper & { leader: Leader, metrics: Registry }> {
-  const [{ openDb }, { migrate }, { createRegistryStore }, { createTokenStore }, { createPgLeaderLock }, { createLeader }, { createLeaderMetrics }] = await Promise.all([
+/** `metrics`: the role's Prometheus registry (leader/metrics.ts), for --metrics-port or `roster up`'s /metrics.
+ *  `fatal`: settles when the role cannot go on: its --bind is taken (Leader.onFatal), or its
+ *  embedded Postgres exited (then nothing could be written until a restart, which recovers it). */
+export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<Stopper & { leader: Leader, metrics: Registry, fatal: Promise<Error> }> {
+  const [{ openDb }, { migrate }, { createRegistryStore }, { createTokenStore }, { createPgLeaderLock, createSoleLeaderLock }, { createLeader }, { createLeaderMetrics }] = await Promise.all([
     import('./store/db.js'), import('./store/migrate.js'), import('./store/registry-store.js'), import('./store/token-store.js'),
     import('./store/leader-lock.js'), import('./leader/leader.js'), import('./leader/metrics.js')
   ])
@@ -59,9 +61,10 @@ export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<
     await db.close()
     throw err
   }
-  // Embedded, the data-directory lock already makes this process the only possible leader; the
-  // same advisory lock is taken anyway, so that there is one way to lead, and it is at once free.
-  const lock = createPgLeaderLock({ databaseUrl: db.url, applicationName: `roster-leader-${process.pid}` })
+  // Embedded, the data-directory lock has already made this process the only possible leader.
+  const lock = db.serverLost !== undefined
+    ? createSoleLeaderLock(db.serverLost)
+    : createPgLeaderLock({ databaseUrl: db.url, applicationName: `roster-leader-${process.pid}` })
   const leader = createLeader({
     store: createRegistryStore(db),
     tokens: createTokenStore(db),
@@ -70,9 +73,13 @@ export async function startLeader (config: LeaderRoleConfig, log: Log): Promise<
     config: { bind: config.bind, localBind: config.localBind, flapDamping: config.flapDamping, watchers: config.watchers, bootstrapToken: config.bootstrapToken, authOff: config.authOff, quotas: config.quotas, clusterKeys: config.clusterKeys }
   })
   const metrics = createLeaderMetrics(leader)
+  const fatal = new Promise<Error>((resolve) => {
+    leader.onFatal(resolve)
+    void db.serverLost?.then(resolve)
+  })
   await leader.start()
   const stop = async (): Promise<void> => { await leader.stop(); await db.close() }
-  return Object.assign(stop, { leader, metrics })
+  return Object.assign(stop, { leader, metrics, fatal })
 }
 
 export interface WorkerRoleConfig {

@@ -4,9 +4,10 @@
 // data-directory lock) and normalises driver types at this boundary: int8 comes out as a JS
 // number. It must never mutate pg's global type parsers, and nothing outside server/store may
 // import pg.
+import path from 'node:path'
 import pg from 'pg'
 import { lockDataDir } from './data-dir-lock.js'
-import { startEmbeddedPostgres } from './embedded-postgres.js'
+import { SERVER_LOG_FILE, startEmbeddedPostgres } from './embedded-postgres.js'
 
 export interface Queryable {
   query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>
@@ -29,6 +30,8 @@ export interface Db extends Queryable {
   /** Closes the pool; embedded, also stops the server and releases the data-directory lock.
    *  Idempotent. */
   close(): Promise<void>
+  /** Embedded only: settles, with what to tell the user, if the server exits before close(). */
+  readonly serverLost?: Promise<Error>
 }
 
 const INT8_OID = 20
@@ -104,8 +107,16 @@ async function openEmbedded (dataDir: string, onNotice: OpenDbOptions['onNotice'
   }
   const db = openPostgres(server.url)
   let closing: Promise<void> | undefined
+  const serverLost = new Promise<Error>((resolve) => {
+    void server.exited.then(() => {
+      if (closing === undefined) {
+        resolve(new Error(`the embedded Postgres (pid ${server.pid}) exited (its log: ${path.join(lock.dataDir, SERVER_LOG_FILE)}); start Roster again: it recovers the database`))
+      }
+    })
+  })
   return {
     ...db,
+    serverLost,
     close () {
       closing ??= (async () => {
         try {

@@ -195,6 +195,37 @@ export function createPgLeaderLock (opts: {
   }
 }
 
+/**
+ * The embedded database's leader lock. The data-directory lock (data-dir-lock.ts) already makes
+ * this process the only one that can open the database, so the election is decided before the
+ * leader starts; an advisory lock would cost a session (a server process, about 12 MB of RSS,
+ * most of the idle footprint's margin) and a check query five times a second, to learn nothing.
+ * Held from the first tryAcquire until `serverLost` settles (the embedded Postgres exited under
+ * us): then lost, and no later tryAcquire succeeds. There are no standbys, so nothing is freed.
+ */
+export function createSoleLeaderLock (serverLost: Promise<Error>): LeaderLock {
+  const lostCallbacks: ((err: Error) => void)[] = []
+  let held = false
+  let gone: Error | undefined
+  void serverLost.then((err) => {
+    gone = err
+    if (!held) return
+    held = false
+    for (const cb of lostCallbacks) cb(err)
+  })
+  return {
+    get held () { return held },
+    async tryAcquire () {
+      if (gone !== undefined) throw gone
+      held = true
+      return true
+    },
+    onLost (cb) { lostCallbacks.push(cb) },
+    onFreed () {},
+    async release () { held = false }
+  }
+}
+
 async function endWithin (c: pg.Client, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })

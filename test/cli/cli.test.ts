@@ -214,6 +214,29 @@ describe('roster up', () => {
     expect(existsSync(join(dataDir, 'pg', 'postmaster.pid'))).toBe(false)
   }, 180_000)
 
+  it('goes down with a clear message, exit 1, when its embedded Postgres dies, and the next start keeps every registration', async () => {
+    const dataDir = await tempDir()
+    const first = await rosterUp(['--data-dir', dataDir])
+    await waitForReady(first.url)
+    const put = await http('PUT', `${first.url}/v1/services/orders/providers/orders-1`, {
+      host: '10.0.0.5', port: 8080, protocol: 'http', check: { type: 'ttl', ttlMs: 60_000 }
+    })
+    expect(put.status).toBe(201)
+    const server = serverPid(dataDir)
+    process.kill(server, 'SIGKILL')
+    expect(await first.cmd.exited).toEqual({ code: 1, signal: null })
+    expect(first.cmd.stderr()).toContain(`roster up: the embedded Postgres (pid ${server}) exited`)
+    expect(first.cmd.stderr()).toContain(join(dataDir, 'postgres.log'))
+
+    const again = await rosterUp(['--data-dir', dataDir])
+    await waitForReady(again.url)
+    const read = await http('GET', `${again.url}/v1/services/orders/providers/orders-1`)
+    expect(read.status).toBe(200)
+    expect(read.body.revision).toBe(put.body.revision)
+    await again.cmd.kill('SIGTERM')
+    expect(await again.cmd.exited).toEqual({ code: 0, signal: null })
+  }, 180_000)
+
   it('refuses a --bind that another Roster already uses, instead of joining that Roster', async () => {
     const first = await rosterUp(['--data-dir', await tempDir()])
     await waitForLeader(first.url)

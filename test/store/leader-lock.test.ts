@@ -1,8 +1,8 @@
-// Leader election on server Postgres: one holder at a time, a prompt hand-over on release, and a
-
-// cannot take part: it is one session, where advisory locks never contend.
+// Leader election. On server Postgres: one holder at a time, a prompt hand-over on release, and a
+// lost session noticed at once. Embedded: the sole lock, held at once (the data-directory lock has
+// already excluded every other leader) and lost only with the server.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { createPgLeaderLock, type LeaderLock } from '../../server/store/leader-lock.js'
+import { createPgLeaderLock, createSoleLeaderLock, type LeaderLock } from '../../server/store/leader-lock.js'
 import { adminQuery } from '../helpers/postgres-admin.js'
 import { freshDatabaseUrl } from '../helpers/postgres.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
@@ -140,5 +140,35 @@ describe('pg leader lock', () => {
     await expect(lock.tryAcquire()).rejects.toThrow()
     expect(performance.now() - started).toBeLessThan(1500)
     expect(lock.held).toBe(false)
+  })
+})
+
+describe('sole leader lock (the embedded database)', () => {
+  it('is held at once, and lost, for good, when the server is lost', async () => {
+    let loseServer: (err: Error) => void = () => {}
+    const lock = createSoleLeaderLock(new Promise<Error>((resolve) => { loseServer = resolve }))
+    const lost: Error[] = []
+    lock.onLost((err) => lost.push(err))
+    expect(await lock.tryAcquire()).toBe(true)
+    expect(await lock.tryAcquire()).toBe(true)
+    expect(lock.held).toBe(true)
+
+    loseServer(new Error('the embedded Postgres exited'))
+    await waitFor(() => lost.length > 0, { what: 'the lost callback' })
+    expect(lost.map((e) => e.message)).toEqual(['the embedded Postgres exited'])
+    expect(lock.held).toBe(false)
+    await expect(lock.tryAcquire()).rejects.toThrow('the embedded Postgres exited')
+  })
+
+  it('released, it is not lost when the server then stops', async () => {
+    let loseServer: (err: Error) => void = () => {}
+    const lock = createSoleLeaderLock(new Promise<Error>((resolve) => { loseServer = resolve }))
+    const lost: Error[] = []
+    lock.onLost((err) => lost.push(err))
+    await lock.tryAcquire()
+    await lock.release()
+    loseServer(new Error('stopped'))
+    await new Promise((resolve) => setImmediate(resolve))
+    expect([lock.held, lost]).toEqual([false, []])
   })
 })
