@@ -113,7 +113,7 @@ export function createSession (opts: SessionOptions): Session {
     // The leader's view of these differs from ours (for one, it just took them out of
     // maintenance): tell it ours, or they would stay as it says until their next transition.
     for (const obs of [...watched.report, ...checked.report]) outbox.put(obs)
-    status = 'serving'
+    if (status === 'joining') status = 'serving'
     return { kind: 'assigned', tasks: tasks.length, probeStart: checked.start, probeStop: checked.stop }
   }
 
