@@ -145,8 +145,8 @@ export function createSession (opts: SessionOptions): Session {
       outbox.ack(msg.body.seq)
       return { kind: 'ack' }
     },
-    flush: (now) => reports('unsent', now),
-    resend: (now) => reports('due', now),
+    flush (now) { return reports('unsent', now) },
+    resend (now) { return reports('due', now) },
     summary () {
       if (status === 'seeking') return []
       const seen = [...liveness.freshlySeen(), ...checks.freshlySeen()]
