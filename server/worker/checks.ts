@@ -1,8 +1,8 @@
 // The worker's bookkeeping for providers watched through an http or tcp check instead of a
 // heartbeat: for each one its probe, its state and its last success, and which probe run is
 // current. Pure: no I/O, no timers, time comes in as numbers, so the rules are tested with a
-// fake clock; worker.ts runs the probes (probes.ts) and the timers. It must never let the result
-// of a probe that belongs to a previous assignment decide anything.
+// fake clock; probe-loops.ts runs the probes (probes.ts) on their timers. It must never let the
+// result of a probe that belongs to a previous assignment decide anything.
 import type { Observation, Probe, Seen, Task } from '../protocol/messages.js'
 import { freshlySeen } from './liveness.js'
 

@@ -110,12 +110,14 @@ interface Entry {
 // from 50 ms to 60 s the ticks would have to be as frequent as the shortest one.
 interface HeapItem { at: number, entry: Entry }
 
-function createHeap (): {
+interface Heap {
   push: (item: HeapItem) => void
   pop: () => HeapItem | undefined
   peek: () => HeapItem | undefined
   readonly size: number
-} {
+}
+
+function createHeap (): Heap {
   const items: HeapItem[] = []
   const at = (i: number): number => (items[i] as HeapItem).at
   function swap (i: number, j: number): void {
@@ -157,158 +159,37 @@ function createHeap (): {
   }
 }
 
+/** What createLiveness's methods share; the functions below take it as their first argument. */
+interface Book {
+  readonly misses: number
+  readonly quietMs: number
+  readonly byId: Map<string, Entry>
+  readonly byEndpoint: Map<string, Set<Entry>>
+  /** Endpoints whose connection is established (handshake seen, no disconnect since). */
+  readonly open: Set<string>
+  readonly heap: Heap
+}
+
 export function createLiveness (opts: LivenessOptions = {}): Liveness {
   const misses = opts.livenessMisses ?? LIVENESS_MISSES
   const quietMs = opts.disconnectQuietMs ?? DISCONNECT_QUIET_MS
   if (!Number.isInteger(misses) || misses < 1) throw new RangeError(`livenessMisses must be a positive integer, got ${misses}`)
-
-  const byId = new Map<string, Entry>()
-  const byEndpoint = new Map<string, Set<Entry>>()
-  /** Endpoints whose connection is established (handshake seen, no disconnect since). */
-  const open = new Set<string>()
-  const heap = createHeap()
-
-  function observation (e: Entry): Observation {
-    const obs: Observation = { providerId: e.providerId, state: e.state, lastSeen: e.lastSeen }
-    if (e.state === 'down' && e.reason !== undefined) obs.reason = e.reason
-    if (e.state === 'down' && e.detail !== undefined) obs.detail = e.detail
-    return obs
-  }
-
-  /** Makes sure the heap holds a key ≤ `at` for `e`: the invariant expire() relies on. */
-  function arm (e: Entry, at: number): void {
-    if (e.armedAt !== null && e.armedAt <= at) return
-    e.armedAt = at
-    heap.push({ at, entry: e })
-  }
-
-  /** The takeover grace (protocol README §7): silence is counted from the later of
-   *  the last heartbeat anyone saw and the moment this worker started watching, so a provider
-   *  never goes down merely because its watcher changed (or the SUB is still joining). */
-  function rearm (e: Entry, now: number): void {
-    e.deadline = Math.max(e.lastSeen ?? now, now) + misses * e.intervalMs
-    arm(e, e.deadline)
-  }
-
-  function attach (e: Entry): void {
-    let set = byEndpoint.get(e.endpoint)
-    if (set === undefined) byEndpoint.set(e.endpoint, (set = new Set()))
-    set.add(e)
-  }
-
-  function detach (e: Entry): void {
-    const set = byEndpoint.get(e.endpoint)
-    if (set === undefined) return
-    set.delete(e)
-    if (set.size === 0) byEndpoint.delete(e.endpoint)
-  }
-
-  function goDown (e: Entry, reason: DownReason, now: number, detail?: string): Observation {
-    e.state = 'down'
-    e.reason = reason
-    e.detail = detail
-    e.downAt = now
-    const obs = observation(e)
-    if (e.lastSeen !== null) obs.detectedAfterMs = Math.max(0, Math.round(now - e.lastSeen))
-    return obs
-  }
+  const b: Book = { misses, quietMs, byId: new Map(), byEndpoint: new Map(), open: new Set(), heap: createHeap() }
+  const { byId, byEndpoint, open } = b
 
   return {
-    assign (tasks, now) {
-      const next = new Map<string, Entry>()
-      const outcome: AssignOutcome = { report: [], restarted: [] }
-      for (const task of tasks) {
-        const endpoint = task.heartbeat
-        if (endpoint === undefined) continue
-        const kept = next.get(task.providerId) ?? byId.get(task.providerId)
-        if (kept !== undefined) {
-          const moved = kept.endpoint !== endpoint
-          const retimed = kept.intervalMs !== task.heartbeatIntervalMs
-          kept.intervalMs = task.heartbeatIntervalMs
-          if (moved) {
-            // The leader made the provider pending for its new endpoint, where nothing has been
-            // seen yet: start over from the task, so that the first heartbeat there is an `up`.
-            detach(kept)
-            kept.endpoint = endpoint
-            attach(kept)
-            kept.state = task.state
-            kept.lastSeen = task.lastSeen
-            kept.summarized = task.lastSeen
-            kept.reason = undefined
-            kept.detail = undefined
-            if (kept.state === 'up') rearm(kept, now)
-            outcome.restarted.push(task.providerId)
-          } else {
-            // The provider learns its new interval at a moment we cannot know, so its silence is
-            // counted afresh from now; at worst one detection is late by one period.
-            if (retimed && kept.state === 'up') rearm(kept, now)
-            // Our own view is fresher than the leader's: keep it, and tell the leader when it
-            // differs (after maintenance, a new interval, or a report it has not committed yet).
-            if (task.maintenance !== true && kept.state !== 'pending' && kept.state !== task.state) {
-              outcome.report.push(observation(kept))
-            }
-          }
-          next.set(task.providerId, kept)
-          continue
-        }
-        const e: Entry = {
-          providerId: task.providerId,
-          endpoint,
-          intervalMs: task.heartbeatIntervalMs,
-          state: task.state,
-          lastSeen: task.lastSeen,
-          // The leader knows the task's lastSeen: only a later one is news.
-          summarized: task.lastSeen,
-          reason: undefined,
-          detail: undefined,
-          deadline: 0,
-          armedAt: null,
-          downAt: -Infinity,
-          removed: false
-        }
-        attach(e)
-        if (e.state === 'up') rearm(e, now)
-        next.set(task.providerId, e)
-      }
-      for (const [id, e] of byId) {
-        if (next.has(id)) continue
-        // Its heap items are dropped lazily when they come due.
-        e.removed = true
-        detach(e)
-      }
-      byId.clear()
-      for (const [id, e] of next) byId.set(id, e)
-      for (const endpoint of open) if (!byEndpoint.has(endpoint)) open.delete(endpoint)
-      return outcome
-    },
-
-    heartbeat (providerId, now) {
-      const e = byId.get(providerId)
-      if (e === undefined || !open.has(e.endpoint)) return null
-      if (e.state === 'down' && e.reason === 'disconnected' && now - e.downAt < quietMs) return null
-      e.lastSeen = now
-      e.deadline = now + misses * e.intervalMs
-      if (e.state === 'up') return null
-      e.state = 'up'
-      e.reason = undefined
-      e.detail = undefined
-      arm(e, e.deadline)
-      return observation(e)
-    },
-
+    assign: (tasks, now) => assign(b, tasks, now),
+    heartbeat: (providerId, now) => heartbeat(b, providerId, now),
     heard (providerId, from) {
       const e = byId.get(providerId)
       return e !== undefined && open.has(e.endpoint) && (from === undefined || from === e.endpoint)
     },
-
     connected (endpoint) {
       if (byEndpoint.has(endpoint)) open.add(endpoint)
     },
-
     closed (endpoint) {
       open.delete(endpoint)
     },
-
     disconnected (endpoint, now) {
       open.delete(endpoint)
       const out: Observation[] = []
@@ -317,7 +198,6 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
       }
       return out
     },
-
     refused (endpoint, detail, now) {
       const out: Observation[] = []
       for (const e of byEndpoint.get(endpoint) ?? []) {
@@ -325,22 +205,7 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
       }
       return out
     },
-
-    expire (now) {
-      const out: Observation[] = []
-      for (let top = heap.peek(); top !== undefined && top.at <= now; top = heap.peek()) {
-        heap.pop()
-        const e = top.entry
-        if (e.armedAt !== top.at) continue // a later duplicate; the earlier key was handled
-        e.armedAt = null
-        if (e.removed || e.state !== 'up') continue
-        // `now >= deadline`: the silence has lasted the full misses × interval, not a ms less.
-        if (e.deadline <= now) out.push(goDown(e, 'silent', now))
-        else arm(e, e.deadline)
-      }
-      return out
-    },
-
+    expire: (now) => expire(b, now),
     observations: () => [...byId.values()].map(observation),
     freshlySeen: () => freshlySeen(byId.values()),
     endpoints: () => new Set(byEndpoint.keys()),
@@ -349,10 +214,160 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
       for (const e of byEndpoint.get(endpoint) ?? []) longest = Math.max(longest, e.intervalMs)
       return longest
     },
-    nextDeadline: () => heap.peek()?.at ?? null,
+    nextDeadline: () => b.heap.peek()?.at ?? null,
     has: (providerId) => byId.has(providerId),
     get size () { return byId.size }
   }
+}
+
+function observation (e: Entry): Observation {
+  const obs: Observation = { providerId: e.providerId, state: e.state, lastSeen: e.lastSeen }
+  if (e.state === 'down' && e.reason !== undefined) obs.reason = e.reason
+  if (e.state === 'down' && e.detail !== undefined) obs.detail = e.detail
+  return obs
+}
+
+/** Makes sure the heap holds a key ≤ `at` for `e`: the invariant expire() relies on. */
+function arm (b: Book, e: Entry, at: number): void {
+  if (e.armedAt !== null && e.armedAt <= at) return
+  e.armedAt = at
+  b.heap.push({ at, entry: e })
+}
+
+/** The takeover grace (protocol README §7): silence is counted from the later of
+ *  the last heartbeat anyone saw and the moment this worker started watching, so a provider
+ *  never goes down merely because its watcher changed (or the SUB is still joining). */
+function rearm (b: Book, e: Entry, now: number): void {
+  e.deadline = Math.max(e.lastSeen ?? now, now) + b.misses * e.intervalMs
+  arm(b, e, e.deadline)
+}
+
+function attach (b: Book, e: Entry): void {
+  let set = b.byEndpoint.get(e.endpoint)
+  if (set === undefined) b.byEndpoint.set(e.endpoint, (set = new Set()))
+  set.add(e)
+}
+
+function detach (b: Book, e: Entry): void {
+  const set = b.byEndpoint.get(e.endpoint)
+  if (set === undefined) return
+  set.delete(e)
+  if (set.size === 0) b.byEndpoint.delete(e.endpoint)
+}
+
+function goDown (e: Entry, reason: DownReason, now: number, detail?: string): Observation {
+  e.state = 'down'
+  e.reason = reason
+  e.detail = detail
+  e.downAt = now
+  const obs = observation(e)
+  if (e.lastSeen !== null) obs.detectedAfterMs = Math.max(0, Math.round(now - e.lastSeen))
+  return obs
+}
+
+function assign (b: Book, tasks: readonly Task[], now: number): AssignOutcome {
+  const next = new Map<string, Entry>()
+  const outcome: AssignOutcome = { report: [], restarted: [] }
+  for (const task of tasks) {
+    const endpoint = task.heartbeat
+    if (endpoint === undefined) continue
+    const kept = next.get(task.providerId) ?? b.byId.get(task.providerId)
+    const e = kept === undefined ? added(b, task, endpoint, now) : keep(b, kept, task, endpoint, now, outcome)
+    next.set(task.providerId, e)
+  }
+  for (const [id, e] of b.byId) {
+    if (next.has(id)) continue
+    // Its heap items are dropped lazily when they come due.
+    e.removed = true
+    detach(b, e)
+  }
+  b.byId.clear()
+  for (const [id, e] of next) b.byId.set(id, e)
+  for (const endpoint of b.open) if (!b.byEndpoint.has(endpoint)) b.open.delete(endpoint)
+  return outcome
+}
+
+/** A provider new to this worker: it continues from the leader's state and lastSeen. */
+function added (b: Book, task: Task, endpoint: string, now: number): Entry {
+  const e: Entry = {
+    providerId: task.providerId,
+    endpoint,
+    intervalMs: task.heartbeatIntervalMs,
+    state: task.state,
+    lastSeen: task.lastSeen,
+    // The leader knows the task's lastSeen: only a later one is news.
+    summarized: task.lastSeen,
+    reason: undefined,
+    detail: undefined,
+    deadline: 0,
+    armedAt: null,
+    downAt: -Infinity,
+    removed: false
+  }
+  attach(b, e)
+  if (e.state === 'up') rearm(b, e, now)
+  return e
+}
+
+/** A provider this worker already watches: its own view is kept, unless its endpoint moved. */
+function keep (b: Book, kept: Entry, task: Task, endpoint: string, now: number, outcome: AssignOutcome): Entry {
+  const moved = kept.endpoint !== endpoint
+  const retimed = kept.intervalMs !== task.heartbeatIntervalMs
+  kept.intervalMs = task.heartbeatIntervalMs
+  if (moved) {
+    // The leader made the provider pending for its new endpoint, where nothing has been
+    // seen yet: start over from the task, so that the first heartbeat there is an `up`.
+    detach(b, kept)
+    kept.endpoint = endpoint
+    attach(b, kept)
+    kept.state = task.state
+    kept.lastSeen = task.lastSeen
+    kept.summarized = task.lastSeen
+    kept.reason = undefined
+    kept.detail = undefined
+    if (kept.state === 'up') rearm(b, kept, now)
+    outcome.restarted.push(task.providerId)
+    return kept
+  }
+  // The provider learns its new interval at a moment we cannot know, so its silence is
+  // counted afresh from now; at worst one detection is late by one period.
+  if (retimed && kept.state === 'up') rearm(b, kept, now)
+  // Our own view is fresher than the leader's: keep it, and tell the leader when it
+  // differs (after maintenance, a new interval, or a report it has not committed yet).
+  if (task.maintenance !== true && kept.state !== 'pending' && kept.state !== task.state) {
+    outcome.report.push(observation(kept))
+  }
+  return kept
+}
+
+function heartbeat (b: Book, providerId: string, now: number): Observation | null {
+  const e = b.byId.get(providerId)
+  if (e === undefined || !b.open.has(e.endpoint)) return null
+  if (e.state === 'down' && e.reason === 'disconnected' && now - e.downAt < b.quietMs) return null
+  e.lastSeen = now
+  e.deadline = now + b.misses * e.intervalMs
+  if (e.state === 'up') return null
+  e.state = 'up'
+  e.reason = undefined
+  e.detail = undefined
+  arm(b, e, e.deadline)
+  return observation(e)
+}
+
+function expire (b: Book, now: number): Observation[] {
+  const out: Observation[] = []
+  const { heap } = b
+  for (let top = heap.peek(); top !== undefined && top.at <= now; top = heap.peek()) {
+    heap.pop()
+    const e = top.entry
+    if (e.armedAt !== top.at) continue // a later duplicate; the earlier key was handled
+    e.armedAt = null
+    if (e.removed || e.state !== 'up') continue
+    // `now >= deadline`: the silence has lasted the full misses × interval, not a ms less.
+    if (e.deadline <= now) out.push(goDown(e, 'silent', now))
+    else arm(b, e, e.deadline)
+  }
+  return out
 }
 
 /** The summary rule shared with checks.ts: `up` entries whose lastSeen moved since the last

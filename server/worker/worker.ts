@@ -1,36 +1,33 @@
-// The worker role's shell: it owns two sets of heartbeat connections that together connect to every
-// heartbeat endpoint the leader assigned (see HeartbeatLane), the timer that expires silent providers, the
-// timers and in-flight runs of http/tcp checks, and a LeaderLink (the DEALER to the active leader).
-// The rules live in liveness.ts and checks.ts; this module turns socket input and probe outcomes
-// into calls to them and their transitions into REPORTs. Nothing a provider or a leader sends may
-// stop it: bad input is counted and dropped, and it keeps watching with no leader.
+// The worker role's shell. It owns, while started, a LeaderLink (the DEALER to the active leader),
+// the heartbeat connections (heartbeat-lanes.ts), the timers that flush, resend and summarise
+// what the leader is owed, and through small parts of its own the silence timer
+// (silence-timer.ts), the check loops (probe-loops.ts) and the --allow-targets lookups
+// (target-verdicts.ts). The rules live in the pure cores: liveness.ts and checks.ts decide
+// transitions, session.ts what the leader is owed and told. This module turns socket input into
+// calls to them and their answers into messages and connections. Nothing a provider or a leader
+// sends may stop it: bad input is counted and dropped, and it keeps watching with no leader.
 import { isUtf8 } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
-import { lookup } from 'node:dns/promises'
-import { isIP } from 'node:net'
 import { hostname } from 'node:os'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { ClusterKeys } from '../protocol/cluster-keys.js'
-import { createBadFrames } from '../protocol/frames.js'
+import { createBadFrames, type BadFrames } from '../protocol/frames.js'
 import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/leader-link.js'
-import {
-  chunks, HANDSHAKE_TIMEOUT_MS, HEARTBEAT_SUB_MAX_BYTES, HEARTBEAT_SUB_MAX_MESSAGE_BYTES, PAGE_ITEMS, WORKER_DEALER_MAX_BYTES
-} from '../protocol/socket-limits.js'
-import type { Message, Observation, Task } from '../protocol/messages.js'
+import { WORKER_DEALER_MAX_BYTES } from '../protocol/socket-limits.js'
+import type { MessageOf, Observation } from '../protocol/messages.js'
 import { REASON_MAX_LENGTH } from '../protocol/model.js'
-import { endpointTarget, firstOutside, notAllowedDetail, type AllowedTargets } from '../protocol/targets.js'
-import { afterReads } from '../common/after-reads.js'
+import type { AllowedTargets } from '../protocol/targets.js'
 import type { Log } from '../common/log.js'
-import { createCheckBook, type ProbeJob } from './checks.js'
-import { createHeartbeatConns, type HeartbeatConns } from './heartbeat-conns.js'
-import { createLiveness, DISCONNECT_QUIET_MS, LIVENESS_MISSES } from './liveness.js'
-import { runProbe } from './probes.js'
+import { createCheckBook, type CheckBook } from './checks.js'
+import { HB_TOPIC, openHeartbeatLanes, wantedLanes, type HeartbeatLanes } from './heartbeat-lanes.js'
+import { createLiveness, LIVENESS_MISSES, type Liveness } from './liveness.js'
+import { REPORT_RESEND_MS } from './outbox.js'
+import { createProbeLoops, type ProbeLoops } from './probe-loops.js'
+import { createSession, type Outgoing, type Session } from './session.js'
+import { createSilenceTimer, type SilenceTimer } from './silence-timer.js'
+import { createTargetVerdicts, type TargetVerdicts } from './target-verdicts.js'
 
-/** Unacknowledged observations are resent after 1 s: a leader commits a batch in milliseconds,
- *  so one second without an ACK means the REPORT (or its ACK) was lost with a dying leader or
- *  link, and a resend costs the leader only a no-op. The check runs every 250 ms, so a resend
+/** The resend check runs four times per resend period (outbox.ts REPORT_RESEND_MS): a resend
  *  happens 1–1.25 s after the previous send. */
-export const REPORT_RESEND_MS = 1000
 const RESEND_TICK_DIVISOR = 4
 
 /** How often a worker sends its SEEN summary (protocol README §11). The promise is that an up
@@ -40,68 +37,13 @@ const RESEND_TICK_DIVISOR = 4
  *  what the heartbeats of the last half second were, at most. */
 export const SEEN_INTERVAL_MS = 500
 
-/** One REPORT (and one READY) carries at most this many observations (about 100 KB of JSON,
- *  2 MB at worst: socket-limits.ts), so a mass transition (a worker cut off from a whole rack)
- *  reaches the leader as several commit-sized batches rather than one huge frame. */
-const REPORT_MAX_OBSERVATIONS = PAGE_ITEMS
-
-/** A dropped provider is reconnected after 100–200 ms (up to one interval of jitter, as libzmq
- *  does), doubling up to 1 s while the provider stays away: a restarted provider is seen
- *  again within about a second, and 10,000 dead endpoints cost at most ~10,000 connect
- *  attempts a second. The 100 ms floor is what makes DISCONNECT_QUIET_MS sound. */
-const SUB_RECONNECT_MS = DISCONNECT_QUIET_MS
-const SUB_RECONNECT_MAX_MS = 1000
-
-/** ZMTP heartbeats on the `pinged` lane: each provider connection is PINGed every second and
- *  dropped after 5 s without any traffic, which tears down half-open TCP (a provider host that
- *  vanished without a FIN) so that it is reconnected and the provider is reported down
- *  'disconnected'. Providers with intervals under ~1.7 s are caught by the silence rule
- *  first (3 intervals < 5 s). The TTL asks the provider's side to drop a vanished worker
- *  likewise. Caveat: a peer too old to answer ZMTP 3.1 PINGs (libzmq < 4.2) that also heartbeats
- *  less often than every 5 s would be disconnected and reconnected every 5 s. */
-const ZMTP_HEARTBEAT_INTERVAL_MS = 1000
-const ZMTP_HEARTBEAT_TIMEOUT_MS = 5000
-/** The same 5 s bound the ZMTP handshake (socket-limits.ts; libzmq's default is 30 s), which
- *  heartbeats do not cover: a provider frozen while the worker connects accepts TCP in its
- *  kernel but never greets. */
-const ZMTP_HANDSHAKE_TIMEOUT_MS = HANDSHAKE_TIMEOUT_MS
-
-/**
- * Why two lanes. A ZMTP heartbeat is a PING written and a PONG read on every connection every
- * second: for 10,000 providers at 1 s, as many extra syscalls as the heartbeats themselves.
- * (Under libzmq, which the worker used before heartbeat-conns.ts, it was worse: every PONG
- * scanned the I/O thread's whole timer list, and 10,000 pinged providers saturated it.) So ZMTP
- * heartbeats go only where they detect something sooner than the silence rule: providers whose
- * silence bound (livenessMisses × interval) exceeds their 5 s timeout, on the `pinged` lane. The
- * others, on the `plain` lane, are caught silent within that bound anyway; for them a vanished
- * host's half-open connection is torn down by TCP keepalive (kernel timers, no userland cost),
- * so that it is reconnected: 2 s idle, then probes 1 s apart. Node sets the probe interval (1 s)
- * and count (10) itself, so that takes 12 s where libzmq's 3 probes took 5 s; a vanished host
- * that comes back answers the next probe with a reset, and is reconnected at once either way.
- */
-type HeartbeatLane = 'plain' | 'pinged'
-const TCP_KEEPALIVE_IDLE_MS = 2000
-
-/** A connect to a blackholed host is abandoned after 2 s and retried, instead of the kernel's
- *  ~2 minutes of SYN retries, so a provider whose host comes back is seen within seconds. */
-const SUB_CONNECT_TIMEOUT_MS = 2000
-
 /** Unknown providers' heartbeats are logged at most once a second (with a count of what was
  *  suppressed), so a misbehaving publisher cannot flood the log; bad frames are rate-limited by
  *  protocol/frames.ts like every socket's. */
 const BAD_INPUT_LOG_MS = 1000
 
-/** With `--allow-targets`, a heartbeat host's verdict (allowed, or why not) is trusted for 30 s:
- *  it is asked again only for an endpoint not yet connected, so an allowed endpoint costs one
- *  lookup, and a refused one is looked up again at most twice a minute, which is also how soon
- *  a name moved into the allowed ranges is connected to. */
-const TARGET_VERDICT_TTL_MS = 30_000
-/** A resolver that has not answered in 2 s is retried at the next verdict expiry. */
-const TARGET_LOOKUP_TIMEOUT_MS = 2000
-
 /** Provider ids are 1–128 ASCII characters (protocol/model.ts); anything longer is not one. */
 const MAX_PROVIDER_ID_BYTES = 128
-const HB_TOPIC = Buffer.from('hb', 'ascii')
 
 export interface WorkerOptions {
   /** Leader candidates (`--leader`), tried round robin by the LeaderLink. */
@@ -112,6 +54,7 @@ export interface WorkerOptions {
   livenessMisses?: number
   /** Passed to the LeaderLink (default 250 ms); tests shorten it to fail over faster. */
   pingIntervalMs?: number
+  /** Default REPORT_RESEND_MS (outbox.ts); tests shorten it. */
   reportResendMs?: number
   /** `--allow-targets`: heartbeat endpoints and check targets outside are not connected to, and
    *  their providers are reported down. Null or absent: any address. */
@@ -123,32 +66,32 @@ export interface WorkerOptions {
 
 export interface WorkerStats {
   /** Well-formed heartbeats from providers this worker watches. */
-  heartbeats: number
+  readonly heartbeats: number
   /** Heartbeat messages that break the contract (frame 0 not exactly `hb`, no or bad id). */
-  badFrames: number
+  readonly badFrames: number
   /** Well-formed heartbeats for providers this worker does not watch. */
-  unknownProviders: number
+  readonly unknownProviders: number
   /** Heartbeats for a watched provider that did not come over its own endpoint's established
    *  connection: another provider's publisher using its id; they do not count (liveness.ts,
    *  `heard`). */
-  unconnectedHeartbeats: number
+  readonly unconnectedHeartbeats: number
   /** Always 0: every connection is its endpoint's own (heartbeat-conns.ts), so every handshake
    *  and drop is attributed. Kept while readers of the stats still look for it. */
-  unmatchedHandshakes: number
-  transitions: number
+  readonly unmatchedHandshakes: number
+  readonly transitions: number
   /** REPORT messages sent, first sends and resends alike. */
-  reportsSent: number
+  readonly reportsSent: number
   /** Observations sent again because no ACK covered them in time or a new leader came. */
-  observationsResent: number
-  acks: number
+  readonly observationsResent: number
+  readonly acks: number
   /** ZMTP handshakes completed with providers (connections and reconnections). */
-  connects: number
+  readonly connects: number
   /** Heartbeat connections that dropped (see unmatchedHandshakes for the other). */
-  disconnects: number
-  unmatchedDisconnects: number
+  readonly disconnects: number
+  readonly unmatchedDisconnects: number
   /** http/tcp check runs finished, and how many of them failed. */
-  probes: number
-  probeFailures: number
+  readonly probes: number
+  readonly probeFailures: number
   readonly watching: number
   readonly endpoints: number
   readonly unacked: number
@@ -163,8 +106,6 @@ export interface Worker {
   stop: () => Promise<void>
   readonly stats: Readonly<WorkerStats>
 }
-
-interface Pending { obs: Observation, seq: number, sentAt: number }
 
 /** Wall-clock milliseconds that never step: NTP moving the system clock must not make every
  *  provider look silent at once (or hide a silence). lastSeen stays comparable across hosts. */
@@ -198,486 +139,297 @@ function badFrameReason (frames: Buffer[]): string | null {
   return null
 }
 
+/** What a started worker holds: made by start(), closed by stop(). */
+interface Run {
+  link: LeaderLink
+  lanes: HeartbeatLanes
+  /** The resend tick and the summary tick. */
+  intervals: NodeJS.Timeout[]
+  /** The REPORT of this I/O turn's transitions, due at its end. */
+  flush: NodeJS.Immediate | null
+}
+
+/** `stopping` still holds its run: stop() drains the link (the last REPORTs, BYE) before it
+ *  closes anything. The tasks, liveness and the outbox outlive a stop: a restarted worker
+ *  watches the same providers at once and owes the next leader the same observations. */
+type ShellState =
+  | { status: 'stopped' }
+  | { status: 'running', run: Run }
+  | { status: 'stopping', run: Run, done: Promise<void> }
+
 export function createWorker (opts: WorkerOptions): Worker {
-  const { log } = opts
-  const workerId = opts.workerId ?? defaultWorkerId()
-  const resendMs = opts.reportResendMs ?? REPORT_RESEND_MS
-  const misses = opts.livenessMisses ?? LIVENESS_MISSES
-  const liveness = createLiveness({ livenessMisses: misses })
-  const connectedCount = (): number => (lanes.plain?.size ?? 0) + (lanes.pinged?.size ?? 0)
-  const checks = createCheckBook()
-  /** The pending timer of each checked provider's next probe run (absent while one runs). */
-  const probeTimers = new Map<string, NodeJS.Timeout>()
-  /** Ends the probe runs in flight when the worker stops. */
-  let probeAbort = new AbortController()
-  const allow = opts.allowTargets ?? null
-  /** Per heartbeat host: null (allowed) or the refusal detail, and when it was decided. */
-  const verdicts = new Map<string, { refusal: string | null, at: number }>()
-  const resolving = new Set<string>()
-  let verdictsSweptAt = 0
-  const badHeartbeats = createBadFrames(log, 'dropped a bad heartbeat')
-  /** The pages of the ASSIGN being received (protocol/messages.ts). */
-  let assignPages: Task[] = []
-  let assignPagesSeen = 0
-  const logUnknown = createThrottle(BAD_INPUT_LOG_MS)
-  const logUnconnected = createThrottle(BAD_INPUT_LOG_MS)
+  return new WorkerShell(opts)
+}
 
-  let running = false
-  let stopping: Promise<void> | null = null
-  /** Each lane's connections (null while stopped), which keep reconnecting on their own. An
-   *  endpoint is in at most one lane. */
-  const lanes: Record<HeartbeatLane, HeartbeatConns | null> = { plain: null, pinged: null }
-  let link: LeaderLink | null = null
+/** A class rather than one factory closure: one explicit state (ShellState), and short methods
+ *  that each do one thing. */
+class WorkerShell implements Worker {
+  readonly workerId: string
+  readonly stats: WorkerStats
+  private state: ShellState = { status: 'stopped' }
+  private readonly opts: WorkerOptions
+  private readonly log: Log
+  private readonly misses: number
+  private readonly resendMs: number
+  private readonly liveness: Liveness
+  private readonly checks: CheckBook
+  private readonly session: Session
+  private readonly probes: ProbeLoops
+  private readonly silence: SilenceTimer
+  private readonly verdicts: TargetVerdicts
+  private readonly badHeartbeats: BadFrames
+  private readonly logUnknown = createThrottle(BAD_INPUT_LOG_MS)
+  private readonly logUnconnected = createThrottle(BAD_INPUT_LOG_MS)
+  private readonly counters = { heartbeats: 0, unknownProviders: 0, unconnectedHeartbeats: 0, transitions: 0, connects: 0, disconnects: 0 }
 
-  let expiryTimer: NodeJS.Timeout | null = null
-  let expiryAt: number | null = null
-  let expiryImmediate: NodeJS.Immediate | null = null
-  let resendTimer: NodeJS.Timeout | null = null
-  let seenTimer: NodeJS.Timeout | null = null
-  let flushHandle: NodeJS.Immediate | null = null
-
-  /** The latest unacknowledged observation per provider, with the seq of the REPORT that last
-   *  carried it (0: not sent yet). An ACK for seq s settles every entry with 0 < seq ≤ s; an
-   *  entry replaced by a newer observation is back at seq 0, so an old ACK cannot settle it. */
-  const unacked = new Map<string, Pending>()
-  let lastSeq = 0
-
-  const counters = {
-    heartbeats: 0,
-    get badFrames () { return badHeartbeats.count },
-    unknownProviders: 0,
-    unconnectedHeartbeats: 0,
-    unmatchedHandshakes: 0 as const,
-    transitions: 0,
-    reportsSent: 0,
-    observationsResent: 0,
-    acks: 0,
-    connects: 0,
-    disconnects: 0,
-    unmatchedDisconnects: 0 as const,
-    probes: 0,
-    probeFailures: 0
-  }
-  const stats: WorkerStats = Object.defineProperties(counters, {
-    watching: { get: () => liveness.size + checks.size, enumerable: true },
-    endpoints: { get: connectedCount, enumerable: true },
-    unacked: { get: () => unacked.size, enumerable: true },
-    leaderBadFrames: { get: () => link?.stats.badFrames ?? 0, enumerable: true },
-    fencedMessages: { get: () => link?.stats.fencedMessages ?? 0, enumerable: true },
-    failovers: { get: () => link?.stats.failovers ?? 0, enumerable: true }
-  }) as WorkerStats
-
-  // ---- transitions and reports -------------------------------------------------------------
-
-  function transition (obs: Observation): void {
-    counters.transitions++
-    log.debug({ providerId: obs.providerId, state: obs.state, reason: obs.reason, detail: obs.detail }, 'provider transition')
-    report(obs)
+  constructor (opts: WorkerOptions) {
+    const { log } = opts
+    const allow = opts.allowTargets ?? null
+    this.opts = opts
+    this.log = log
+    this.workerId = opts.workerId ?? defaultWorkerId()
+    this.misses = opts.livenessMisses ?? LIVENESS_MISSES
+    this.resendMs = opts.reportResendMs ?? REPORT_RESEND_MS
+    const liveness = this.liveness = createLiveness({ livenessMisses: this.misses })
+    const checks = this.checks = createCheckBook()
+    this.session = createSession({ workerId: this.workerId, liveness, checks, reportResendMs: this.resendMs })
+    this.probes = createProbeLoops({ checks, allow, log, clock, onTransition: (obs) => { this.transitions([obs]) } })
+    this.silence = createSilenceTimer(liveness, clock, log, (obs) => { this.transitions(obs) })
+    this.verdicts = createTargetVerdicts({ allow, log, clock, onDecided: this.guarded('target lookup', () => { this.syncEndpoints() }) })
+    this.badHeartbeats = createBadFrames(log, 'dropped a bad heartbeat')
+    this.stats = this.statsView()
   }
 
-  /** Queues an observation for the next REPORT (a transition, or a view the leader lacks). */
-  function report (obs: Observation): void {
-    unacked.set(obs.providerId, { obs, seq: 0, sentAt: 0 })
-    // Transitions of one I/O turn (a dropped host, one expiry pass) travel in one REPORT.
-    flushHandle ??= setImmediate(() => {
-      flushHandle = null
-      sendReports((p) => p.seq === 0)
+  async start (): Promise<void> {
+    while (this.state.status === 'stopping') await this.state.done
+    if (this.state.status === 'running') return
+    const lanes = openHeartbeatLanes({
+      log: this.log,
+      onHandshake: this.guarded('handshake', (endpoint) => { this.onHandshake(endpoint) }),
+      onDisconnect: this.guarded('disconnect', (endpoint) => { this.onDisconnect(endpoint) }),
+      onMessage: this.guarded('heartbeat', (endpoint, frames) => { this.onHeartbeat(endpoint, frames) })
+    })
+    const link = this.openLink()
+    const intervals = [
+      setInterval(() => { this.resendTick() }, Math.max(1, Math.floor(this.resendMs / RESEND_TICK_DIVISOR))),
+      setInterval(this.guarded('summary', () => { this.send(this.session.summary()) }), SEEN_INTERVAL_MS)
+    ]
+    this.state = { status: 'running', run: { link, lanes, intervals, flush: null } }
+    link.start()
+    // After a stop/start the tasks are still known: watch them again at once.
+    this.probes.open()
+    for (const job of this.checks.jobs()) this.probes.start(job, 0)
+    this.syncEndpoints()
+    this.silence.open()
+    this.log.info({ workerId: this.workerId, leaders: this.opts.leaders }, 'worker started')
+  }
+
+  async stop (): Promise<void> {
+    const state = this.state
+    if (state.status === 'stopping') return await state.done
+    if (state.status === 'stopped') return
+    const done = this.close(state.run)
+    this.state = { status: 'stopping', run: state.run, done }
+    await done
+    if (this.state.status === 'stopping') this.state = { status: 'stopped' }
+    this.log.info({ workerId: this.workerId }, 'worker stopped')
+  }
+
+  private async close (run: Run): Promise<void> {
+    for (const timer of run.intervals) clearInterval(timer)
+    if (run.flush !== null) clearImmediate(run.flush)
+    run.flush = null
+    this.silence.close()
+    this.probes.close()
+    this.send(this.session.goodbye(clock()), run.link)
+    await run.link.stop() // drains the queue (READY, REPORTs, BYE) before closing the DEALER
+    this.session.leaderLost()
+    for (const endpoint of run.lanes.close()) this.liveness.closed(endpoint)
+  }
+
+  private openLink (): LeaderLink {
+    const { opts } = this
+    return createLeaderLink({
+      candidates: opts.leaders,
+      peerId: this.workerId,
+      role: 'worker',
+      inbound: ['ASSIGN', 'ACK'],
+      onLeader: this.guarded('onLeader', (leader) => { this.onLeader(leader) }),
+      onLost: this.guarded('onLost', () => {
+        this.session.leaderLost()
+        this.log.warn({ unacked: this.session.unacked }, 'leader lost; still watching')
+      }),
+      onMessage: this.guarded('onMessage', (msg) => { this.onMessage(msg) }),
+      log: this.log,
+      maxMessageBytes: WORKER_DEALER_MAX_BYTES,
+      ...(opts.clusterKeys !== undefined ? { clusterKeys: opts.clusterKeys } : {}),
+      ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {})
     })
   }
 
-  /** Sends the selected unacknowledged observations under new seqs; with no leader they wait
-   *  for the next one (onLeader sends them all). */
-  function sendReports (select: (p: Pending) => boolean): void {
-    if (link?.leader == null) return
-    const now = clock()
-    const chosen = [...unacked.values()].filter(select)
-    for (const batch of chunks(chosen, REPORT_MAX_OBSERVATIONS)) {
-      const seq = ++lastSeq
-      for (const p of batch) {
-        if (p.seq !== 0) counters.observationsResent++
-        p.seq = seq
-        p.sentAt = now
-      }
-      link.send('REPORT', { workerId, seq, observations: batch.map((p) => p.obs) })
-      counters.reportsSent++
-    }
+  /** The link while the worker runs or drains it; null when stopped. */
+  private get link (): LeaderLink | null {
+    return this.state.status === 'stopped' ? null : this.state.run.link
   }
 
-  /** The summary of what moved since the last one, in pages like REPORT. With no leader nothing
-   *  is taken (a new leader gets READY, which carries every lastSeen, then the next summary). */
-  function sendSeen (): void {
-    if (link?.leader == null) return
-    const seen = [...liveness.freshlySeen(), ...checks.freshlySeen()]
-    for (const page of chunks(seen, PAGE_ITEMS)) link.send('SEEN', { workerId, seen: page })
+  private send (messages: Outgoing[], link = this.link): void {
+    for (const m of messages) link?.send(m.verb, m.body)
   }
 
-  function onAck (seq: number): void {
-    counters.acks++
-    for (const [id, p] of unacked) if (p.seq !== 0 && p.seq <= seq) unacked.delete(id)
-  }
+  // The leader
 
-  // ---- leader ------------------------------------------------------------------------------
-
-  function onLeader (leader: LeaderInfo): void {
+  private onLeader (leader: LeaderInfo): void {
     // Protocol detail (leader-link.ts already logs 'following leader' at info): debug.
-    log.debug({ leader: leader.endpoint, epoch: leader.epoch, watching: liveness.size }, 'sending READY to the leader')
-    assignPages = []
-    assignPagesSeen = 0
-    // In pages, each a READY of its own (the leader treats each alike): see socket-limits.ts.
-    const observations = [...liveness.observations(), ...checks.observations()]
-    for (let i = 0; i === 0 || i < observations.length; i += REPORT_MAX_OBSERVATIONS) {
-      link?.send('READY', { workerId, observations: observations.slice(i, i + REPORT_MAX_OBSERVATIONS) })
-    }
-    // A new leader may never have seen the REPORTs its predecessor did not ACK.
-    sendReports(() => true)
+    this.log.debug({ leader: leader.endpoint, epoch: leader.epoch, watching: this.liveness.size }, 'sending READY to the leader')
+    this.send(this.session.leaderFound(leader.epoch, clock()))
   }
 
-  function onMessage (msg: Extract<Message, { verb: 'ASSIGN' | 'ACK' }>): void {
-    if (msg.verb === 'ACK') onAck(msg.body.seq)
-    else takeAssignPage(msg.body)
-  }
-
-  /** Collects an ASSIGN's pages and applies the whole list at its last page. A page out of
-   *  order means one was lost: the pages collected so far are dropped, and the tasks stay as
-   *  they were until the next complete ASSIGN (the leader sends one at the next READY). */
-  function takeAssignPage (body: Extract<Message, { verb: 'ASSIGN' }>['body']): void {
-    const page = body.page ?? 0
-    if (page === 0) {
-      assignPages = []
-    } else if (page !== assignPagesSeen) {
-      log.warn({ page, expected: assignPagesSeen }, 'an ASSIGN page was lost; keeping the current tasks')
-      assignPages = []
-      assignPagesSeen = 0
-      return
-    }
-    for (const task of body.tasks) assignPages.push(task)
-    assignPagesSeen = page + 1
-    if (body.more === true) return
-    const tasks = assignPages
-    assignPages = []
-    assignPagesSeen = 0
-    applyAssign(tasks)
-  }
-
-  function applyAssign (tasks: Task[]): void {
-    const watched = liveness.assign(tasks, clock())
-    const checked = checks.assign(tasks)
-    // Observations of providers now watched elsewhere (or from a previous endpoint) are not
-    // ours to report any more.
-    for (const id of watched.restarted) unacked.delete(id)
-    for (const id of unacked.keys()) if (!liveness.has(id) && !checks.has(id)) unacked.delete(id)
-    for (const id of checked.stop) stopProbing(id)
-    for (const job of checked.start) scheduleProbe(job, 0)
-    // The leader's view of these differs from ours (for one, it just took them out of
-    // maintenance): tell it ours, or they would stay as it says until their next transition.
-    for (const obs of [...watched.report, ...checked.report]) report(obs)
-    syncEndpoints()
-    armExpiry()
-    // Every rebalance sends one; the leader's 'worker joined' and 'worker is silent' lines say why.
-    log.debug({ tasks: tasks.length, endpoints: connectedCount(), checks: checks.size }, 'applied ASSIGN')
-  }
-
-  /** Wraps a LeaderLink callback: a bug here must not end the link's read loop. */
-  function guarded<A extends unknown[]> (name: string, fn: (...args: A) => void): (...args: A) => void {
-    return (...args) => {
-      try {
-        fn(...args)
-      } catch (err) {
-        log.error({ err }, `worker ${name} handler failed`)
-      }
+  private onMessage (msg: MessageOf<'ASSIGN' | 'ACK'>): void {
+    const got = this.session.receive(msg, clock())
+    if (got.kind === 'lost-page') {
+      this.log.warn({ page: got.page, expected: got.expected }, 'an ASSIGN page was lost; keeping the current tasks')
+    } else if (got.kind === 'assigned') {
+      for (const id of got.probeStop) this.probes.stop(id)
+      for (const job of got.probeStart) this.probes.start(job, 0)
+      this.scheduleFlush() // the views the leader lacks (session.ts)
+      this.syncEndpoints()
+      this.silence.arm()
+      // Every rebalance sends one; the leader's 'worker joined' and 'worker is silent' lines say why.
+      this.log.debug({ tasks: got.tasks, endpoints: this.endpointCount(), checks: this.checks.size }, 'applied ASSIGN')
     }
   }
 
-  // ---- heartbeats --------------------------------------------------------------------------
-
-  /** The lane an endpoint belongs in: ZMTP heartbeats only where they beat the silence rule. */
-  function laneOf (endpoint: string): HeartbeatLane {
-    return liveness.longestInterval(endpoint) * misses > ZMTP_HEARTBEAT_TIMEOUT_MS ? 'pinged' : 'plain'
+  private resendTick (): void {
+    try {
+      this.send(this.session.resend(clock()))
+      if (this.verdicts.sweep()) this.syncEndpoints()
+    } catch (err) {
+      this.log.error({ err }, 'resending reports failed; retrying at the next tick')
+    }
   }
 
-  function syncEndpoints (): void {
-    if (lanes.plain === null || lanes.pinged === null) return
-    const want = new Map<string, HeartbeatLane>()
-    for (const endpoint of liveness.endpoints()) want.set(endpoint, laneOf(endpoint))
-    for (const name of ['plain', 'pinged'] as const) {
-      const lane = lanes[name]
-      for (const endpoint of [...lane?.endpoints() ?? []]) {
-        if (want.get(endpoint) === name) continue
-        lane?.disconnect(endpoint)
-        liveness.closed(endpoint)
-      }
+  // Observations
+
+  private transitions (observations: readonly Observation[]): void {
+    for (const obs of observations) {
+      this.counters.transitions++
+      this.log.debug({ providerId: obs.providerId, state: obs.state, reason: obs.reason, detail: obs.detail }, 'provider transition')
+      this.session.report(obs)
+      this.scheduleFlush()
     }
-    for (const [endpoint, name] of want) {
-      const lane = lanes[name]
-      if (lane === null || lane.has(endpoint)) continue
-      if (allow !== null) {
-        const refusal = verdictOn(endpoint)
-        if (refusal === undefined) continue // being looked up; syncEndpoints runs again then
-        if (refusal !== null) {
-          // An Observation's detail is at most REASON_MAX_LENGTH characters (a longer one would
-          // make the whole REPORT a bad frame); a long list of ranges is cut short.
-          for (const obs of liveness.refused(endpoint, refusal.slice(0, REASON_MAX_LENGTH), clock())) transition(obs)
-          continue
-        }
+  }
+
+  /** Transitions of one I/O turn (a dropped host, one expiry pass) travel in one REPORT. */
+  private scheduleFlush (): void {
+    const run = this.run
+    if (run === null || run.flush !== null) return
+    run.flush = setImmediate(() => {
+      run.flush = null
+      this.send(this.session.flush(clock()))
+    })
+  }
+
+  /** The run while the worker runs (not while it stops). */
+  private get run (): Run | null {
+    return this.state.status === 'running' ? this.state.run : null
+  }
+
+  private endpointCount (): number {
+    return this.state.status === 'stopped' ? 0 : this.state.run.lanes.size
+  }
+
+  // Heartbeats
+
+  /** Connects to every endpoint liveness.ts watches, each in its lane, and closes the rest. */
+  private syncEndpoints (): void {
+    const run = this.run
+    if (run === null) return
+    const want = wantedLanes(this.liveness, this.misses)
+    for (const endpoint of run.lanes.retain(want)) this.liveness.closed(endpoint)
+    for (const [endpoint, lane] of run.lanes.missing(want)) {
+      const refusal = this.verdicts.verdictOn(endpoint)
+      if (refusal === undefined) continue // being looked up; syncEndpoints runs again then
+      if (refusal !== null) {
+        // An Observation's detail is at most REASON_MAX_LENGTH characters (a longer one would
+        // make the whole REPORT a bad frame); a long list of ranges is cut short.
+        this.transitions(this.liveness.refused(endpoint, refusal.slice(0, REASON_MAX_LENGTH), clock()))
+        continue
       }
       try {
-        lane.connect(endpoint)
+        run.lanes.connect(endpoint, lane)
       } catch (err) {
         // The task stays assigned: it never comes up (or goes silent), which is the truth.
-        log.warn({ endpoint, err }, 'cannot connect to a heartbeat endpoint')
+        this.log.warn({ endpoint, err }, 'cannot connect to a heartbeat endpoint')
       }
     }
-  }
-
-  /** Whether the worker may connect to `endpoint`: null (yes), the refusal detail, or undefined
-   *  while its host is being looked up (a lookup is started). An IP literal is decided at once. */
-  function verdictOn (endpoint: string): string | null | undefined {
-    if (allow === null) return null
-    const { host } = endpointTarget(endpoint)
-    if (isIP(host) !== 0) return firstOutside(allow, [host]) === null ? null : notAllowedDetail(host, host, allow)
-    const known = verdicts.get(host)
-    if (known !== undefined && clock() - known.at < TARGET_VERDICT_TTL_MS) return known.refusal
-    if (!resolving.has(host)) {
-      resolving.add(host)
-      void decideHost(allow, host)
-    }
-    return undefined
-  }
-
-  async function decideHost (allowed: AllowedTargets, host: string): Promise<void> {
-    let refusal: string | null
-    try {
-      const found = await Promise.race([
-        lookup(host, { all: true, verbatim: true }),
-        sleep(TARGET_LOOKUP_TIMEOUT_MS, undefined, { ref: false }).then(() => { throw Object.assign(new Error('timeout'), { code: 'ETIMEOUT' }) })
-      ])
-      const outside = firstOutside(allowed, found.map((a) => a.address))
-      refusal = outside === null ? null : notAllowedDetail(host, outside, allowed)
-    } catch (err) {
-      const code = (err as { code?: unknown }).code
-      refusal = `target not checked: ${host} does not resolve (${typeof code === 'string' ? code : 'no address'})`
-    }
-    resolving.delete(host)
-    verdicts.set(host, { refusal, at: clock() })
-    if (refusal !== null) log.warn({ host, refusal }, 'not connecting to a heartbeat endpoint outside --allow-targets')
-    if (running) syncEndpoints()
-  }
-
-  /** Forgets expired verdicts and, if any host was refused, looks at the endpoints again: a
-   *  name may have moved into the allowed ranges. Called from the resend tick. */
-  function sweepVerdicts (): void {
-    const now = clock()
-    if (allow === null || now - verdictsSweptAt < TARGET_VERDICT_TTL_MS) return
-    verdictsSweptAt = now
-    let refused = false
-    for (const [host, v] of verdicts) {
-      if (now - v.at >= TARGET_VERDICT_TTL_MS) {
-        verdicts.delete(host)
-        refused ||= v.refusal !== null
-      }
-    }
-    if (refused) syncEndpoints()
   }
 
   /** A message over `endpoint`'s own connection. */
-  function onHeartbeat (endpoint: string, frames: Buffer[]): void {
+  private onHeartbeat (endpoint: string, frames: Buffer[]): void {
     const reason = badFrameReason(frames)
     if (reason !== null) {
-      badHeartbeats.drop(reason, { frames: frames.length, head: frames[0]?.subarray(0, 16).toString('hex') })
+      this.badHeartbeats.drop(reason, { frames: frames.length, head: frames[0]?.subarray(0, 16).toString('hex') })
       return
     }
     const providerId = (frames[1] as Buffer).toString('utf8')
+    const { counters, liveness, log } = this
     if (!liveness.has(providerId)) {
       counters.unknownProviders++
-      logUnknown((suppressed) => log.debug({ providerId, suppressed }, 'heartbeat from a provider this worker does not watch'))
+      this.logUnknown((suppressed) => log.debug({ providerId, suppressed }, 'heartbeat from a provider this worker does not watch'))
       return
     }
     if (!liveness.heard(providerId, endpoint)) {
       counters.unconnectedHeartbeats++
-      logUnconnected((suppressed) => log.debug({ providerId, endpoint, suppressed }, 'heartbeat for a provider that did not come over its own endpoint\'s connection; ignored'))
+      this.logUnconnected((suppressed) => log.debug({ providerId, endpoint, suppressed }, 'heartbeat for a provider that did not come over its own endpoint\'s connection; ignored'))
       return
     }
     counters.heartbeats++
     const obs = liveness.heartbeat(providerId, clock())
     if (obs === null) return
-    transition(obs)
-    armExpiry()
+    this.transitions([obs])
+    this.silence.arm()
   }
 
   /** A ZMTP handshake completed: the provider(s) at that endpoint may be heard from now on. */
-  function onHandshake (endpoint: string): void {
-    counters.connects++
-    liveness.connected(endpoint)
+  private onHandshake (endpoint: string): void {
+    this.counters.connects++
+    this.liveness.connected(endpoint)
   }
 
-  function onDisconnect (endpoint: string): void {
-    counters.disconnects++
-    const now = clock()
-    for (const obs of liveness.disconnected(endpoint, now)) transition(obs)
+  private onDisconnect (endpoint: string): void {
+    this.counters.disconnects++
+    this.transitions(this.liveness.disconnected(endpoint, clock()))
   }
 
-  // ---- checks ------------------------------------------------------------------------------
-
-  /** Runs a provider's probe after `delayMs`, then again every interval (counted from each run's
-   *  start; a run always ends within its timeout, which is below the interval) for as long as its
-   *  generation is current. */
-  function scheduleProbe (job: ProbeJob, delayMs: number): void {
-    if (!running) return
-    stopProbing(job.providerId)
-    probeTimers.set(job.providerId, setTimeout(() => {
-      probeTimers.delete(job.providerId)
-      probeOnce(job).catch((err: unknown) => {
-        log.error({ err, providerId: job.providerId }, 'check run failed; retrying at its next interval')
-        if (running && checks.current(job.providerId, job.generation)) scheduleProbe(job, job.probe.intervalMs)
-      })
-    }, delayMs))
-  }
-
-  function stopProbing (providerId: string): void {
-    const timer = probeTimers.get(providerId)
-    if (timer !== undefined) clearTimeout(timer)
-    probeTimers.delete(providerId)
-  }
-
-  async function probeOnce (job: ProbeJob): Promise<void> {
-    if (!running || !checks.current(job.providerId, job.generation)) return
-    const startedAt = clock()
-    const { signal } = probeAbort
-    const outcome = await runProbe(job.probe, signal, allow)
-    // Race: the task may have been removed or changed, or the worker stopped (even restarted),
-    // while the probe ran; such a result decides nothing, and nothing is rescheduled.
-    if (!running || signal.aborted || !checks.current(job.providerId, job.generation)) return
-    counters.probes++
-    if (!outcome.ok) counters.probeFailures++
-    const obs = checks.result(job.providerId, job.generation, outcome, clock())
-    if (obs !== null) transition(obs)
-    scheduleProbe(job, Math.max(0, startedAt + job.probe.intervalMs - clock()))
-  }
-
-  // ---- silence -----------------------------------------------------------------------------
-
-  /** Keeps one timer at the earliest possible deadline. Heartbeats only push deadlines later,
-   *  so the timer is moved only when a newly armed deadline is earlier than it. */
-  function armExpiry (): void {
-    if (!running) return
-    const next = liveness.nextDeadline()
-    if (next === null || (expiryAt !== null && expiryAt <= next)) return
-    if (expiryTimer !== null) clearTimeout(expiryTimer)
-    expiryAt = next
-    expiryTimer = setTimeout(onExpiry, Math.max(0, next - clock()))
-  }
-
-  /** The silence timer decides after the turn's socket reads (common/after-reads.ts): heartbeats
-   *  that came in time during a stall are read first, or the whole fleet would look silent. */
-  function onExpiry (): void {
-    expiryTimer = null
-    expiryImmediate = afterReads(expireSilent)
-  }
-
-  function expireSilent (): void {
-    expiryImmediate = null
-    expiryAt = null
-    try {
-      for (const obs of liveness.expire(clock())) transition(obs)
-    } catch (err) {
-      log.error({ err }, 'expiring silent providers failed')
+  /** Wraps a callback of the link, the lanes or a timer: a bug here must not end its loop. */
+  private guarded<A extends unknown[]> (name: string, fn: (...args: A) => void): (...args: A) => void {
+    return (...args) => {
+      try {
+        fn(...args)
+      } catch (err) {
+        this.log.error({ err }, `worker ${name} handler failed`)
+      }
     }
-    armExpiry()
   }
 
-  // ---- lanes ------------------------------------------------------------------------------
-
-  function openLane (name: HeartbeatLane): HeartbeatConns {
-    return createHeartbeatConns({
-      topic: HB_TOPIC,
-      maxFrameBytes: HEARTBEAT_SUB_MAX_BYTES,
-      maxMessageBytes: HEARTBEAT_SUB_MAX_MESSAGE_BYTES,
-      connectTimeoutMs: SUB_CONNECT_TIMEOUT_MS,
-      handshakeTimeoutMs: ZMTP_HANDSHAKE_TIMEOUT_MS,
-      reconnectMs: SUB_RECONNECT_MS,
-      reconnectMaxMs: SUB_RECONNECT_MAX_MS,
-      ...(name === 'pinged'
-        ? { ping: { intervalMs: ZMTP_HEARTBEAT_INTERVAL_MS, timeoutMs: ZMTP_HEARTBEAT_TIMEOUT_MS, ttlMs: ZMTP_HEARTBEAT_TIMEOUT_MS } }
-        : { keepaliveIdleMs: TCP_KEEPALIVE_IDLE_MS }),
-      log,
-      onHandshake: guarded('handshake', onHandshake),
-      onDisconnect: guarded('disconnect', onDisconnect),
-      onMessage: guarded('heartbeat', onHeartbeat)
-    })
-  }
-
-  async function doStop (): Promise<void> {
-    running = false
-    if (expiryTimer !== null) clearTimeout(expiryTimer)
-    if (expiryImmediate !== null) clearImmediate(expiryImmediate)
-    if (resendTimer !== null) clearInterval(resendTimer)
-    if (seenTimer !== null) clearInterval(seenTimer)
-    seenTimer = null
-    if (flushHandle !== null) clearImmediate(flushHandle)
-    expiryTimer = resendTimer = flushHandle = expiryImmediate = null
-    expiryAt = null
-    for (const timer of probeTimers.values()) clearTimeout(timer)
-    probeTimers.clear()
-    probeAbort.abort()
-    if (link !== null) {
-      sendReports((p) => p.seq === 0)
-      if (link.leader !== null) link.send('BYE', { workerId })
-      await link.stop() // drains the queue (READY, REPORTs, BYE) before closing the DEALER
-    }
-    for (const name of ['plain', 'pinged'] as const) {
-      for (const endpoint of lanes[name]?.endpoints() ?? []) liveness.closed(endpoint)
-      lanes[name]?.close()
-      lanes[name] = null
-    }
-    link = null
-  }
-
-  return {
-    workerId,
-    async start () {
-      if (running) return
-      if (stopping !== null) await stopping
-      stopping = null
-      running = true
-      lanes.plain = openLane('plain')
-      lanes.pinged = openLane('pinged')
-      link = createLeaderLink({
-        candidates: opts.leaders,
-        peerId: workerId,
-        role: 'worker',
-        inbound: ['ASSIGN', 'ACK'],
-        onLeader: guarded('onLeader', onLeader),
-        onLost: guarded('onLost', () => log.warn({ unacked: unacked.size }, 'leader lost; still watching')),
-        onMessage: guarded('onMessage', onMessage),
-        log,
-        maxMessageBytes: WORKER_DEALER_MAX_BYTES,
-        ...(opts.clusterKeys !== undefined ? { clusterKeys: opts.clusterKeys } : {}),
-        ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {})
-      })
-      link.start()
-      resendTimer = setInterval(() => {
-        try {
-          const cutoff = clock() - resendMs
-          sendReports((p) => p.seq === 0 || p.sentAt <= cutoff)
-          sweepVerdicts()
-        } catch (err) {
-          log.error({ err }, 'resending reports failed; retrying at the next tick')
-        }
-      }, Math.max(1, Math.floor(resendMs / RESEND_TICK_DIVISOR)))
-      seenTimer = setInterval(guarded('summary', sendSeen), SEEN_INTERVAL_MS)
-      // After a stop/start the tasks are still known: watch them again at once.
-      probeAbort = new AbortController()
-      for (const job of checks.jobs()) scheduleProbe(job, 0)
-      syncEndpoints()
-      armExpiry()
-      log.info({ workerId, leaders: opts.leaders }, 'worker started')
-    },
-    async stop () {
-      if (!running) return await (stopping ?? Promise.resolve())
-      stopping = doStop()
-      await stopping
-      log.info({ workerId }, 'worker stopped')
-    },
-    stats
+  private statsView (): WorkerStats {
+    const { counters, session, probes } = this
+    const linkStats = (): LeaderLink['stats'] | undefined => this.link?.stats
+    return Object.defineProperties(counters, {
+      badFrames: { get: () => this.badHeartbeats.count, enumerable: true },
+      unmatchedHandshakes: { value: 0, enumerable: true },
+      unmatchedDisconnects: { value: 0, enumerable: true },
+      reportsSent: { get: () => session.stats.reportsSent, enumerable: true },
+      observationsResent: { get: () => session.stats.observationsResent, enumerable: true },
+      acks: { get: () => session.stats.acks, enumerable: true },
+      probes: { get: () => probes.stats.probes, enumerable: true },
+      probeFailures: { get: () => probes.stats.probeFailures, enumerable: true },
+      watching: { get: () => this.liveness.size + this.checks.size, enumerable: true },
+      endpoints: { get: () => this.endpointCount(), enumerable: true },
+      unacked: { get: () => session.unacked, enumerable: true },
+      leaderBadFrames: { get: () => linkStats()?.badFrames ?? 0, enumerable: true },
+      fencedMessages: { get: () => linkStats()?.fencedMessages ?? 0, enumerable: true },
+      failovers: { get: () => linkStats()?.failovers ?? 0, enumerable: true }
+    }) as unknown as WorkerStats
   }
 }
