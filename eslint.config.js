@@ -50,6 +50,17 @@ export default [
     },
   },
   {
+    // The benchmarks and the chaos run are plain processes, not vitest: what they share with the
+    // tests lives in harness/ (see its README), and test/ stays the tests' own.
+    files: ['bench/**', 'chaos/**', 'harness/**'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [{ name: 'vitest', message: 'bench/, chaos/ and harness/ run outside vitest.' }],
+        patterns: [{ regex: '(^|/)test/', message: 'bench/, chaos/ and harness/ must not import test/: move what they share to harness/.' }],
+      }],
+    },
+  },
+  {
     // The dashboard's scripts run in the browser, not in Node.
     files: ['server/gateway/ui/*.js'],
     languageOptions: { globals: globals.browser },

@@ -3,10 +3,10 @@
 // cannot take part: it is one session, where advisory locks never contend.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createPgLeaderLock, type LeaderLock } from '../../server/store/leader-lock.js'
-import { adminQuery } from '../helpers/postgres-admin.js'
+import { adminQuery } from '../../harness/postgres-admin.js'
 import { freshDatabaseUrl } from '../helpers/postgres.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 describe('pg leader lock', () => {
   let url: string
