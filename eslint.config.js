@@ -50,6 +50,17 @@ export default [
     },
   },
   {
+    // The benchmarks and the chaos run are plain processes, not vitest: what they share with the
+    // tests lives in harness/ (see its README), and test/ stays the tests' own.
+    files: ['bench/**', 'chaos/**', 'harness/**'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [{ name: 'vitest', message: 'bench/, chaos/ and harness/ run outside vitest.' }],
+        patterns: [{ regex: '(^|/)test/', message: 'bench/, chaos/ and harness/ must not import test/: move what they share to harness/.' }],
+      }],
+    },
+  },
+  {
     // The worker is pure cores and a thin shell (ARCHITECTURE.md › The roles): a function that
     // outgrows 100 lines (a factory's closure counts whole) is a shell taking on rules again.
     files: ['server/worker/**'],

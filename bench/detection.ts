@@ -19,7 +19,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { http } from '../test/helpers/cluster.js'
+import { http } from '../harness/roster-process.js'
 import { pubEndpoint } from '../server/protocol/endpoints.js'
 import {
   compileScripts, createSparePool, now, spawnEmitterProc, spawnReferenceSub,

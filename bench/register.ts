@@ -19,7 +19,7 @@
 // first, then updates that each change the row, so that every operation is a real write.
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { adminQuery } from '../test/helpers/postgres-admin.js'
+import { adminQuery } from '../harness/postgres-admin.js'
 import { compileScript, spawnLineChild } from './lib/children.js'
 import { backendsOf, cpuSplit, descendantsOf, type CpuSplit } from './lib/cpu-split.js'
 import { intFlag } from './lib/flags.js'

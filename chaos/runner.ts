@@ -9,8 +9,8 @@ import { join } from 'node:path'
 import pg from 'pg'
 import { compileScripts, now } from '../bench/lib/children.js'
 import { createScope, sleep, survivors, withTimeout } from '../bench/lib/processes.js'
-import { adminQuery, databaseUrl, quoteIdent } from '../test/helpers/postgres-admin.js'
-import { freeLeaderBind } from '../test/helpers/ports.js'
+import { adminQuery, databaseUrl, quoteIdent } from '../harness/postgres-admin.js'
+import { freeLeaderBind } from '../harness/ports.js'
 import {
   checkAcknowledged, checkPresence, checkTransitions, checkWatcher, firstAckSentAfter, longestGap,
   type Ack, type CheckResult, type Gap, type LogRow, type StoredRow

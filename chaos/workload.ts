@@ -7,7 +7,7 @@
 import WebSocket from 'ws'
 import { now, spawnEmitterProc, type EmitterProc, type Scripts } from '../bench/lib/children.js'
 import { isRunning, sleep } from '../bench/lib/processes.js'
-import { freePort } from '../test/helpers/ports.js'
+import { freePort } from '../harness/ports.js'
 import type { Ack, WatcherRecord, WriteRecord } from './checks.js'
 import type { Prng } from './prng.js'
 

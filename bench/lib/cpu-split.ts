@@ -3,7 +3,7 @@
 // they are. A group of processes counts as one entry: the Postgres backends serving one database
 // (found by their pg_stat_activity rows), or all of a process's descendants (an embedded
 // database's postmaster and backends).
-import { adminQuery } from '../../test/helpers/postgres-admin.js'
+import { adminQuery } from '../../harness/postgres-admin.js'
 import { sleep } from './processes.js'
 import { cpuMs, descendants } from './proc-stat.js'
 

@@ -1,9 +1,9 @@
 // The TCP ports a benchmark chooses for what it starts (a gateway's --port, a leader's --bind and
 // its PUB at PORT+1, a reference server, ZooKeeper's client port). By default anywhere below the
-// kernel's ephemeral range (test/helpers/ports.ts); with `ROSTER_BENCH_PORTS=LOW-HIGH` only inside
+// kernel's ephemeral range (harness/ports.ts); with `ROSTER_BENCH_PORTS=LOW-HIGH` only inside
 // that range, so that several people benchmarking on one machine cannot pick each other's ports.
 import { createServer } from 'node:net'
-import { freeLeaderBind, freePort } from '../../test/helpers/ports.js'
+import { freeLeaderBind, freePort } from '../../harness/ports.js'
 
 async function isFree (port: number): Promise<boolean> {
   return await new Promise((resolve) => {

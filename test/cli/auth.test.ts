@@ -3,10 +3,10 @@
 // exit codes and what they print. No secret may appear in a process's output but the one answer
 // that creates it.
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import {
-  CLEAN_ENV, freeLeaderBind, freePort, killAllRoster, removeTestStorage, runRoster, runToExit, storageFlags, testStorage, type RosterCommand
-} from '../helpers/cluster.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { freeLeaderBind, freePort } from '../../harness/ports.js'
+import { CLEAN_ENV, killAllRoster, runRoster, runToExit, type RosterCommand } from '../../harness/roster-process.js'
+import { removeTestStorage, storageFlags, testStorage } from '../helpers/cluster.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 const UP_TIMEOUT_MS = 60_000
 const BOOTSTRAP = 'cli-bootstrap-secret-0123456789abcdefghij'

@@ -7,12 +7,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import {
-  CLEAN_ENV, freeLeaderBind, freePort, http, killAllRoster, runRoster, runToExit, waitForLeader, waitForReady, type RosterCommand
-} from '../helpers/cluster.js'
-import { adminQuery } from '../helpers/postgres-admin.js'
+import { freeLeaderBind, freePort } from '../../harness/ports.js'
+import { CLEAN_ENV, http, killAllRoster, runRoster, runToExit, waitForLeader, waitForReady, type RosterCommand } from '../../harness/roster-process.js'
+import { adminQuery } from '../../harness/postgres-admin.js'
 import { freshDatabaseUrl } from '../helpers/postgres.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 /** Node + tsx start in about a second; the embedded Postgres's first start (initdb) about one
  *  more; a loaded 2-core machine can take several times that. */

@@ -7,8 +7,10 @@ import { tmpdir } from 'node:os'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { CLEAN_ENV, freeLeaderBind, freePort, http, killAllRoster, runRoster, runToExit, storageFlags, testStorage, removeTestStorage } from '../helpers/cluster.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { freeLeaderBind, freePort } from '../../harness/ports.js'
+import { CLEAN_ENV, http, killAllRoster, runRoster, runToExit } from '../../harness/roster-process.js'
+import { storageFlags, testStorage, removeTestStorage } from '../helpers/cluster.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 const dirs: string[] = []
 afterEach(async () => { await killAllRoster() })

@@ -5,10 +5,10 @@
 // the terminal escaped.
 import { spawn, spawnSync } from 'node:child_process'
 import { afterEach, describe, expect, it } from 'vitest'
-import {
-  CLEAN_ENV, freeLeaderBind, freePort, killAllRoster, runRoster, runToExit, storageFlags, testStorage
-} from '../helpers/cluster.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { freeLeaderBind, freePort } from '../../harness/ports.js'
+import { CLEAN_ENV, killAllRoster, runRoster, runToExit } from '../../harness/roster-process.js'
+import { storageFlags, testStorage } from '../helpers/cluster.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { hasScript, NEEDS_SCRIPT } from '../helpers/requirements.js'
 import { encodeRequest, rawExchange } from '../fuzz/raw-http.js'
 

@@ -9,13 +9,12 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { silentLog } from '../../server/common/log.js'
 import { startGateway } from '../../server/roles.js'
-import {
-  CLEAN_ENV, freeLeaderBind, freePort, http, runRoster, runToExit, startInProcess, storageFlags, testStorage, TEST_MIN_CHECK_INTERVAL_MS,
-  waitForReady, type InProcessRoster, type RosterCommand
-} from '../helpers/cluster.js'
+import { freeLeaderBind, freePort } from '../../harness/ports.js'
+import { CLEAN_ENV, http, runRoster, runToExit, waitForReady, type RosterCommand } from '../../harness/roster-process.js'
+import { startInProcess, storageFlags, testStorage, TEST_MIN_CHECK_INTERVAL_MS, type InProcessRoster } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import { spawnEmitter } from '../helpers/emitters.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { hasScript, NEEDS_SCRIPT } from '../helpers/requirements.js'
 
 const ROSTER_BIN = fileURLToPath(new URL('../../bin/roster.js', import.meta.url))

@@ -6,12 +6,12 @@
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import {
-  CLEAN_ENV, freeLeaderBind, freePort, http, readFeed, runRoster, storageFlags, testStorage, type RosterCommand
-} from '../helpers/cluster.js'
+import { freeLeaderBind, freePort } from '../../harness/ports.js'
+import { CLEAN_ENV, http, runRoster, type RosterCommand } from '../../harness/roster-process.js'
+import { readFeed, storageFlags, testStorage } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import { spawnEmitter } from '../helpers/emitters.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 const UP_TIMEOUT_MS = 60_000
 /** server/cli.ts STOP_DEADLINE_MS (3 s) plus the time to deliver a signal and reap a process. */

@@ -11,9 +11,11 @@ import {
 } from 'roster/client'
 import { silentLog } from '../../server/common/log.js'
 import { startGateway, startLeader, type Stopper } from '../../server/roles.js'
-import { freeLeaderBind, freeLeaderEndpoint, freePort, http, portOf, removeTestStorage, testStorage, waitForLeader, waitForReady } from '../helpers/cluster.js'
+import { freeLeaderBind, freeLeaderEndpoint, freePort, portOf } from '../../harness/ports.js'
+import { http, waitForLeader, waitForReady } from '../../harness/roster-process.js'
+import { removeTestStorage, testStorage } from '../helpers/cluster.js'
 import { closeAllProxies, startTcpProxy } from '../helpers/tcp-proxy.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 const BOOTSTRAP = 'bootstrap-secret-for-the-client-test-0123456789'
 /** Nobody listens on the discard port: a provider registered with it stays `pending`. */

@@ -6,11 +6,11 @@
 // once, in order, the same as that independent reader's.
 import { describe, expect, it } from 'vitest'
 import { RosterClient, type Deregistration, type ProviderSpec, type Registration, type RetryInfo, type WatchMessage } from 'roster/client'
-import {
-  type FeedMessage, freeLeaderBind, type GatewayProcess, http, readFeed, spawnGateway, spawnRoster, storageFlags, testStorage
-} from '../helpers/cluster.js'
+import { freeLeaderBind } from '../../harness/ports.js'
+import { http, spawnRoster } from '../../harness/roster-process.js'
+import { type FeedMessage, type GatewayProcess, readFeed, spawnGateway, storageFlags, testStorage } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 /** Child processes start through a fresh esbuild bundle at first: seconds on a loaded 2-core box. */
 const STARTUP_TIMEOUT_MS = 60_000

@@ -8,9 +8,9 @@ import { connect } from 'node:net'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { Dealer, Subscriber, XPublisher } from 'zeromq'
 import { pubEndpoint } from '../../server/protocol/endpoints.js'
-import {
-  type FeedMessage, type FeedReader, freeLeaderBind, http, type InProcessRoster, readFeed, removeTestStorage, startInProcess, testStorage, waitForReady
-} from '../helpers/cluster.js'
+import { freeLeaderBind } from '../../harness/ports.js'
+import { http, waitForReady } from '../../harness/roster-process.js'
+import { type FeedMessage, type FeedReader, type InProcessRoster, readFeed, removeTestStorage, startInProcess, testStorage } from '../helpers/cluster.js'
 import { killAllEmitters } from '../helpers/emitters.js'
 
 /** Nobody listens on the discard port, so these providers stay `pending` and change nothing

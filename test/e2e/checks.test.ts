@@ -8,9 +8,10 @@ import { createServer as createTcpServer, type AddressInfo, type Server as TcpSe
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { http, readFeed, startInProcess, type FeedMessage, type FeedReader, type InProcessRoster, type Storage } from '../helpers/cluster.js'
+import { http } from '../../harness/roster-process.js'
+import { readFeed, startInProcess, type FeedMessage, type FeedReader, type InProcessRoster, type Storage } from '../helpers/cluster.js'
 import { freshDatabaseUrl } from '../helpers/postgres.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 interface FeedProvider { id: string, state: string, reason?: string, detail?: string, detectedAfterMs?: number, lastSeen: string | null }
 const providerOf = (m: FeedMessage): FeedProvider => m.provider as unknown as FeedProvider

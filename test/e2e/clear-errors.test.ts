@@ -12,10 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeRequest, rawExchange } from '../fuzz/raw-http.js'
 import { silentLog } from '../../server/common/log.js'
 import { startGateway, startLeader, startWorker, type Stopper } from '../../server/roles.js'
-import {
-  freeLeaderBind, freeLeaderEndpoint, freePort, http, portOf, removeTestStorage, startInProcess, testStorage, waitForLeader, type InProcessRoster
-} from '../helpers/cluster.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { freeLeaderBind, freeLeaderEndpoint, freePort, portOf } from '../../harness/ports.js'
+import { http, waitForLeader } from '../../harness/roster-process.js'
+import { removeTestStorage, startInProcess, testStorage, type InProcessRoster } from '../helpers/cluster.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SECRET = 'clear-errors-bootstrap-secret-0123456789abcdef'

@@ -13,10 +13,9 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { curveKeyPair, Dealer, Subscriber } from 'zeromq'
 import { curveClientOptions, type ClusterKeys } from '../../server/protocol/cluster-keys.js'
 import { pubEndpoint } from '../../server/protocol/endpoints.js'
-import {
-  freeLeaderBind, freePort, http, killAllRoster, readFeed, removeTestStorage, runRoster, spawnRoster, storageFlags,
-  testStorage, waitForLeader, waitForReady, type FeedReader
-} from '../helpers/cluster.js'
+import { freeLeaderBind, freePort } from '../../harness/ports.js'
+import { http, killAllRoster, runRoster, spawnRoster, waitForLeader, waitForReady } from '../../harness/roster-process.js'
+import { readFeed, removeTestStorage, storageFlags, testStorage, type FeedReader } from '../helpers/cluster.js'
 import { hasPyzmq, killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
 import { NEEDS_PYZMQ } from '../helpers/requirements.js'
 

@@ -5,16 +5,15 @@
 // event once, in order. A leader that starts while no leader was active reconciles: a provider
 // that died meanwhile is reported down, one that stayed alive is not.
 import { describe, expect, it } from 'vitest'
-import {
-  type FeedMessage, http, readFeed, type RosterProcess, spawnGateway, spawnRoster, testStorage
-} from '../helpers/cluster.js'
+import { http, type RosterProcess, spawnRoster } from '../../harness/roster-process.js'
+import { type FeedMessage, readFeed, spawnGateway, testStorage } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import { spawnEmitter } from '../helpers/emitters.js'
 import {
   acknowledged, type Attempt, describeAttempts, expectNothingLost, firstAckAfter, hasLockSession, leaderLockHolder, longestOutage, startPoller, startWriter
 } from '../helpers/load.js'
-import { twoLeaderBinds } from '../helpers/ports.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { twoLeaderBinds } from '../../harness/ports.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 /** Child processes start through tsx: 1–3 s each here, several times that on a loaded 2-core box. */
 const STARTUP_TIMEOUT_MS = 60_000

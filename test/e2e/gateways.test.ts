@@ -3,13 +3,13 @@
 // or the process SIGKILLed) resumes on another with `since` and misses nothing, and a worker
 // SIGKILLed under load costs no provider a false `down` while its providers move to a survivor.
 import { describe, expect, it } from 'vitest'
-import {
-  type FeedMessage, type FeedReader, freeLeaderBind, type GatewayProcess, http, portOf, readFeed, type RosterProcess, spawnGateway, spawnRoster, storageFlags, testStorage
-} from '../helpers/cluster.js'
+import { freeLeaderBind, portOf } from '../../harness/ports.js'
+import { http, type RosterProcess, spawnRoster } from '../../harness/roster-process.js'
+import { type FeedMessage, type FeedReader, type GatewayProcess, readFeed, spawnGateway, storageFlags, testStorage } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import { spawnEmitter, type Emitter } from '../helpers/emitters.js'
 import { connectedPorts } from '../helpers/proc-net.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 /** Child processes start through tsx: 1–3 s each here, several times that on a loaded 2-core box. */
 const STARTUP_TIMEOUT_MS = 60_000

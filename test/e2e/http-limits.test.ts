@@ -9,10 +9,10 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { startGateway, startLeader, type Stopper } from '../../server/roles.js'
 import { silentLog } from '../../server/common/log.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
-import {
-  freeLeaderBind, freePort, http, readFeed, spawnRoster, storageFlags, testStorage, waitForLeader, waitForReady
-} from '../helpers/cluster.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { freeLeaderBind, freePort } from '../../harness/ports.js'
+import { http, spawnRoster, waitForLeader, waitForReady } from '../../harness/roster-process.js'
+import { readFeed, storageFlags, testStorage } from '../helpers/cluster.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 cleanUpAfterEachTest()
 

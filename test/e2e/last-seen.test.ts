@@ -4,12 +4,13 @@
 // without a revision or a feed event per heartbeat; the `up` after maintenance carries a fresh
 // one; and after the active leader is SIGKILLed, the standby carries on with it.
 import { describe, expect, it } from 'vitest'
-import { type FeedReader, http, readFeed, type RosterProcess, spawnGateway, spawnRoster, testStorage } from '../helpers/cluster.js'
+import { http, type RosterProcess, spawnRoster } from '../../harness/roster-process.js'
+import { type FeedReader, readFeed, spawnGateway, testStorage } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import { spawnEmitter } from '../helpers/emitters.js'
 import { leaderLockHolder } from '../helpers/load.js'
-import { twoLeaderBinds } from '../helpers/ports.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { twoLeaderBinds } from '../../harness/ports.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 const STARTUP_TIMEOUT_MS = 60_000
 const INTERVAL_MS = 150

@@ -4,9 +4,10 @@
 // client address), and the minimum check interval.
 import { request } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { http, startInProcess, testStorage, type InProcessRoster } from '../helpers/cluster.js'
+import { http } from '../../harness/roster-process.js'
+import { startInProcess, testStorage, type InProcessRoster } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 cleanUpAfterEachTest()
 

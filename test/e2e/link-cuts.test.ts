@@ -3,14 +3,14 @@
 // as a partition looks) and then restores. Both sides must notice within their liveness bounds,
 // recover with no operator action, and the gateway must repair its replica without a gap.
 import { describe, expect, it } from 'vitest'
-import {
-  freeLeaderBind, http, portOf, readFeed, spawnGateway, spawnRoster, storageFlags, testStorage
-} from '../helpers/cluster.js'
+import { freeLeaderBind, portOf } from '../../harness/ports.js'
+import { http, spawnRoster } from '../../harness/roster-process.js'
+import { readFeed, spawnGateway, storageFlags, testStorage } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import { acknowledged, startPoller, startWriter } from '../helpers/load.js'
 import { connectedPorts } from '../helpers/proc-net.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { watchedProviders } from '../helpers/watched.js'
 
 const STARTUP_TIMEOUT_MS = 60_000

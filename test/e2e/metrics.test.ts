@@ -7,14 +7,14 @@ import { Publisher } from 'zeromq'
 import { describe, expect, it } from 'vitest'
 import { silentLog } from '../../server/common/log.js'
 import { startGateway, startLeader, type Stopper } from '../../server/roles.js'
-import {
-  freeLeaderEndpoint, freePort, http, readFeed, spawnRoster, storageFlags, testStorage, waitForLeader, waitForReady
-} from '../helpers/cluster.js'
+import { freeLeaderEndpoint, freePort } from '../../harness/ports.js'
+import { http, spawnRoster, waitForLeader, waitForReady } from '../../harness/roster-process.js'
+import { readFeed, storageFlags, testStorage } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import { spawnEmitter } from '../helpers/emitters.js'
 import { hasPrometheusParser, scrape, type Scrape } from '../helpers/prometheus.js'
 import { NEEDS_PROMETHEUS_PARSER } from '../helpers/requirements.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 const INTERVAL_MS = 100
 

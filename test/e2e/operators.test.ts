@@ -2,11 +2,10 @@
 // heartbeat emitter process, with Roster in this process (`roster up` wiring), restarted on the
 // same storage: maintenance on and off, and deregisterAfterMs removing a provider down too long.
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import {
-  type FeedMessage, type FeedReader, http, readFeed, removeTestStorage, startInProcess, type Storage, testStorage
-} from '../helpers/cluster.js'
+import { http } from '../../harness/roster-process.js'
+import { type FeedMessage, type FeedReader, readFeed, removeTestStorage, startInProcess, type Storage, testStorage } from '../helpers/cluster.js'
 import { killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 const INTERVAL_MS = 100
 

@@ -5,15 +5,15 @@
 // link returns everything recovers by itself and nothing acknowledged is lost. The machine's
 // Postgres cluster itself is never touched.
 import { describe, expect, it } from 'vitest'
-import {
-  freeLeaderBind, readFeed, spawnGateway, spawnRoster, testStorage
-} from '../helpers/cluster.js'
+import { freeLeaderBind } from '../../harness/ports.js'
+import { spawnRoster } from '../../harness/roster-process.js'
+import { readFeed, spawnGateway, testStorage } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import {
   acknowledged, type Attempt, describeAttempts, expectNothingLost, firstAckAfter, longestOutage, startPoller, startWriter
 } from '../helpers/load.js'
 import { startPostgresProxy } from '../helpers/tcp-proxy.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 const STARTUP_TIMEOUT_MS = 60_000
 /** issue 4 item 6: during an outage a write is answered 503 within 1 s. */

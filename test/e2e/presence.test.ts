@@ -2,9 +2,9 @@
 // a real heartbeat emitter process, and Roster run twice: in this process (`roster up` wiring)
 // and as separate `roster leader|worker|gateway` child processes.
 import { describe, expect, it } from 'vitest'
-import {
-  type FeedReader, freeLeaderEndpoint, freePort, http, readFeed, spawnRoster, startInProcess, type Storage, storageFlags, testStorage, waitForLeader, waitForReady
-} from '../helpers/cluster.js'
+import { freeLeaderEndpoint, freePort } from '../../harness/ports.js'
+import { http, spawnRoster, waitForLeader, waitForReady } from '../../harness/roster-process.js'
+import { type FeedReader, readFeed, startInProcess, type Storage, storageFlags, testStorage } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import { spawnEmitter } from '../helpers/emitters.js'
 

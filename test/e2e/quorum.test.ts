@@ -4,14 +4,14 @@
 // provider's only watcher is the one cut off, and the cut is a `down`; with `--watchers 2` it is
 // one dissenting view and nothing happens on the feed, until the provider really dies.
 import { describe, expect, it } from 'vitest'
-import {
-  freeLeaderBind, http, portOf, readFeed, type RosterProcess, spawnGateway, spawnRoster, storageFlags, testStorage
-} from '../helpers/cluster.js'
+import { freeLeaderBind, portOf } from '../../harness/ports.js'
+import { http, type RosterProcess, spawnRoster } from '../../harness/roster-process.js'
+import { readFeed, spawnGateway, storageFlags, testStorage } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import { spawnEmitter } from '../helpers/emitters.js'
 import { connectedPorts, tcpConnections } from '../helpers/proc-net.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 const INTERVAL_MS = 100
 /** Processes start through tsx: several seconds each on a loaded 2-core machine. */

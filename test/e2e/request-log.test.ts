@@ -7,7 +7,9 @@ import { pino, type Logger } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startGateway, startLeader, type Stopper } from '../../server/roles.js'
 import { silentLog } from '../../server/common/log.js'
-import { freeLeaderEndpoint, http, removeTestStorage, testStorage, waitForLeader, waitForReady } from '../helpers/cluster.js'
+import { freeLeaderEndpoint } from '../../harness/ports.js'
+import { http, waitForLeader, waitForReady } from '../../harness/roster-process.js'
+import { removeTestStorage, testStorage } from '../helpers/cluster.js'
 
 interface Capture { lines: Array<Record<string, unknown>>, log: Logger }
 

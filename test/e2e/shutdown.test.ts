@@ -4,17 +4,16 @@
 // its providers move at once, with no false down. And whatever state a process is in (its
 // Postgres unreachable, no leader to talk to), SIGTERM makes it exit promptly.
 import { describe, expect, it } from 'vitest'
-import {
-  freeLeaderBind, http, portOf, readFeed, type RosterProcess, spawnGateway, spawnRoster, storageFlags, testStorage
-} from '../helpers/cluster.js'
+import { freeLeaderBind, portOf, twoLeaderBinds } from '../../harness/ports.js'
+import { http, type RosterProcess, spawnRoster } from '../../harness/roster-process.js'
+import { readFeed, spawnGateway, storageFlags, testStorage } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import {
   acknowledged, type Attempt, describeAttempts, expectNothingLost, firstAckAfter, hasLockSession, leaderLockHolder, longestOutage, startWriter
 } from '../helpers/load.js'
-import { twoLeaderBinds } from '../helpers/ports.js'
 import { connectedPorts } from '../helpers/proc-net.js'
 import { startPostgresProxy } from '../helpers/tcp-proxy.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { watchedProviders } from '../helpers/watched.js'
 
 const STARTUP_TIMEOUT_MS = 60_000

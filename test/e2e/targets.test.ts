@@ -5,10 +5,12 @@
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parseAllowTargets } from '../../server/protocol/targets.js'
-import { http, portOf, readFeed, startInProcess, testStorage, type FeedReader, type InProcessRoster } from '../helpers/cluster.js'
+import { portOf } from '../../harness/ports.js'
+import { http } from '../../harness/roster-process.js'
+import { readFeed, startInProcess, testStorage, type FeedReader, type InProcessRoster } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import { spawnEmitter } from '../helpers/emitters.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 cleanUpAfterEachTest()
 

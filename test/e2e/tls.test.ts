@@ -10,8 +10,10 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
-import { freeLeaderBind, freePort, runRoster, storageFlags, testStorage } from '../helpers/cluster.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { freeLeaderBind, freePort } from '../../harness/ports.js'
+import { runRoster } from '../../harness/roster-process.js'
+import { storageFlags, testStorage } from '../helpers/cluster.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 cleanUpAfterEachTest()
 

@@ -12,12 +12,12 @@ import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { NEEDS_CHROMIUM } from '../helpers/requirements.js'
-import {
-  freeLeaderEndpoint, freePort, type RosterProcess, spawnRoster, storageFlags, testStorage, waitForLeader, waitForReady
-} from '../helpers/cluster.js'
+import { freeLeaderEndpoint, freePort } from '../../harness/ports.js'
+import { type RosterProcess, spawnRoster, waitForLeader, waitForReady } from '../../harness/roster-process.js'
+import { storageFlags, testStorage } from '../helpers/cluster.js'
 import { cleanUpAfterEachTest } from '../helpers/e2e-cleanup.js'
 import { spawnEmitter } from '../helpers/emitters.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 // The page's globals, for the functions this file runs inside Chromium (tsconfig has no DOM lib).
 declare const document: any

@@ -12,10 +12,10 @@ import { BAD_FRAME_LOGS_PER_SECOND } from '../../server/protocol/frames.js'
 import { HANDSHAKE_TIMEOUT_MS } from '../../server/protocol/socket-limits.js'
 import { startLeader, type Stopper } from '../../server/roles.js'
 import type { Leader } from '../../server/leader/leader.js'
-import {
-  freeLeaderBind, freePort, http, killAllRoster, portOf, removeTestStorage, spawnRoster, storageFlags, testStorage, waitForReady
-} from '../helpers/cluster.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { freeLeaderBind, freePort, portOf } from '../../harness/ports.js'
+import { http, killAllRoster, spawnRoster, waitForReady } from '../../harness/roster-process.js'
+import { removeTestStorage, storageFlags, testStorage } from '../helpers/cluster.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 const MiB = 1024 * 1024
 const sockets: Array<{ close: () => void }> = []

@@ -8,8 +8,10 @@ import type { Leader } from '../../server/leader/leader.js'
 import { silentLog } from '../../server/common/log.js'
 import { startGateway, startLeader } from '../../server/roles.js'
 import WebSocket from 'ws'
-import { freeLeaderEndpoint, testStorage, waitForLeader, waitForReady } from '../helpers/cluster.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { freeLeaderEndpoint } from '../../harness/ports.js'
+import { waitForLeader, waitForReady } from '../../harness/roster-process.js'
+import { testStorage } from '../helpers/cluster.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { show } from './hostile-text.js'
 
 /** Bound on any one answer. The slowest legitimate ones are a `minRevision` wait (5 s) and a

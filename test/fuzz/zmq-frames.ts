@@ -130,7 +130,7 @@ export async function sendInBatches (
   counted: () => number,
   opts: { base?: number, batch?: number, what: string }
 ): Promise<void> {
-  const { waitFor } = await import('../helpers/wait-for.js')
+  const { waitFor } = await import('../../harness/wait-for.js')
   const base = opts.base ?? 0
   const batch = opts.batch ?? 250
   for (let i = 0; i < messages.length; i += batch) {

@@ -13,7 +13,7 @@ import type { Provider } from '../../server/protocol/model.js'
 import { GATEWAY_DEALER_MAX_BYTES, GATEWAY_SUB_MAX_BYTES } from '../../server/protocol/socket-limits.js'
 import { createSendQueue } from '../../server/protocol/send-queue.js'
 import { silentLog } from '../../server/common/log.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { FUZZ_RUNS, hostileSample, sendInBatches } from './zmq-frames.js'
 
 const closers: Array<() => Promise<void> | void> = []

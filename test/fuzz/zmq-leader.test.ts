@@ -8,7 +8,9 @@ import { Inbound } from '../../server/protocol/messages.js'
 import { LEADER_ROUTER_MAX_BYTES } from '../../server/protocol/socket-limits.js'
 import { startGateway, startLeader, type Stopper } from '../../server/roles.js'
 import { silentLog } from '../../server/common/log.js'
-import { freeLeaderBind, http, removeTestStorage, testStorage, waitForReady } from '../helpers/cluster.js'
+import { freeLeaderBind } from '../../harness/ports.js'
+import { http, waitForReady } from '../../harness/roster-process.js'
+import { removeTestStorage, testStorage } from '../helpers/cluster.js'
 import { FUZZ_RUNS, hostileSample, sendInBatches } from './zmq-frames.js'
 
 const stoppers: Stopper[] = []

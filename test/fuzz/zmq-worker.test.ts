@@ -10,7 +10,7 @@ import { Inbound } from '../../server/protocol/messages.js'
 import { HEARTBEAT_SUB_MAX_BYTES } from '../../server/protocol/socket-limits.js'
 import { silentLog } from '../../server/common/log.js'
 import { createWorker } from '../../server/worker/worker.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { pendingTask, startScriptedLeader } from '../worker/scripted-leader.js'
 import { FUZZ_RUNS, FUZZ_SEED, hostileMessage, hostileSample, hostileString, sendInBatches } from './zmq-frames.js'
 

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest'
 import { buildGateway } from '../../server/gateway/app.js'
 import { createReplica } from '../../server/gateway/replica.js'
 import { WatchCloseCode } from '../../server/gateway/watch-hub.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { feedValidators, readFeedDocument, DOCUMENT_URL } from './feed-document.js'
 import { applyAll, history, noLeader, replicaWithHistory, useWatchGateway, type WatchClient } from './helpers.js'
 

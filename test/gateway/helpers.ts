@@ -11,7 +11,7 @@ import { LeaderUnavailableError } from '../../server/gateway/errors.js'
 import { createReplica, type Replica } from '../../server/gateway/replica.js'
 import type { WatchMessage } from '../../server/gateway/schemas/watch.js'
 import type { Change, EventKind, Provider } from '../../server/protocol/model.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 export function provider (overrides: Partial<Provider> & { id: string }): Provider {
   return {

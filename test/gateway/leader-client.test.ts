@@ -13,9 +13,9 @@ import { encode } from '../../server/protocol/frames.js'
 import { BATCH_ITEMS, type WriteOp, type WriteResult } from '../../server/protocol/messages.js'
 import type { Change } from '../../server/protocol/model.js'
 import { silentLog } from '../../server/common/log.js'
-import { freeLeaderEndpoint } from '../helpers/cluster.js'
+import { freeLeaderEndpoint } from '../../harness/ports.js'
 import { startCloneLeader, type ScriptedCloneLeader } from '../helpers/scripted-clone-leader.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { change, provider } from './helpers.js'
 
 beforeAll(() => {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { createReplica } from '../../server/gateway/replica.js'
 import { hasPrometheusParser, scrape } from '../helpers/prometheus.js'
 import { NEEDS_PROMETHEUS_PARSER } from '../helpers/requirements.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { applyAll, history, useWatchGateway } from './helpers.js'
 
 const { gateway, open } = useWatchGateway()

@@ -3,7 +3,7 @@
 // a snapshot, and resumes read from the leader one page at a time, in turn.
 import { describe, expect, it } from 'vitest'
 import { createReplica } from '../../server/gateway/replica.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { applyAll, eventRevisions, history, noLeader, provider, range, replicaWithHistory, useWatchGateway } from './helpers.js'
 
 const { gateway, open } = useWatchGateway()

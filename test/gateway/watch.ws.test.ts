@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createReplica } from '../../server/gateway/replica.js'
 import type { WatchMessage } from '../../server/gateway/schemas/watch.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import {
   applyAll,
   change,

@@ -2,7 +2,8 @@
 // process, heartbeat emitter and TCP proxy it started is gone (whatever it failed on); after the
 // file, its temp storage. Call at a test file's top level.
 import { afterAll, afterEach } from 'vitest'
-import { killAllRoster, removeTestStorage } from './cluster.js'
+import { killAllRoster } from '../../harness/roster-process.js'
+import { removeTestStorage } from './cluster.js'
 import { killAllEmitters } from './emitters.js'
 import { closeAllProxies } from './tcp-proxy.js'
 

@@ -14,7 +14,7 @@ import { openDb } from '../../server/store/db.js'
 import { CLUSTER_DIR, startEmbeddedPostgres, stopOrphan, type EmbeddedPostgres } from '../../server/store/embedded-postgres.js'
 import { lockDataDir } from '../../server/store/data-dir-lock.js'
 import { migrate } from '../../server/store/migrate.js'
-import { adminQuery, databaseUrl, quoteIdent } from './postgres-admin.js'
+import { adminQuery, databaseUrl, quoteIdent } from '../../harness/postgres-admin.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -4,8 +4,8 @@
 // longest write outage). It only observes from outside, over HTTP, as a client would.
 import { expect } from 'vitest'
 import type { FeedReader } from './cluster.js'
-import { adminQuery } from './postgres-admin.js'
-import { waitFor } from './wait-for.js'
+import { adminQuery } from '../../harness/postgres-admin.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 /** A request that gets no answer in this time counts as hung (status -1). */
 const REQUEST_HANG_MS = 15_000

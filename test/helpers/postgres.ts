@@ -3,7 +3,7 @@
 // database, copied in milliseconds from the run's migrated template and dropped afterwards.
 import { afterAll, afterEach, beforeEach, describe, inject } from 'vitest'
 import { openDb, type Db } from '../../server/store/db.js'
-import { adminQuery, databaseName, databaseUrl, quoteIdent } from './postgres-admin.js'
+import { adminQuery, databaseName, databaseUrl, quoteIdent } from '../../harness/postgres-admin.js'
 
 /** The Postgres server to test against, e.g. postgres://postgres@127.0.0.1:5432/postgres: set
  *  by the caller, or by the global setup to the embedded server it started. */
@@ -49,15 +49,8 @@ export async function dropDatabase (url: string): Promise<void> {
   created.delete(name)
 }
 
-/** afterAll on the importing test file's root suite, only under vitest: the benchmarks import
- *  test/helpers/cluster.ts (and so this module) in a plain process, where afterAll throws and
- *  nothing here is ever created. */
-function afterFile (fn: () => Promise<void>): void {
-  if (process.env.VITEST !== undefined) afterAll(fn)
-}
-
 // Registered on the importing test file's root suite: whatever a file created goes with it.
-afterFile(async () => {
+afterAll(async () => {
   for (const name of [...created]) await dropDatabase(databaseUrl(requirePostgres(), name))
 })
 

@@ -10,8 +10,8 @@ import { pubEndpoint } from '../../server/protocol/endpoints.js'
 import { Inbound, type Body, type Message, type Verb, type WriteOp, type WriteResult } from '../../server/protocol/messages.js'
 import type { Change, Provider } from '../../server/protocol/model.js'
 import { createSendQueue } from '../../server/protocol/send-queue.js'
-import { freeLeaderEndpoint } from './cluster.js'
-import { waitFor } from './wait-for.js'
+import { freeLeaderEndpoint } from '../../harness/ports.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 export interface CloneLeaderRequest { at: number, msg: Message }
 

@@ -2,10 +2,11 @@
 // (SIGTERM, a cut link) and check where its providers went. It sees the spread from outside:
 // which worker process holds the TCP connection to which provider's heartbeat endpoint (/proc).
 import { expect } from 'vitest'
-import { http, readFeed, type FeedReader, type RosterProcess } from './cluster.js'
+import { http, type RosterProcess } from '../../harness/roster-process.js'
+import { readFeed, type FeedReader } from './cluster.js'
 import { spawnEmitter, type Emitter } from './emitters.js'
 import { connectedPorts } from './proc-net.js'
-import { waitFor } from './wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 export interface WatchedProviders {
   /** A feed of `service`, opened before the registrations. */

@@ -13,10 +13,10 @@ import { silentLog } from '../../server/common/log.js'
 import { createPgLeaderLock } from '../../server/store/leader-lock.js'
 import { createTokenStore } from '../../server/store/token-store.js'
 import { createRegistryStore, type RegistryStore } from '../../server/store/registry-store.js'
-import { freeLeaderEndpoint } from '../helpers/cluster.js'
-import { adminQuery } from '../helpers/postgres-admin.js'
+import { freeLeaderEndpoint } from '../../harness/ports.js'
+import { adminQuery } from '../../harness/postgres-admin.js'
 import { describeWithDatabase, testDatabaseUrl, type Backend } from '../helpers/postgres.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { readLeaderFeed, startFollower, type FeedReader, type ScriptedFollower } from './scripted-follower.js'
 
 beforeAll(() => {

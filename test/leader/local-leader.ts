@@ -7,7 +7,7 @@ import { silentLog } from '../../server/common/log.js'
 import { createPgLeaderLock } from '../../server/store/leader-lock.js'
 import { createRegistryStore } from '../../server/store/registry-store.js'
 import { createTokenStore } from '../../server/store/token-store.js'
-import { freeLeaderEndpoint } from '../helpers/cluster.js'
+import { freeLeaderEndpoint } from '../../harness/ports.js'
 import type { Backend } from '../helpers/postgres.js'
 import { readLeaderFeed, startFollower, type FeedReader, type ScriptedFollower } from './scripted-follower.js'
 

@@ -9,7 +9,7 @@ import { pubEndpoint } from '../../server/protocol/endpoints.js'
 import type { Body, Message, Observation, Verb, WriteOp, WriteResult } from '../../server/protocol/messages.js'
 import type { Change } from '../../server/protocol/model.js'
 import { createSendQueue } from '../../server/protocol/send-queue.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 /** Everything a leader may send to a DEALER, gateway's or worker's. */
 const FOLLOWER_INBOUND = ['PONG', 'SNAPSHOT', 'EVENTS', 'RESULT', 'TOKEN_RESULT', 'TOKENS', 'ASSIGN', 'ACK'] as const

@@ -10,7 +10,7 @@ import { hashSecret, newSecret, newTokenId } from '../../server/common/token-sec
 import { createTokenStore } from '../../server/store/token-store.js'
 import { encode } from '../../server/protocol/frames.js'
 import { describeWithDatabase, type Backend } from '../helpers/postgres.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { useLocalLeaders } from './local-leader.js'
 import type { ScriptedFollower } from './scripted-follower.js'
 

@@ -8,7 +8,7 @@ import { TTL_CHECK_INTERVAL_MS } from '../../server/leader/ttl-tracker.js'
 import type { WriteOp, WriteResult } from '../../server/protocol/messages.js'
 import type { ProviderSpec } from '../../server/protocol/model.js'
 import { describeWithDatabase, type Backend } from '../helpers/postgres.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { useLocalLeaders } from './local-leader.js'
 
 beforeAll(() => { context.blocky = false })

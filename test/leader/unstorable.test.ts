@@ -11,7 +11,7 @@ import type { WriteOp, WriteResult } from '../../server/protocol/messages.js'
 import type { ProviderSpec } from '../../server/protocol/model.js'
 import { createRegistryStore } from '../../server/store/registry-store.js'
 import { describeWithDatabase, type Backend } from '../helpers/postgres.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { useLocalLeaders, type LocalLeader } from './local-leader.js'
 
 beforeAll(() => {

@@ -5,7 +5,8 @@ import { chmod, lstat, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, expect, it } from 'vitest'
-import { freeLeaderEndpoint, freePort, killAllRoster, spawnRoster, waitForReady, type RosterProcess } from '../helpers/cluster.js'
+import { freeLeaderEndpoint, freePort } from '../../harness/ports.js'
+import { killAllRoster, spawnRoster, waitForReady, type RosterProcess } from '../../harness/roster-process.js'
 
 const parents: string[] = []
 afterEach(async () => { await killAllRoster() })

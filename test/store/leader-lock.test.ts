@@ -3,10 +3,10 @@
 // already excluded every other leader) and lost only with the server.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createPgLeaderLock, createSoleLeaderLock, type LeaderLock } from '../../server/store/leader-lock.js'
-import { adminQuery } from '../helpers/postgres-admin.js'
+import { adminQuery } from '../../harness/postgres-admin.js'
 import { freshDatabaseUrl } from '../helpers/postgres.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 describe('pg leader lock', () => {
   let url: string

@@ -14,7 +14,7 @@ import { migrate } from '../../server/store/migrate.js'
 import { createRegistryStore, FencedError } from '../../server/store/registry-store.js'
 import { lastJsonLine, runTs } from '../helpers/child-process.js'
 import { describeWithDatabase, dropDatabase, freshDatabaseUrl } from '../helpers/postgres.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url))
 const SHIPPED = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.slice(0, -4)).sort()

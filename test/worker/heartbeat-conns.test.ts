@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Publisher } from 'zeromq'
 import { silentLog } from '../../server/common/log.js'
 import { createHeartbeatConns, type HeartbeatConns, type HeartbeatConnsOptions } from '../../server/worker/heartbeat-conns.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { greeting, READY_PUB } from './zmtp-bytes.js'
 
 const cleanups: Array<() => void> = []

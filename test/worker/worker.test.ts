@@ -12,7 +12,7 @@ import { silentLog } from '../../server/common/log.js'
 import { createWorker, type Worker, type WorkerOptions } from '../../server/worker/worker.js'
 import { hasPyzmq, killAllEmitters, spawnEmitter } from '../helpers/emitters.js'
 import { NEEDS_PYZMQ } from '../helpers/requirements.js'
-import { waitFor } from '../helpers/wait-for.js'
+import { waitFor } from '../../harness/wait-for.js'
 import { now, pendingTask, startScriptedLeader, type ScriptedLeader } from './scripted-leader.js'
 
 /** A dropped connection is reported "within tens of milliseconds" (README.md › Timings); 1 s leaves

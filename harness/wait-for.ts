@@ -1,4 +1,4 @@
-// Waiting for a condition in tests, instead of sleeping for a guessed time. It polls a predicate
+// Waiting for a condition in tests and tools, instead of sleeping for a guessed time. It polls a predicate
 // and owns nothing else; it must never be used to wait for an absence (that needs a bound the
 // test states itself).
 

@@ -1,6 +1,6 @@
 // Free loopback TCP ports for processes a test or a tool starts (a gateway's --port, a leader's
-// --bind and its PUB at PORT+1, a provider's heartbeat endpoint). Kept apart from cluster.ts,
-// which imports vitest, so that tools run outside vitest (chaos/, bench/) can use it too.
+// --bind and its PUB at PORT+1, a provider's heartbeat endpoint), for the tests and for the tools
+// that run outside vitest (chaos/, bench/).
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 

@@ -1,5 +1,6 @@
-// Administrative statements for the test databases (create, drop, terminate), each on a short-
-// lived connection of its own so that no test keeps a session open on a database it drops.
+// Administrative statements for the databases of tests, benchmarks and chaos runs (create, drop,
+// terminate), each on a short-lived connection of its own so that no caller keeps a session open
+// on a database it drops.
 import pg from 'pg'
 
 export async function adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow> (
