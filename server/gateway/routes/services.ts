@@ -10,7 +10,7 @@ import { readableBy } from '../auth.js'
 import { InvalidHeartbeatError, InvalidRegistrationError, LeaderRejectedError, ProviderNotFoundError } from '../errors.js'
 import type { ReadGate } from '../read-gate.js'
 import type { Replica } from '../replica.js'
-import type { LeaderPort } from '../app.js'
+import type { LeaderPort } from '../ports.js'
 import type { TargetGuard } from '../target-guard.js'
 import {
   badRequestResponse,
