@@ -4,11 +4,12 @@
 // revisions (the leader does) and must never write outside a transaction or acknowledge a batch
 // before COMMIT returns.
 import type { Change, Check, Provider, ProviderProtocol, ProviderState } from '../protocol/model.js'
+import { Errors } from '../protocol/error-codes.js'
 import type { Db } from './db.js'
 
 /** The writer's epoch is no longer current: another leader has claimed a newer term. */
 export class FencedError extends Error {
-  code = 'ROSTER_ERR_FENCED'
+  code = Errors.fenced.code
   constructor (message = 'the leader epoch is no longer current') {
     super(message)
     this.name = 'FencedError'
@@ -18,7 +19,7 @@ export class FencedError extends Error {
 /** A batch whose revisions do not strictly increase, or do not exceed the stored revision. A
  *  programming error in the writer, never a transient one: retrying cannot succeed. */
 class RevisionOrderError extends Error {
-  code = 'ROSTER_ERR_REVISION_ORDER'
+  code = Errors.revisionOrder.code
   constructor (message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'RevisionOrderError'
@@ -31,7 +32,7 @@ class RevisionOrderError extends Error {
  * `problem` says what was broken in words a client may see (no constraint names, no values).
  */
 export class UnstorableError extends Error {
-  code = 'ROSTER_ERR_UNSTORABLE'
+  code = Errors.unstorable.code
   readonly problem: string
   constructor (problem: string, options?: { cause?: unknown }) {
     super(`the database refused the batch's data: ${problem}`, options)
