@@ -7,9 +7,7 @@ import websocket from '@fastify/websocket'
 import AjvCompiler from '@fastify/ajv-compiler'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { AddressInfo } from 'node:net'
-import type { Change } from '../protocol/model.js'
 import type { AllowedTargets } from '../protocol/targets.js'
-import type { TokenOp, TokenResult, WriteOp, WriteResult } from '../protocol/messages.js'
 import { errorBody, RosterError, RouteNotFoundError, UnsupportedMediaTypeError } from './errors.js'
 import { createReadGate, MIN_REVISION_WAIT_MS } from './read-gate.js'
 import type { Replica } from './replica.js'
@@ -29,21 +27,8 @@ import { tokensRoutes } from './routes/tokens.js'
 import { uiRoutes } from './routes/ui.js'
 import { defaultHttpLimits, type HttpLimits } from './http-limits.js'
 import { RequestLogAtDebug } from './request-log.js'
-import { installMetrics, type GatewayMetricsOptions, type LeaderClientStats } from './metrics.js'
-
-/** What the gateway needs from the leader; server/gateway/leader-client.ts implements it. */
-export interface LeaderPort {
-  readonly connected: boolean
-  /** Rejects with LeaderUnavailableError (code ROSTER_ERR_LEADER_UNAVAILABLE) when there is no leader or it did not answer in time. */
-  write: (op: WriteOp) => Promise<WriteResult>
-  /** The leader's durable change log after `revision` (for `since` older than the replica's ring). Rejects LeaderUnavailableError. */
-  changesSince: (revision: number, limit: number) => Promise<{ available: boolean, changes: Change[] }>
-  /** Creates or revokes a token; resolves with the leader's answer and the epoch it answered in
-   *  (the token table reaches that generation of that epoch soon after). Rejects LeaderUnavailableError. */
-  tokenWrite: (op: TokenOp) => Promise<{ epoch: number, result: TokenResult }>
-  /** The leader client's counts, for GET /metrics (metrics.ts); a stand-in leader has none. */
-  readonly stats?: LeaderClientStats
-}
+import { installMetrics, type GatewayMetricsOptions } from './metrics.js'
+import type { LeaderPort } from './ports.js'
 
 export interface GatewayDeps {
   replica: Replica

@@ -1,13 +1,14 @@
-// The gateway's error catalogue: every error it answers over HTTP, with a stable ROSTER_ERR_*
-// code and status, plus the one formatter that turns any thrown error into Fastify's
-// `{ statusCode, code, error, message }` body. It must never put the text of an unexpected
-// 5xx (a stack, a driver message, an endpoint) in front of a client.
+// The gateway's errors: one class per error it answers over HTTP, each with its code and status
+// from the catalogue (server/protocol/error-codes.ts), plus the one formatter that turns any
+// thrown error into Fastify's `{ statusCode, code, error, message }` body. It must never put the
+// text of an unexpected 5xx (a stack, a driver message, an endpoint) in front of a client.
 //
 // Why classes rather than @fastify/error: the leader sends codes at run time
 // (WriteResult.code), which a per-code constructor cannot carry; one small base class covers
 // both the static catalogue and the leader's verdicts, etcd3-style.
 import { STATUS_CODES } from 'node:http'
 import { jsonLine, printable } from '../common/printable.js'
+import { Errors } from '../protocol/error-codes.js'
 
 export class RosterError extends Error {
   readonly code: string
@@ -34,39 +35,39 @@ export class RosterError extends Error {
 
 /** No leader, or it did not answer in time. Thrown by the leader port; answered 503 + Retry-After. */
 export class LeaderUnavailableError extends RosterError {
-  static readonly code = 'ROSTER_ERR_LEADER_UNAVAILABLE'
+  static readonly code = Errors.leaderUnavailable.code
   constructor (message = 'no leader is available', options?: ErrorOptions) {
     // The message may name endpoints or timeouts; it goes to the log, never to the client.
-    super(LeaderUnavailableError.code, 503, message, { ...options, expose: false })
+    super(LeaderUnavailableError.code, Errors.leaderUnavailable.status, message, { ...options, expose: false })
     this.name = 'LeaderUnavailableError'
   }
 }
 
 /** The replica has not loaded its first snapshot, so it cannot answer anything truthfully yet. */
 export class NotReadyError extends RosterError {
-  static readonly code = 'ROSTER_ERR_NOT_READY'
+  static readonly code = Errors.notReady.code
   constructor () {
-    super(NotReadyError.code, 503, 'this gateway has not loaded the registry yet; retry shortly', { expose: true })
+    super(NotReadyError.code, Errors.notReady.status, 'this gateway has not loaded the registry yet; retry shortly', { expose: true })
     this.name = 'NotReadyError'
   }
 }
 
 /** The feed is at its `--max-watchers` bound: the upgrade is refused before it happens. */
 export class TooManyWatchersError extends RosterError {
-  static readonly code = 'ROSTER_ERR_TOO_MANY_WATCHERS'
+  static readonly code = Errors.tooManyWatchers.code
   constructor (max: number) {
-    super(TooManyWatchersError.code, 503, `this gateway serves its maximum of ${max} feed clients; retry later or use another gateway`, { expose: true })
+    super(TooManyWatchersError.code, Errors.tooManyWatchers.status, `this gateway serves its maximum of ${max} feed clients; retry later or use another gateway`, { expose: true })
     this.name = 'TooManyWatchersError'
   }
 }
 
 /** `?minRevision=N` was not reached within the bound. */
 export class RevisionTimeoutError extends RosterError {
-  static readonly code = 'ROSTER_ERR_REVISION_TIMEOUT'
+  static readonly code = Errors.revisionTimeout.code
   constructor (wanted: number, reached: number, waitedMs: number) {
     super(
       RevisionTimeoutError.code,
-      504,
+      Errors.revisionTimeout.status,
       `minRevision ${wanted} not reached within ${waitedMs} ms; this gateway has reached revision ${reached}`,
       { expose: true }
     )
@@ -75,11 +76,11 @@ export class RevisionTimeoutError extends RosterError {
 }
 
 export class ProviderNotFoundError extends RosterError {
-  static readonly code = 'ROSTER_ERR_PROVIDER_NOT_FOUND'
+  static readonly code = Errors.providerNotFound.code
   constructor (service: string, id: string, actualService?: string) {
     super(
       ProviderNotFoundError.code,
-      404,
+      Errors.providerNotFound.status,
       actualService === undefined
         ? `provider '${id}' is not registered under service '${service}'`
         : `provider '${id}' is not registered under service '${service}' (it is registered under '${actualService}')`
@@ -88,40 +89,31 @@ export class ProviderNotFoundError extends RosterError {
   }
 }
 
-/** The heartbeat pattern checks the shape of `tcp://host:port`; JSON Schema cannot cheaply check
- *  the port's range, so the route does, in the same words as a schema error. */
-export class InvalidHeartbeatError extends RosterError {
-  static readonly code = 'ROSTER_ERR_INVALID_HEARTBEAT'
-  constructor (port: number) {
-    super(InvalidHeartbeatError.code, 400, `body/heartbeat port must be between 1 and 65535, got ${port}`)
-    this.name = 'InvalidHeartbeatError'
-  }
-}
-
 /** A registration that breaks a rule JSON Schema cannot express (protocol/model.ts
- *  registrationProblem): neither a heartbeat nor a check, both, a check timing out after its
- *  next run. The message names the field, as a schema error's does. */
+ *  registrationProblem): neither a heartbeat nor a check, both, a heartbeat port outside
+ *  1–65535, a check timing out after its next run; or a check interval below this gateway's
+ *  --min-check-interval-ms. The message names the field, as a schema error's does. */
 export class InvalidRegistrationError extends RosterError {
-  static readonly code = 'ROSTER_ERR_INVALID_REGISTRATION'
+  static readonly code = Errors.invalidRegistration.code
   constructor (message: string) {
-    super(InvalidRegistrationError.code, 400, message)
+    super(InvalidRegistrationError.code, Errors.invalidRegistration.status, message)
     this.name = 'InvalidRegistrationError'
   }
 }
 
 /** The registration names a target Roster must not connect to. */
 export class TargetNotAllowedError extends RosterError {
-  static readonly code = 'ROSTER_ERR_TARGET_NOT_ALLOWED'
+  static readonly code = Errors.targetNotAllowed.code
   constructor (message: string) {
-    super(TargetNotAllowedError.code, 400, message)
+    super(TargetNotAllowedError.code, Errors.targetNotAllowed.status, message)
     this.name = 'TargetNotAllowedError'
   }
 }
 
 /** The target's name does not resolve (400), or the resolver did not answer in time (503). */
 export class TargetUnresolvedError extends RosterError {
-  static readonly code = 'ROSTER_ERR_TARGET_UNRESOLVED'
-  constructor (message: string, statusCode: 400 | 503) {
+  static readonly code = Errors.targetUnresolved.code
+  constructor (message: string, statusCode: (typeof Errors.targetUnresolved.status)[number]) {
     super(TargetUnresolvedError.code, statusCode, message, { expose: true })
     this.name = 'TargetUnresolvedError'
   }
@@ -129,18 +121,18 @@ export class TargetUnresolvedError extends RosterError {
 
 /** `--write-rate` reached (write-rate.ts); @fastify/rate-limit sets Retry-After. */
 export class RateLimitedError extends RosterError {
-  static readonly code = 'ROSTER_ERR_RATE_LIMITED'
+  static readonly code = Errors.rateLimited.code
   constructor (perSecond: number, retryAfterS: number) {
-    super(RateLimitedError.code, 429, `write rate limit exceeded: at most ${perSecond} writes per second per client (--write-rate); retry in ${retryAfterS} s`)
+    super(RateLimitedError.code, Errors.rateLimited.status, `write rate limit exceeded: at most ${perSecond} writes per second per client (--write-rate); retry in ${retryAfterS} s`)
     this.name = 'RateLimitedError'
   }
 }
 
 /** A plain HTTP GET on the WebSocket feed. */
 export class UpgradeRequiredError extends RosterError {
-  static readonly code = 'ROSTER_ERR_UPGRADE_REQUIRED'
+  static readonly code = Errors.upgradeRequired.code
   constructor (path: string) {
-    super(UpgradeRequiredError.code, 426, `${path} is a WebSocket feed: connect with a WebSocket client`, {
+    super(UpgradeRequiredError.code, Errors.upgradeRequired.status, `${path} is a WebSocket feed: connect with a WebSocket client`, {
       headers: { Upgrade: 'websocket', Connection: 'Upgrade' }
     })
     this.name = 'UpgradeRequiredError'
@@ -159,10 +151,10 @@ function bounded (text: string): string {
 /** No route for this method and path (Fastify's own 404 has no code and no hint). The path is
  *  quoted without its query string, which is where a secret put in a URL by mistake would be. */
 export class RouteNotFoundError extends RosterError {
-  static readonly code = 'ROSTER_ERR_NOT_FOUND'
+  static readonly code = Errors.notFound.code
   constructor (method: string, url: string) {
     const path = url.split('?', 1)[0] ?? ''
-    super(RouteNotFoundError.code, 404, `no route for ${printable(bounded(method))} ${printable(bounded(path))}; the API is described at /openapi.json`)
+    super(RouteNotFoundError.code, Errors.notFound.status, `no route for ${printable(bounded(method))} ${printable(bounded(path))}; the API is described at /openapi.json`)
     this.name = 'RouteNotFoundError'
   }
 }
@@ -183,9 +175,9 @@ const BEARER_CHALLENGE = 'Bearer realm="roster"'
 
 /** No token, or one that is unknown, revoked or expired. The message never quotes the token. */
 export class UnauthorizedError extends RosterError {
-  static readonly code = 'ROSTER_ERR_UNAUTHORIZED'
+  static readonly code = Errors.unauthorized.code
   constructor (message: string, presented: boolean) {
-    super(UnauthorizedError.code, 401, message, {
+    super(UnauthorizedError.code, Errors.unauthorized.status, message, {
       headers: { 'WWW-Authenticate': presented ? `${BEARER_CHALLENGE}, error="invalid_token"` : BEARER_CHALLENGE }
     })
     this.name = 'UnauthorizedError'
@@ -194,9 +186,9 @@ export class UnauthorizedError extends RosterError {
 
 /** A valid token without the scope this request needs; the message names that scope. */
 export class ForbiddenError extends RosterError {
-  static readonly code = 'ROSTER_ERR_FORBIDDEN'
+  static readonly code = Errors.forbidden.code
   constructor (needed: string) {
-    super(ForbiddenError.code, 403, `this token may not do this: needs ${needed}`)
+    super(ForbiddenError.code, Errors.forbidden.status, `this token may not do this: needs ${needed}`)
     this.name = 'ForbiddenError'
   }
 }
@@ -204,18 +196,18 @@ export class ForbiddenError extends RosterError {
 /** Auth is on and this gateway has no token list from a leader yet: an unknown secret may be
  *  valid, so the answer is "retry" (503 + Retry-After) rather than 401. */
 export class TokensNotLoadedError extends RosterError {
-  static readonly code = 'ROSTER_ERR_TOKENS_NOT_LOADED'
+  static readonly code = Errors.tokensNotLoaded.code
   constructor () {
-    super(TokensNotLoadedError.code, 503, 'this gateway has not received the token list from a leader yet; retry shortly', { expose: true })
+    super(TokensNotLoadedError.code, Errors.tokensNotLoaded.status, 'this gateway has not received the token list from a leader yet; retry shortly', { expose: true })
     this.name = 'TokensNotLoadedError'
   }
 }
 
 /** A token's `expiresAt` that is not in the future: JSON Schema cannot compare with now. */
 export class InvalidTokenRequestError extends RosterError {
-  static readonly code = 'ROSTER_ERR_INVALID_TOKEN_REQUEST'
+  static readonly code = Errors.invalidTokenRequest.code
   constructor (message: string) {
-    super(InvalidTokenRequestError.code, 400, message)
+    super(InvalidTokenRequestError.code, Errors.invalidTokenRequest.status, message)
     this.name = 'InvalidTokenRequestError'
   }
 }
@@ -229,8 +221,6 @@ export class LeaderRejectedError extends RosterError {
 }
 
 export interface ErrorBody { statusCode: number, code: string, error: string, message: string }
-
-const INTERNAL_CODE = 'ROSTER_ERR_INTERNAL'
 
 const PUBLIC_MESSAGES: Record<string, string> = {
   [LeaderUnavailableError.code]: 'no leader is available to accept writes; retry shortly'
@@ -254,7 +244,7 @@ export function errorBody (thrown: unknown): ErrorBody {
     }
     return {
       statusCode,
-      code: typeof err.code === 'string' ? err.code : 'ROSTER_ERR_BAD_REQUEST',
+      code: typeof err.code === 'string' ? err.code : Errors.badRequest.code,
       error,
       message: typeof err.message === 'string' ? err.message : error
     }
@@ -262,5 +252,5 @@ export function errorBody (thrown: unknown): ErrorBody {
   if (thrown instanceof RosterError) {
     return { statusCode, code: thrown.code, error, message: thrown.expose ? thrown.message : (PUBLIC_MESSAGES[thrown.code] ?? PUBLIC_BY_STATUS[statusCode] ?? error) }
   }
-  return { statusCode, code: INTERNAL_CODE, error, message: error }
+  return { statusCode, code: Errors.internal.code, error, message: error }
 }

@@ -4,7 +4,8 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { buildGateway, type LeaderPort } from './app.js'
+import { buildGateway } from './app.js'
+import type { LeaderPort } from './ports.js'
 import { LeaderUnavailableError } from './errors.js'
 import { createReplica } from './replica.js'
 

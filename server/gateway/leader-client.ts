@@ -16,7 +16,7 @@ import { createLeaderLink, type LeaderInfo, type LeaderLink } from '../protocol/
 import { BATCH_ITEMS, Inbound, type Body, type Message, type TokenOp, type TokenResult, type WriteOp, type WriteResult } from '../protocol/messages.js'
 import type { Change, Provider } from '../protocol/model.js'
 import type { Log } from '../common/log.js'
-import type { LeaderPort } from './app.js'
+import type { LeaderPort } from './ports.js'
 import { LeaderUnavailableError } from './errors.js'
 import type { Replica } from './replica.js'
 import { createTokenTable, type TokenTable } from './token-table.js'

@@ -12,16 +12,7 @@ import { readableBy } from './auth.js'
 import { ForbiddenError } from './errors.js'
 import type { Replica } from './replica.js'
 import type { WatchHub } from './watch-hub.js'
-
-/** What the metrics read from the leader client (leader-client.ts stats); absent in tests that
- *  build a gateway on a stand-in leader. */
-export interface LeaderClientStats {
-  readonly feedBadFrames: number
-  readonly linkBadFrames: number
-  readonly leaderHead: number
-  readonly snapshots: number
-  readonly repairs: number
-}
+import type { LeaderClientStats } from './ports.js'
 
 export interface GatewayMetricsOptions {
   /** The rest of the process's metrics, in the text format (`roster up`: the leader's, the

@@ -6,7 +6,7 @@
 import type { WebSocket } from 'ws'
 import type { Change, Provider } from '../protocol/model.js'
 import type { FastifyBaseLogger } from 'fastify'
-import type { LeaderPort } from './app.js'
+import type { LeaderPort } from './ports.js'
 import type { Replica } from './replica.js'
 import type { WatchEvent, WatchSnapshot } from './schemas/watch.js'
 

@@ -3,6 +3,7 @@
 // the batch it is deciding; this module keeps those counts and says whether one more provider
 // fits. Pure: registry.ts asks it when deciding a new registration; an update of an existing
 // provider never adds one, so a quota never refuses it.
+import { Errors } from '../protocol/error-codes.js'
 import type { Change } from '../protocol/model.js'
 
 /** 100,000 providers in one service is ten times the largest fleet measured (10,000 heartbeating
@@ -19,8 +20,8 @@ export interface QuotaLimits {
 }
 
 export const QuotaCodes = {
-  service: 'ROSTER_ERR_QUOTA_SERVICE',
-  total: 'ROSTER_ERR_QUOTA_TOTAL'
+  service: Errors.quotaService.code,
+  total: Errors.quotaTotal.code
 } as const
 
 export interface ProviderCounts {
@@ -60,15 +61,17 @@ export function createProviderCounts (services: Iterable<string> = [], base?: Pr
 }
 
 /** Why one more provider under `service` does not fit, or null when it does. */
-export function quotaRefusal (counts: ProviderCounts, service: string, limits: QuotaLimits): { code: string, message: string } | null {
+export function quotaRefusal (counts: ProviderCounts, service: string, limits: QuotaLimits): { statusCode: number, code: string, message: string } | null {
   if (counts.of(service) >= limits.maxProvidersPerService) {
     return {
+      statusCode: Errors.quotaService.status,
       code: QuotaCodes.service,
       message: `service '${service}' already has ${limits.maxProvidersPerService} providers, its quota (--max-providers-per-service ${limits.maxProvidersPerService}); deregister one first`
     }
   }
   if (counts.total >= limits.maxProviders) {
     return {
+      statusCode: Errors.quotaTotal.status,
       code: QuotaCodes.total,
       message: `the registry already holds ${limits.maxProviders} providers, its quota (--max-providers ${limits.maxProviders}); deregister one first`
     }

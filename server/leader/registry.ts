@@ -6,6 +6,7 @@
 import {
   HEARTBEAT_INTERVAL_DEFAULT_MS, registrationProblem, type EventKind, type Provider, type ProviderRecordSpec, type ProviderSpec
 } from '../protocol/model.js'
+import { Errors } from '../protocol/error-codes.js'
 import type { Observation, WriteOp } from '../protocol/messages.js'
 import { quotaRefusal, type ProviderCounts, type QuotaLimits } from './quota.js'
 
@@ -15,10 +16,10 @@ export interface PendingChange { event: EventKind, provider: Draft }
 export type Lookup = (id: string) => Provider | undefined
 
 export const ErrorCodes = {
-  conflict: 'ROSTER_ERR_PROVIDER_CONFLICT',
-  notFound: 'ROSTER_ERR_PROVIDER_NOT_FOUND',
-  invalid: 'ROSTER_ERR_INVALID_REGISTRATION',
-  noTtlCheck: 'ROSTER_ERR_NO_TTL_CHECK'
+  conflict: Errors.providerConflict.code,
+  notFound: Errors.providerNotFound.code,
+  invalid: Errors.invalidRegistration.code,
+  noTtlCheck: Errors.noTtlCheck.code
 } as const
 
 /** The reason on the `deregistered` event of a provider removed by its deregisterAfterMs. */
@@ -40,7 +41,7 @@ export function decideWrite (lookup: Lookup, op: WriteOp, now: number, quota?: Q
   if (existing !== undefined && existing.service !== op.service) {
     return {
       ok: false,
-      statusCode: op.type === 'register' ? 409 : 404,
+      statusCode: op.type === 'register' ? Errors.providerConflict.status : Errors.providerNotFound.status,
       code: op.type === 'register' ? ErrorCodes.conflict : ErrorCodes.notFound,
       message: op.type === 'register'
         ? `provider '${op.id}' is already registered under service '${existing.service}'`
@@ -48,7 +49,7 @@ export function decideWrite (lookup: Lookup, op: WriteOp, now: number, quota?: Q
     }
   }
   if (op.type !== 'register' && existing === undefined) {
-    return { ok: false, statusCode: 404, code: ErrorCodes.notFound, message: `provider '${op.id}' is not registered under service '${op.service}'` }
+    return { ok: false, statusCode: Errors.providerNotFound.status, code: ErrorCodes.notFound, message: `provider '${op.id}' is not registered under service '${op.service}'` }
   }
   const stamp = new Date(now).toISOString()
   switch (op.type) {
@@ -60,7 +61,7 @@ export function decideWrite (lookup: Lookup, op: WriteOp, now: number, quota?: Q
       if ((existing as Provider).check?.type !== 'ttl') {
         return {
           ok: false,
-          statusCode: 409,
+          statusCode: Errors.noTtlCheck.status,
           code: ErrorCodes.noTtlCheck,
           message: `provider '${op.id}' has no ttl check to renew (register it with "check": { "type": "ttl", "ttlMs": … })`
         }
@@ -72,12 +73,12 @@ export function decideWrite (lookup: Lookup, op: WriteOp, now: number, quota?: Q
       break
   }
   const problem = registrationProblem(op.spec)
-  if (problem !== null) return { ok: false, statusCode: 400, code: ErrorCodes.invalid, message: problem }
+  if (problem !== null) return { ok: false, statusCode: Errors.invalidRegistration.status, code: ErrorCodes.invalid, message: problem }
   const spec = withDefaults(op.spec)
   if (existing === undefined) {
     // Only a new provider is counted: an update of an existing one is never refused by a quota.
     const refusal = quota === undefined ? null : quotaRefusal(quota.counts, op.service, quota.limits)
-    if (refusal !== null) return { ok: false, statusCode: 429, ...refusal }
+    if (refusal !== null) return { ok: false, ...refusal }
     const provider: Draft = { id: op.id, service: op.service, ...spec, state: 'pending', stateSince: stamp, lastSeen: null }
     return { ok: true, statusCode: 201, change: { event: 'registered', provider } }
   }

@@ -9,6 +9,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { curveKeyPair, Reply } from 'zeromq'
 import { isLoopbackHost } from './endpoints.js'
+import { Errors } from './error-codes.js'
 
 /** A Z85-encoded CURVE key: 32 bytes are 40 characters of the Z85 alphabet (ZeroMQ RFC 32). */
 const Z85_ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#'
@@ -26,7 +27,7 @@ export type ClusterKeys = Static<typeof ClusterKeys>
 const checkKeys = TypeCompiler.Compile(ClusterKeys)
 
 export class ClusterKeysError extends Error {
-  readonly code = 'ROSTER_ERR_CLUSTER_KEYS'
+  readonly code = Errors.clusterKeys.code
   override name = 'ClusterKeysError'
 }
 

@@ -7,9 +7,10 @@ import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import { Bodies, type Body, type Message, type Verb } from './messages.js'
 import { STORABLE_TEXT_PREFIX, storableTextProblem } from './model.js'
 import type { Log } from '../common/log.js'
+import { Errors } from './error-codes.js'
 
 export class ProtocolError extends Error {
-  readonly code = 'ROSTER_ERR_PROTOCOL_BAD_FRAME'
+  readonly code = Errors.protocolBadFrame.code
   override name = 'ProtocolError'
 }
 

@@ -3,7 +3,7 @@
 // its executable form. Nothing here touches a socket.
 import { Type, type Static } from '@sinclair/typebox'
 import {
-  Change, CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS, Provider, ProviderId, ProviderSpec, REASON_MAX_LENGTH, ServiceName, StorableText
+  Change, CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS, Port, Provider, ProviderId, ProviderSpec, REASON_MAX_LENGTH, ServiceName, StorableText
 } from './model.js'
 import { MAX_PROVIDER_BYTES, PAGE_ITEMS } from './socket-limits.js'
 import { TokenId, TokenRecord } from './token-model.js'
@@ -45,16 +45,15 @@ export type Observation = Static<typeof Observation>
 const ProbeIntervalMs = Type.Integer({ minimum: CHECK_INTERVAL_MIN_MS, maximum: CHECK_INTERVAL_MAX_MS })
 const ProbeTimeoutMs = Type.Integer({ minimum: 1, maximum: CHECK_INTERVAL_MAX_MS })
 const ProbeHost = Type.String({ minLength: 1, maxLength: 253 })
-const ProbePort = Type.Integer({ minimum: 1, maximum: 65535 })
 
 /** An http or tcp check as a worker runs it: the registration's check plus where to run it. */
 export const Probe = Type.Union([
   Type.Object(
-    { type: Type.Literal('http'), host: ProbeHost, port: ProbePort, path: Type.String({ minLength: 1, maxLength: 1024 }), intervalMs: ProbeIntervalMs, timeoutMs: ProbeTimeoutMs },
+    { type: Type.Literal('http'), host: ProbeHost, port: Port, path: Type.String({ minLength: 1, maxLength: 1024 }), intervalMs: ProbeIntervalMs, timeoutMs: ProbeTimeoutMs },
     { additionalProperties: false }
   ),
   Type.Object(
-    { type: Type.Literal('tcp'), host: ProbeHost, port: ProbePort, intervalMs: ProbeIntervalMs, timeoutMs: ProbeTimeoutMs },
+    { type: Type.Literal('tcp'), host: ProbeHost, port: Port, intervalMs: ProbeIntervalMs, timeoutMs: ProbeTimeoutMs },
     { additionalProperties: false }
   )
 ])

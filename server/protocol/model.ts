@@ -111,6 +111,15 @@ export const DEREGISTER_AFTER_MIN_MS = 1000
 export const DEREGISTER_AFTER_MAX_MS = 7 * 24 * 3_600_000
 /** Bounds an operator's maintenance note and a failed check's detail. */
 export const REASON_MAX_LENGTH = 256
+/** Tags: what a provider may carry, and what a list filter may ask for. */
+export const TAG_MAX_LENGTH = 64
+export const MAX_TAGS = 32
+
+/** A TCP port: a provider's own, its heartbeat endpoint's (checked by registrationProblem, since
+ *  the endpoint is one string), and a probe's. */
+export const PORT_MIN = 1
+export const PORT_MAX = 65535
+export const Port = Type.Integer({ minimum: PORT_MIN, maximum: PORT_MAX })
 
 const CheckIntervalMs = Type.Integer({
   minimum: CHECK_INTERVAL_MIN_MS,
@@ -169,7 +178,7 @@ export const ProviderSpec = Type.Object(
       pattern: '^[A-Za-z0-9._:\\[\\]-]+$',
       description: 'a host name or an IP address'
     }),
-    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    port: Port,
     protocol: ProviderProtocol,
     heartbeat: Type.Optional(Type.String({
       maxLength: 300,
@@ -187,10 +196,10 @@ export const ProviderSpec = Type.Object(
       })
     ),
     tags: Type.Optional(
-      Type.Array(StorableText({ minLength: 1, maxLength: 64 }), {
-        maxItems: 32,
+      Type.Array(StorableText({ minLength: 1, maxLength: TAG_MAX_LENGTH }), {
+        maxItems: MAX_TAGS,
         uniqueItems: true,
-        description: 'at most 32 distinct tags of 1–64 characters; absent: none'
+        description: `at most ${MAX_TAGS} distinct tags of 1–${TAG_MAX_LENGTH} characters; absent: none`
       })
     ),
     // additionalProperties: false makes the key pattern a rule in both validators: a key that
@@ -235,7 +244,7 @@ export function registrationProblem (spec: ProviderSpec): string | null {
   }
   if (spec.heartbeat !== undefined) {
     const port = endpointPort(spec.heartbeat)
-    if (port < 1 || port > 65535) return `body/heartbeat port must be between 1 and 65535, got ${port}`
+    if (port < PORT_MIN || port > PORT_MAX) return `body/heartbeat port must be between ${PORT_MIN} and ${PORT_MAX}, got ${port}`
   }
   if (spec.check !== undefined && spec.check.type !== 'ttl' && spec.check.timeoutMs >= spec.check.intervalMs) {
     return `body/check/timeoutMs must be less than body/check/intervalMs (${spec.check.intervalMs}), got ${spec.check.timeoutMs}`

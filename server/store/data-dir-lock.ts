@@ -5,12 +5,13 @@
 // This module must never delete a lock file that names a live process other than the caller.
 import { open, readFile, unlink } from 'node:fs/promises'
 import path from 'node:path'
+import { Errors } from '../protocol/error-codes.js'
 import { ensurePrivateDir, PRIVATE_FILE_MODE } from './private-dir.js'
 
 export const DATA_DIR_LOCK_FILE = 'roster.pid'
 
 export class DataDirLockedError extends Error {
-  readonly code = 'ROSTER_ERR_DATA_DIR_LOCKED'
+  readonly code = Errors.dataDirLocked.code
   readonly dataDir: string
   readonly pid: number | null
   constructor (dataDir: string, pid: number | null) {

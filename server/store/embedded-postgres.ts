@@ -29,6 +29,7 @@ import { arch, platform } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import pg from 'pg'
+import { Errors } from '../protocol/error-codes.js'
 import { makePrivate } from './private-dir.js'
 
 /** The cluster inside the data directory; the data directory also holds roster.pid and the log. */
@@ -93,7 +94,7 @@ export interface EmbeddedPostgres {
 }
 
 export class EmbeddedPostgresError extends Error {
-  readonly code = 'ROSTER_ERR_EMBEDDED_POSTGRES'
+  readonly code = Errors.embeddedPostgres.code
   constructor (message: string) {
     super(message)
     this.name = 'EmbeddedPostgresError'

@@ -3,12 +3,13 @@
 // is fenced by the writer's epoch, so a deposed leader can never commit. This module assigns no
 // revisions (the leader does) and must never write outside a transaction or acknowledge a batch
 // before COMMIT returns.
-import type { Change, Check, Provider, ProviderProtocol, ProviderState } from '../protocol/model.js'
+import type { Change, Provider } from '../protocol/model.js'
+import { Errors } from '../protocol/error-codes.js'
 import type { Db } from './db.js'
 
 /** The writer's epoch is no longer current: another leader has claimed a newer term. */
 export class FencedError extends Error {
-  code = 'ROSTER_ERR_FENCED'
+  code = Errors.fenced.code
   constructor (message = 'the leader epoch is no longer current') {
     super(message)
     this.name = 'FencedError'
@@ -18,7 +19,7 @@ export class FencedError extends Error {
 /** A batch whose revisions do not strictly increase, or do not exceed the stored revision. A
  *  programming error in the writer, never a transient one: retrying cannot succeed. */
 class RevisionOrderError extends Error {
-  code = 'ROSTER_ERR_REVISION_ORDER'
+  code = Errors.revisionOrder.code
   constructor (message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'RevisionOrderError'
@@ -31,7 +32,7 @@ class RevisionOrderError extends Error {
  * `problem` says what was broken in words a client may see (no constraint names, no values).
  */
 export class UnstorableError extends Error {
-  code = 'ROSTER_ERR_UNSTORABLE'
+  code = Errors.unstorable.code
   readonly problem: string
   constructor (problem: string, options?: { cause?: unknown }) {
     super(`the database refused the batch's data: ${problem}`, options)
@@ -85,35 +86,51 @@ export interface RegistryStore {
 
 interface MetaRow { revision: number, epoch: number, pruned_through: number }
 
-interface ProviderRow {
-  id: string
-  service: string
-  host: string
-  port: number
-  protocol: ProviderProtocol
-  heartbeat: string | null
-  heartbeat_interval_ms: number
-  tags: string[]
-  meta: Record<string, string>
-  health_check: Check | null
-  deregister_after_ms: number | null
-  state: ProviderState
-  state_since: Date
-  last_seen: Date | null
-  reason: string | null
-  detail: string | null
-  detected_after_ms: number | null
-  revision: number
-}
+/** The providers table, column by column: its name, the Provider key it holds, and the type a
+ *  commit's jsonb batch is read as (jsonb_to_recordset). Every statement on the table below is
+ *  written from this list, so a new column is one line here, next to its migration. */
+const PROVIDER_COLUMNS: ReadonlyArray<{ column: string, key: keyof Provider, type: string }> = [
+  { column: 'id', key: 'id', type: 'text' },
+  { column: 'service', key: 'service', type: 'text' },
+  { column: 'host', key: 'host', type: 'text' },
+  { column: 'port', key: 'port', type: 'int' },
+  { column: 'protocol', key: 'protocol', type: 'text' },
+  { column: 'heartbeat', key: 'heartbeat', type: 'text' },
+  { column: 'heartbeat_interval_ms', key: 'heartbeatIntervalMs', type: 'int' },
+  { column: 'tags', key: 'tags', type: 'jsonb' },
+  { column: 'meta', key: 'meta', type: 'jsonb' },
+  { column: 'health_check', key: 'check', type: 'jsonb' },
+  { column: 'deregister_after_ms', key: 'deregisterAfterMs', type: 'int' },
+  { column: 'state', key: 'state', type: 'text' },
+  { column: 'state_since', key: 'stateSince', type: 'timestamptz' },
+  { column: 'last_seen', key: 'lastSeen', type: 'timestamptz' },
+  { column: 'reason', key: 'reason', type: 'text' },
+  { column: 'detail', key: 'detail', type: 'text' },
+  { column: 'detected_after_ms', key: 'detectedAfterMs', type: 'int' },
+  { column: 'revision', key: 'revision', type: 'bigint' }
+]
 
+function columnList (each: (c: (typeof PROVIDER_COLUMNS)[number]) => string, columns = PROVIDER_COLUMNS): string {
+  return columns.map(each).join(', ')
+}
+/** `id, service, …, revision`: the table's columns. */
+const COLUMNS = columnList((c) => c.column)
 // Batches travel as one jsonb parameter expanded by jsonb_to_recordset: a fixed number of
 // statements per commit whatever the batch size, and one prepared statement text whatever its
-// length. Quoted column names match the Provider object's camelCase keys.
-const PROVIDER_RECORD = `
-  id text, service text, host text, port int, protocol text, heartbeat text,
-  "heartbeatIntervalMs" int, tags jsonb, meta jsonb, "check" jsonb, "deregisterAfterMs" int,
-  state text, "stateSince" timestamptz, "lastSeen" timestamptz, reason text, detail text,
-  "detectedAfterMs" int, revision bigint`
+// length. Its fields are the Provider object's keys, quoted to keep their camelCase.
+/** `"id" text, …, "heartbeatIntervalMs" int, …`: a batch's record. */
+const RECORD = columnList((c) => `"${c.key}" ${c.type}`)
+/** The record's fields, in the columns' order. */
+const RECORD_FIELDS = columnList((c) => `"${c.key}"`)
+/** An upsert's update: every column but the key. */
+const UPDATE_ALL = columnList((c) => `${c.column} = excluded.${c.column}`, PROVIDER_COLUMNS.filter((c) => c.column !== 'id'))
+/** A row read back under the Provider object's keys. */
+const AS_PROVIDER = columnList((c) => `${c.column} as "${c.key}"`)
+
+/** A providers row as AS_PROVIDER reads it: the Provider's keys, with Postgres's nulls for the
+ *  optional ones and Dates for the timestamps. */
+type ProviderRow = NullForAbsent<Omit<Provider, 'stateSince' | 'lastSeen'>> & { stateSince: Date, lastSeen: Date | null }
+type NullForAbsent<T> = { [K in keyof T]-?: undefined extends T[K] ? Exclude<T[K], undefined> | null : T[K] }
 
 // A batch's commit: $1 the last revision, $2 the writer's epoch, $3 the first revision, $4 the
 // ids removed, $5 the providers kept (their last change in the batch), $6 the change-log rows.
@@ -128,24 +145,11 @@ const COMMIT_SQL = `
     delete from providers
      where id in (select jsonb_array_elements_text($4::jsonb)) and exists (select 1 from fence)
   ), kept as (
-    insert into providers as p (id, service, host, port, protocol, heartbeat,
-                                heartbeat_interval_ms, tags, meta, health_check,
-                                deregister_after_ms, state, state_since, last_seen, reason,
-                                detail, detected_after_ms, revision)
-    select id, service, host, port, protocol, heartbeat, "heartbeatIntervalMs", tags, meta,
-           "check", "deregisterAfterMs", state, "stateSince", "lastSeen", reason, detail,
-           "detectedAfterMs", revision
-      from jsonb_to_recordset($5::jsonb) as x(${PROVIDER_RECORD})
+    insert into providers as p (${COLUMNS})
+    select ${RECORD_FIELDS}
+      from jsonb_to_recordset($5::jsonb) as x(${RECORD})
      where exists (select 1 from fence)
-    on conflict (id) do update set
-      service = excluded.service, host = excluded.host, port = excluded.port,
-      protocol = excluded.protocol, heartbeat = excluded.heartbeat,
-      heartbeat_interval_ms = excluded.heartbeat_interval_ms, tags = excluded.tags,
-      meta = excluded.meta, health_check = excluded.health_check,
-      deregister_after_ms = excluded.deregister_after_ms, state = excluded.state,
-      state_since = excluded.state_since, last_seen = excluded.last_seen,
-      reason = excluded.reason, detail = excluded.detail,
-      detected_after_ms = excluded.detected_after_ms, revision = excluded.revision
+    on conflict (id) do update set ${UPDATE_ALL}
   ), logged as (
     insert into changes (revision, event, provider_id, service, provider)
     select revision, event, provider->>'id', provider->>'service', provider
@@ -162,12 +166,7 @@ export function createRegistryStore (db: Db): RegistryStore {
         await tx.query('set transaction isolation level repeatable read')
         const [meta] = await tx.query<MetaRow>('select revision, epoch from roster_meta where id = 1')
         if (meta === undefined) throw missingMeta()
-        const rows = await tx.query<ProviderRow>(`
-          select id, service, host, port, protocol, heartbeat, heartbeat_interval_ms, tags, meta,
-                 health_check, deregister_after_ms, state, state_since, last_seen, reason, detail,
-                 detected_after_ms, revision
-            from providers
-           order by id`)
+        const rows = await tx.query<ProviderRow>(`select ${AS_PROVIDER} from providers order by id`)
         return { revision: meta.revision, epoch: meta.epoch, providers: rows.map(providerFromRow) }
       })
     },
@@ -285,26 +284,19 @@ export function createRegistryStore (db: Db): RegistryStore {
   }
 }
 
+/** A row as a Provider: timestamps as ISO strings, and an optional field absent rather than null. */
 function providerFromRow (row: ProviderRow): Provider {
+  const { heartbeat, check, deregisterAfterMs, reason, detail, detectedAfterMs, stateSince, lastSeen, ...always } = row
   return {
-    id: row.id,
-    service: row.service,
-    host: row.host,
-    port: row.port,
-    protocol: row.protocol,
-    ...(row.heartbeat === null ? {} : { heartbeat: row.heartbeat }),
-    heartbeatIntervalMs: row.heartbeat_interval_ms,
-    tags: row.tags,
-    meta: row.meta,
-    ...(row.health_check === null ? {} : { check: row.health_check }),
-    ...(row.deregister_after_ms === null ? {} : { deregisterAfterMs: row.deregister_after_ms }),
-    state: row.state,
-    stateSince: row.state_since.toISOString(),
-    lastSeen: row.last_seen === null ? null : row.last_seen.toISOString(),
-    ...(row.reason === null ? {} : { reason: row.reason }),
-    ...(row.detail === null ? {} : { detail: row.detail }),
-    ...(row.detected_after_ms === null ? {} : { detectedAfterMs: row.detected_after_ms }),
-    revision: row.revision
+    ...always,
+    ...(heartbeat === null ? {} : { heartbeat }),
+    ...(check === null ? {} : { check }),
+    ...(deregisterAfterMs === null ? {} : { deregisterAfterMs }),
+    stateSince: stateSince.toISOString(),
+    lastSeen: lastSeen === null ? null : lastSeen.toISOString(),
+    ...(reason === null ? {} : { reason }),
+    ...(detail === null ? {} : { detail }),
+    ...(detectedAfterMs === null ? {} : { detectedAfterMs })
   }
 }
 

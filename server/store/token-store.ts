@@ -3,12 +3,13 @@
 // write is fenced by the leader's epoch exactly as the registry's commits are, so a deposed
 // leader can neither create nor revoke a token.
 import type { TokenRecord } from '../protocol/token-model.js'
+import { Errors } from '../protocol/error-codes.js'
 import type { Db } from './db.js'
 import { FencedError } from './registry-store.js'
 
 /** A token whose id or secret hash is already stored. */
 export class TokenConflictError extends Error {
-  readonly code = 'ROSTER_ERR_TOKEN_CONFLICT'
+  readonly code = Errors.tokenConflict.code
   constructor (message = 'a token with this id or secret already exists') {
     super(message)
     this.name = 'TokenConflictError'

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildGateway } from '../../server/gateway/app.js'
 import { createReplica } from '../../server/gateway/replica.js'
+import { decideWrite } from '../../server/leader/registry.js'
 import { noLeader } from './helpers.js'
 
 let app: FastifyInstance
@@ -75,6 +76,22 @@ describe('bad input is a 400 that names the field', () => {
     ]) {
       const res = await put({ ...noHeartbeat, check, deregisterAfterMs: 1000 })
       expect(res.statusCode, JSON.stringify(check)).toBe(503)
+    }
+  })
+
+  it('a rule a schema cannot say is one answer, whether the gateway or the leader applies it', async () => {
+    // The gateway refuses these before writing; the leader refuses them in any WRITE it gets.
+    for (const body of [
+      { ...spec, heartbeat: 'tcp://10.0.0.5:70000' },
+      { ...spec, heartbeat: 'tcp://10.0.0.5:0' },
+      noHeartbeat,
+      { ...spec, check: { type: 'ttl', ttlMs: 1000 } },
+      { ...noHeartbeat, check: { type: 'tcp', intervalMs: 100, timeoutMs: 100 } }
+    ]) {
+      const res = await put(body)
+      const leader = decideWrite(() => undefined, { type: 'register', service: 'orders', id: 'orders-1', spec: body as never }, 0)
+      expect(res.body, JSON.stringify(body)).toMatchObject({ statusCode: 400, code: 'ROSTER_ERR_INVALID_REGISTRATION' })
+      expect(leader).toEqual({ ok: false, statusCode: res.body.statusCode, code: res.body.code, message: res.body.message })
     }
   })
 

@@ -2,7 +2,7 @@
 // its replica reflects. It stays 200 without a leader (reads still work) and without a snapshot,
 // so an orchestrator does not restart a gateway for a fault it cannot fix.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { LeaderPort } from '../app.js'
+import type { LeaderPort } from '../ports.js'
 import type { Replica } from '../replica.js'
 import { REVISION_HEADER } from '../schemas/common.js'
 import { HealthResponse } from '../schemas/services.js'

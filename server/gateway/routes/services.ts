@@ -4,13 +4,14 @@
 // Handlers never touch the leader's sockets or the database: only the two ports they are given.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, onRequestHookHandler } from 'fastify'
-import { endpointPort, registrationProblem, type Provider } from '../../protocol/model.js'
+import { Errors } from '../../protocol/error-codes.js'
+import { registrationProblem, type Provider } from '../../protocol/model.js'
 import type { WriteOp, WriteResult } from '../../protocol/messages.js'
 import { readableBy } from '../auth.js'
-import { InvalidHeartbeatError, InvalidRegistrationError, LeaderRejectedError, ProviderNotFoundError } from '../errors.js'
+import { InvalidRegistrationError, LeaderRejectedError, ProviderNotFoundError } from '../errors.js'
 import type { ReadGate } from '../read-gate.js'
 import type { Replica } from '../replica.js'
-import type { LeaderPort } from '../app.js'
+import type { LeaderPort } from '../ports.js'
 import type { TargetGuard } from '../target-guard.js'
 import {
   badRequestResponse,
@@ -224,16 +225,12 @@ export const servicesRoutes: FastifyPluginAsyncTypebox<ServicesRoutesOptions> = 
         201: providerResultResponse('registered'),
         ...writeErrors,
         409: errorResponse('the id is registered under another service'),
-        429: rateLimitedResponse('a new provider beyond a quota: ROSTER_ERR_QUOTA_SERVICE or ROSTER_ERR_QUOTA_TOTAL, the message names the quota and its value')
+        429: rateLimitedResponse(`a new provider beyond a quota: ${Errors.quotaService.code} or ${Errors.quotaTotal.code}, the message names the quota and its value`)
       }
     },
     ...writeHooks
   }, async (req, reply) => {
     const { service, id } = req.params
-    if (req.body.heartbeat !== undefined) {
-      const port = endpointPort(req.body.heartbeat)
-      if (port < 1 || port > 65535) throw new InvalidHeartbeatError(port)
-    }
     const problem = registrationProblem(req.body)
     if (problem !== null) throw new InvalidRegistrationError(problem)
     const check = req.body.check

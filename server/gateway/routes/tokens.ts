@@ -6,7 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { TokenResult } from '../../protocol/messages.js'
 import { publicToken, type TokenRecord } from '../../protocol/token-model.js'
 import { hashSecret, newSecret, newTokenId } from '../../common/token-secret.js'
-import type { LeaderPort } from '../app.js'
+import type { LeaderPort } from '../ports.js'
 import { InvalidTokenRequestError, LeaderRejectedError, TokensNotLoadedError } from '../errors.js'
 import {
   bodyErrors, errorResponse, forbiddenResponse, unauthorizedResponse, unavailableResponse

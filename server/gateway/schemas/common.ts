@@ -5,6 +5,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import {
   Check, HttpCheck, Provider, ProviderProtocol, ProviderSpec, ProviderState, TcpCheck, TtlCheck
 } from '../../protocol/model.js'
+import { Errors } from '../../protocol/error-codes.js'
 
 export const REVISION_HEADER = 'X-Roster-Revision'
 
@@ -65,7 +66,7 @@ export const ProviderSpecRef = ref<ProviderSpec>('ProviderSpec')
 export const ErrorResponse = Type.Object(
   {
     statusCode: Type.Integer({ description: 'the HTTP status, repeated' }),
-    code: Type.String({ description: 'stable, e.g. FST_ERR_VALIDATION or ROSTER_ERR_PROVIDER_NOT_FOUND' }),
+    code: Type.String({ description: `stable, e.g. FST_ERR_VALIDATION or ${Errors.providerNotFound.code}` }),
     error: Type.String({ description: 'the status text, e.g. Bad Request' }),
     message: Type.String({ description: 'for a validation error, names the field and the rule it broke' })
   },
@@ -103,7 +104,7 @@ export const unavailableResponse = errorResponse('no leader (writes) or no snaps
 export const revisionTimeoutResponse = errorResponse('minRevision was not reached in time; the message says the revision reached')
 /** 429 from the write rate limit; `also` names other causes of a 429 on the same operation. */
 export function rateLimitedResponse (also?: string) {
-  const rate = 'the write rate limit (--write-rate) was reached: ROSTER_ERR_RATE_LIMITED, with Retry-After'
+  const rate = `the write rate limit (--write-rate) was reached: ${Errors.rateLimited.code}, with Retry-After`
   return errorResponse(also === undefined ? rate : `${also}; or ${rate}`, retryAfterHeader)
 }
 

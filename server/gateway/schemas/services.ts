@@ -5,7 +5,7 @@
 // rather than silently return every provider.
 import { Type, type Static } from '@sinclair/typebox'
 import {
-  ProviderId, REASON_MAX_LENGTH, ServiceName, StorableText, StringEnum, type ProviderProtocol, type ProviderState
+  MAX_TAGS, ProviderId, REASON_MAX_LENGTH, ServiceName, StorableText, StringEnum, TAG_MAX_LENGTH, type ProviderProtocol, type ProviderState
 } from '../../protocol/model.js'
 import { MinRevision, ProviderRef, ref, Revision, revisionHeader } from './common.js'
 
@@ -23,8 +23,8 @@ export const ProviderListQuery = Type.Object(
     state: Type.Optional(ref<ProviderState>('ProviderState')),
     protocol: Type.Optional(ref<ProviderProtocol>('ProviderProtocol')),
     tag: Type.Optional(
-      Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
-        maxItems: 32,
+      Type.Array(Type.String({ minLength: 1, maxLength: TAG_MAX_LENGTH }), {
+        maxItems: MAX_TAGS,
         description: 'repeatable; a provider must carry every given tag'
       })
     ),
