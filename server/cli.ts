@@ -10,6 +10,7 @@ import { createSecureContext } from 'node:tls'
 import { parseArgs } from 'node:util'
 import { isLoopbackHost, pubEndpoint } from './protocol/endpoints.js'
 import { parseAllowTargets } from './protocol/targets.js'
+import { Errors } from './protocol/error-codes.js'
 import { loadClusterKeys, writeClusterKeys, type ClusterKeys } from './protocol/cluster-keys.js'
 import { createLog, printLines, terminalDefaults } from './common/log.js'
 import { ENVIRONMENT_ONLY, flagHelpRows, parseConfig, type Config, type Role } from './cli/config.js'
@@ -336,7 +337,7 @@ function keysCommand (argv: string[]): number {
     return 0
   } catch (err) {
     console.error(`roster keys: ${(err as Error).message}`)
-    return (err as { code?: string }).code === 'ROSTER_ERR_CLUSTER_KEYS' ? 2 : 1
+    return (err as { code?: string }).code === Errors.clusterKeys.code ? 2 : 1
   }
 }
 

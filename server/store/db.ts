@@ -7,7 +7,7 @@
 import path from 'node:path'
 import pg from 'pg'
 import { lockDataDir } from './data-dir-lock.js'
-import { SERVER_LOG_FILE, startEmbeddedPostgres } from './embedded-postgres.js'
+import { EmbeddedPostgresError, SERVER_LOG_FILE, startEmbeddedPostgres } from './embedded-postgres.js'
 
 export interface Queryable {
   query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>
@@ -110,7 +110,7 @@ async function openEmbedded (dataDir: string, onNotice: OpenDbOptions['onNotice'
   const serverLost = new Promise<Error>((resolve) => {
     void server.exited.then(() => {
       if (closing === undefined) {
-        resolve(new Error(`the embedded Postgres (pid ${server.pid}) exited (its log: ${path.join(lock.dataDir, SERVER_LOG_FILE)}); start Roster again: it recovers the database`))
+        resolve(new EmbeddedPostgresError(`the embedded Postgres (pid ${server.pid}) exited (its log: ${path.join(lock.dataDir, SERVER_LOG_FILE)}); start Roster again: it recovers the database`))
       }
     })
   })
