@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util'
 import { KindGuard, Type, type Static, type TInteger, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { CONNECTION_TIMEOUT_MS, HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from '../gateway/http-limits.js'
-import { LOG_FORMATS } from '../common/log-format.js'
+import { LOG_FORMATS, LOG_LEVELS } from '../common/log-format.js'
 import { leaderBindProblem } from '../protocol/cluster-keys.js'
 import { parseTcpEndpoint } from '../protocol/endpoints.js'
 import { CHECK_INTERVAL_MAX_MS, CHECK_INTERVAL_MIN_MS } from '../protocol/model.js'
@@ -83,7 +83,10 @@ export const SETTINGS = {
   'tls-key': { schema: Type.Optional(Type.String()), env: ['ROSTER_TLS_KEY'], help: 'PEM private key file for --tls-cert', roles: ['up', 'gateway'] },
   'metrics-port': { schema: Type.Optional(port()), env: ['ROSTER_METRICS_PORT'], help: 'serve Prometheus metrics at http://--metrics-host:PORT/metrics (roster up and roster gateway serve them at the gateway\'s /metrics); unset: not served', roles: ['leader', 'worker'] },
   'metrics-host': { schema: Type.String({ default: '127.0.0.1' }), env: ['ROSTER_METRICS_HOST'], help: 'address for --metrics-port; the listener has no auth, so keep it loopback or reachable only by Prometheus', roles: ['leader', 'worker'] },
-  'log-level': { schema: Type.String({ default: 'info' }), env: ['ROSTER_LOG_LEVEL'], help: 'fatal, error, warn, info, debug or silent', roles: ['up', 'leader', 'worker', 'gateway'] },
+  'log-level': {
+    schema: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)), { default: 'info' }), env: ['ROSTER_LOG_LEVEL'],
+    help: `${LOG_LEVELS.slice(0, -1).join(', ')} or ${LOG_LEVELS.at(-1)}`, roles: ['up', 'leader', 'worker', 'gateway']
+  },
   'log-format': {
     schema: Type.Optional(Type.Union(LOG_FORMATS.map((f) => Type.Literal(f)))), env: ['ROSTER_LOG_FORMAT'],
     help: 'json (one JSON object a line) or pretty (time, level, message, key=value); default: pretty on a terminal, json otherwise', roles: ['up', 'leader', 'worker', 'gateway']

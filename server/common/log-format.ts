@@ -6,6 +6,8 @@
 import { jsonLine, printable } from './printable.js'
 
 export const LOG_FORMATS = ['json', 'pretty'] as const
+/** The levels --log-level accepts (pino's, less trace, which Roster never logs at). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const
 export type LogFormat = typeof LOG_FORMATS[number]
 
 /** pino's numeric levels and their names, padded to one width so that messages line up. */

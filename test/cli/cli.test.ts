@@ -107,7 +107,8 @@ describe('roster with bad arguments exits 2 and says what was wrong', () => {
     { args: ['gateway', '--leader', 'nonsense'], names: '--leader' },
     { args: ['worker', '--leader', 'tcp://127.0.0.1:7071,nonsense'], names: '--leader' },
     { args: ['up', '--port', 'http'], names: '--port' },
-    { args: ['gateway', '--port', '70000'], names: '--port' }
+    { args: ['gateway', '--port', '70000'], names: '--port' },
+    { args: ['worker', '--log-level', 'loud'], names: '--log-level' }
   ]
 
   it('for unknown commands and flags, flags of another role, and bad values', async () => {
