@@ -54,6 +54,7 @@ export interface TermConfig {
   /** A second ROUTER endpoint (ipc://) for the roles in this machine, its PUB beside it
    *  (protocol/endpoints.ts): `roster up` binds one in a private directory. */
   localBind?: string
+  /** Change-log rows kept for `since` resumes (DEFAULT_HISTORY_LIMIT). */
   historyLimit?: number
   flapDamping?: FlapDampingConfig
   /** Workers that watch each provider (`--watchers`, default 1); with more than one, `down`
@@ -172,11 +173,11 @@ export function startTerm (t: Term): void {
     setInterval(() => beat(t), BEAT_INTERVAL_MS),
     // Both liveness checks run after the turn's socket reads (common/after-reads.ts): after a
     // stall, the workers' PINGs and the providers' renewals that came in time are read first.
-    everyAfterReads(() => apply(t, silentWorkers), WORKER_CHECK_MS),
-    everyAfterReads(() => apply(t, (s) => expireTtls(s, Date.now())), TTL_CHECK_INTERVAL_MS),
-    setTimeout(() => apply(t, endSettling), settleMs),
-    setInterval(() => apply(t, (s) => releaseFlapping(s, Date.now())), FLAP_RELEASE_CHECK_MS),
-    setInterval(() => apply(t, (s) => reapDown(s, Date.now())), REAP_CHECK_INTERVAL_MS),
+    everyAfterReads(() => runRule(t, silentWorkers), WORKER_CHECK_MS),
+    everyAfterReads(() => runRule(t, (s) => expireTtls(s, Date.now())), TTL_CHECK_INTERVAL_MS),
+    setTimeout(() => runRule(t, endSettling), settleMs),
+    setInterval(() => runRule(t, (s) => releaseFlapping(s, Date.now())), FLAP_RELEASE_CHECK_MS),
+    setInterval(() => runRule(t, (s) => reapDown(s, Date.now())), REAP_CHECK_INTERVAL_MS),
     setInterval(() => {
       if (t.state.head === t.prunedAt) return
       t.pruneDue = true
@@ -211,7 +212,7 @@ export async function closeTerm (t: Term): Promise<void> {
 }
 
 /** Runs a rule of the term's state, then carries out what it left owed. */
-function apply (t: Term, rule: (s: TermState) => void): void {
+function runRule (t: Term, rule: (s: TermState) => void): void {
   if (t.closed) return
   rule(t.state)
   kick(t)
