@@ -5,6 +5,7 @@
 // in memory, a ttl expiry voided by a later renewal); it leaves the committed registry untouched,
 // since the commit may fail. applyCommit brings the state up to a commit that succeeded. Nothing
 // here does I/O: term.ts commits, publishes and answers, in that order.
+import { Errors } from '../protocol/error-codes.js'
 import { BATCH_ITEMS, type Body, type WriteOp, type WriteResult } from '../protocol/messages.js'
 import type { Change, Provider, TtlCheck } from '../protocol/model.js'
 import { chunks } from '../protocol/socket-limits.js'
@@ -28,7 +29,7 @@ export interface DecidedBatch {
 /** The 503 a write gets when its batch's commit failed: nothing of it may be assumed stored,
  *  and a retry is safe. */
 export const STORE_UNAVAILABLE: WriteResult = {
-  ok: false, statusCode: 503, code: 'ROSTER_ERR_STORE_UNAVAILABLE', message: 'the registry could not be stored; retry shortly'
+  ok: false, statusCode: Errors.storeUnavailable.status, code: Errors.storeUnavailable.code, message: 'the registry could not be stored; retry shortly'
 }
 
 /** The batch's own view: the term's registry with the batch's earlier changes over it. */
@@ -185,11 +186,11 @@ function renotify (s: TermState, providerId: string): void {
 
 /** The answer to the one write of a batch that Postgres refused for its data (term.ts
  *  isolateUnstorable): 400, with the database's reason. */
-export function refusedAnswer (item: Extract<QueueItem, { kind: 'write' }>, code: string, problem: string): WriteAnswer {
+export function refusedAnswer (item: Extract<QueueItem, { kind: 'write' }>, problem: string): WriteAnswer {
   return {
     identity: item.identity,
     requestId: item.requestId,
-    result: { ok: false, statusCode: 400, code, message: `the registry's database refused this write (${problem}); nothing was stored` }
+    result: { ok: false, statusCode: Errors.unstorable.status, code: Errors.unstorable.code, message: `the registry's database refused this write (${problem}); nothing was stored` }
   }
 }
 

@@ -4,6 +4,7 @@
 // next batch (decided in batch.ts), and what the followers are owed (ASSIGN lists, LAST_SEEN
 // values). Its functions take a message, an observation or the time, change the state and return
 // what to send; term.ts carries that out. It never touches a socket, a timer or the database.
+import { Errors } from '../protocol/error-codes.js'
 import type { Body, Observation, Seen, Task, TokenOp, TokenResult, WriteOp } from '../protocol/messages.js'
 import type { Provider } from '../protocol/model.js'
 import { chunks, PAGE_BYTES, PAGE_ITEMS } from '../protocol/socket-limits.js'
@@ -329,7 +330,7 @@ export function snapshotPages (s: TermState, requestId: string): Array<Body<'SNA
 /** A token creation beyond MAX_TOKENS is refused before anything is stored. */
 export function tokenRefusal (s: TermState, op: TokenOp): TokenResult | null {
   if (op.type !== 'create' || s.tokens.size < MAX_TOKENS) return null
-  return { ok: false, statusCode: 429, code: 'ROSTER_ERR_TOKEN_QUOTA', message: `at most ${MAX_TOKENS} tokens may exist; revoke some first` }
+  return { ok: false, statusCode: Errors.tokenQuota.status, code: Errors.tokenQuota.code, message: `at most ${MAX_TOKENS} tokens may exist; revoke some first` }
 }
 
 /** Applies a stored token change to the list and words its answer (`found`: whether the token
@@ -338,7 +339,7 @@ export function applyTokenChange (s: TermState, op: TokenOp, found: boolean): To
   if (op.type === 'create') {
     s.tokens.set(op.token.id, op.token)
   } else {
-    if (!found) return { ok: false, statusCode: 404, code: 'ROSTER_ERR_TOKEN_NOT_FOUND', message: `no token with id '${op.id}'` }
+    if (!found) return { ok: false, statusCode: Errors.tokenNotFound.status, code: Errors.tokenNotFound.code, message: `no token with id '${op.id}'` }
     s.tokens.delete(op.id)
   }
   s.tokenGeneration++

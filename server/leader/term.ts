@@ -8,6 +8,7 @@ import { Publisher, Router } from 'zeromq'
 import { everyAfterReads } from '../common/after-reads.js'
 import type { Log } from '../common/log.js'
 import { acquireZapHandler, curveServerOptions, type ClusterKeys } from '../protocol/cluster-keys.js'
+import { Errors } from '../protocol/error-codes.js'
 import { pubEndpoint } from '../protocol/endpoints.js'
 import { decodeOrDrop, encode, type BadFrames } from '../protocol/frames.js'
 import { BATCH_ITEMS, Inbound, type Body, type Message, type TokenOp, type TokenResult, type Verb } from '../protocol/messages.js'
@@ -386,7 +387,7 @@ async function isolateUnstorable (t: Term, batch: QueueItem[], err: UnstorableEr
   stats.unstorable++
   if (item.kind === 'write') {
     log.warn({ err, op: item.op.type, service: item.op.service, id: item.op.id }, 'the database refused a write; answered 400')
-    answerWrites(t, [refusedAnswer(item, err.code, err.problem)])
+    answerWrites(t, [refusedAnswer(item, err.problem)])
   } else {
     const providerId = item.kind === 'observe' ? item.obs.providerId : item.kind === 'reap' ? item.providerId : undefined
     log.warn({ err, kind: item.kind, providerId }, 'the database refused a change; dropped')
@@ -418,7 +419,7 @@ async function storeToken (t: Term, op: TokenOp): Promise<TokenResult | null> {
 
 function tokenFailure (t: Term, err: unknown): TokenResult | null {
   const { log, stepDown } = t.deps
-  if (err instanceof TokenConflictError) return { ok: false, statusCode: 409, code: err.code, message: err.message }
+  if (err instanceof TokenConflictError) return { ok: false, statusCode: Errors.tokenConflict.status, code: err.code, message: err.message }
   if (err instanceof FencedError) {
     log.error({ epoch: t.state.epoch }, 'a newer leader took over; stepping down')
     stepDown()
@@ -427,7 +428,7 @@ function tokenFailure (t: Term, err: unknown): TokenResult | null {
   // Nothing about the registry's head is in doubt (tokens have no revision), so unlike a
   // failed commit this needs no step-down: the gateway answers 503 and the client retries.
   log.error({ err }, 'storing a token change failed')
-  return { ok: false, statusCode: 503, code: 'ROSTER_ERR_STORE_UNAVAILABLE', message: 'the token could not be stored; retry shortly' }
+  return { ok: false, statusCode: Errors.storeUnavailable.status, code: Errors.storeUnavailable.code, message: 'the token could not be stored; retry shortly' }
 }
 
 function beat (t: Term): void {

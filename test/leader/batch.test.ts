@@ -182,7 +182,7 @@ describe('answers', () => {
 
   it('words a refused write as 400 with the database’s reason, and a failed commit as 503', () => {
     const item = register('x') as Extract<QueueItem, { kind: 'write' }>
-    expect(refusedAnswer(item, 'ROSTER_ERR_UNSTORABLE', 'a value the database cannot store')).toEqual({
+    expect(refusedAnswer(item, 'a value the database cannot store')).toEqual({
       identity: GW,
       requestId: item.requestId,
       result: { ok: false, statusCode: 400, code: 'ROSTER_ERR_UNSTORABLE', message: "the registry's database refused this write (a value the database cannot store); nothing was stored" }
