@@ -108,26 +108,32 @@ export function createAssignment ({ watchers = 1, onUnwatch }: AssignmentOptions
         understaffed.clear()
         rescanAll = false
       }
-      // Move one watch at a time from the fullest to the emptiest worker until they differ by
-      // at most one: the fewest moves that reach an even spread. The fullest always holds a
-      // provider the emptiest does not watch (it holds at least two more), so this ends.
-      for (;;) {
-        let max: [string, Set<string>] | undefined
-        let min: [string, Set<string>] | undefined
-        for (const entry of byWorker) {
-          if (max === undefined || entry[1].size > max[1].size) max = entry
-          if (min === undefined || entry[1].size < min[1].size) min = entry
-        }
-        if (max === undefined || min === undefined || max[1].size - min[1].size <= 1) break
-        const target = min
-        let moved: string | undefined
-        for (const p of max[1]) if (!target[1].has(p)) { moved = p; break }
-        unplace(moved as string, max[0])
-        place(moved as string, target[0])
-      }
+      evenOut(byWorker, (providerId, from, to) => {
+        unplace(providerId, from)
+        place(providerId, to)
+      })
       const changed = new Set(touched)
       touched.clear()
       return changed
     }
+  }
+}
+
+/** Moves one watch at a time from the fullest to the emptiest worker until they differ by at
+ *  most one: the fewest moves that reach an even spread. The fullest always holds a provider
+ *  the emptiest does not watch (it holds at least two more), so this ends. */
+function evenOut (byWorker: ReadonlyMap<string, ReadonlySet<string>>, move: (providerId: string, from: string, to: string) => void): void {
+  for (;;) {
+    let max: [string, ReadonlySet<string>] | undefined
+    let min: [string, ReadonlySet<string>] | undefined
+    for (const entry of byWorker) {
+      if (max === undefined || entry[1].size > max[1].size) max = entry
+      if (min === undefined || entry[1].size < min[1].size) min = entry
+    }
+    if (max === undefined || min === undefined || max[1].size - min[1].size <= 1) return
+    const target = min
+    let moved: string | undefined
+    for (const p of max[1]) if (!target[1].has(p)) { moved = p; break }
+    move(moved as string, max[0], target[0])
   }
 }

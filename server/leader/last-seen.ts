@@ -3,8 +3,8 @@
 // its own, never numbered, never an event. Workers summarise it (SEEN), the leader keeps the
 // freshest value in its in-memory providers (so snapshots, write answers, tasks and the next
 // committed change of the provider carry it) and forwards what it accepted to the gateways
-// (LAST_SEEN). This module decides what to accept and what a commit must not lose; leader.ts
-// does the I/O.
+// (LAST_SEEN). This module decides what to accept and what a commit must not lose; term-state.ts
+// and batch.ts apply that to the term's providers, term.ts does the I/O.
 import { isNewerSighting, type Change, type Provider } from '../protocol/model.js'
 
 /** How far ahead of the leader's clock a worker's lastSeen may be and still count: workers on

@@ -16,7 +16,7 @@ const DOWN_REASONS = new Set(['disconnected', 'silent', 'check-failed', 'ttl-exp
 /** Seconds, from 5 ms (a killed process: its TCP connection closes) through 3 × 50 ms (the
  *  shortest silence) to a minute (three intervals of the longest usual heartbeat or check). */
 const DETECTION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
-/** Changes per commit: 1 when idle, up to leader.ts MAX_BATCH (500) under load. */
+/** Changes per commit: 1 when idle, up to term.ts MAX_BATCH (500) under load. */
 const BATCH_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500]
 
 export function createLeaderMetrics (leader: Leader): Registry {
