@@ -1,8 +1,8 @@
 // The leader's pure decision core: given the current registry and one request (a write from a
 // gateway, an observation from a worker or the leader's own TTL tracker, or a reaping of a
 // provider down too long), decide the change it causes, if any. It never assigns revisions,
-// touches storage or sockets: the shell batches decisions, numbers them, commits them, and only
-// then makes them visible.
+// touches storage or sockets: batch.ts › decideBatch numbers a batch's decisions, and the shell
+// (term.ts) commits them and only then makes them visible.
 import {
   HEARTBEAT_INTERVAL_DEFAULT_MS, registrationProblem, type EventKind, type Provider, type ProviderRecordSpec, type ProviderSpec
 } from '../protocol/model.js'
@@ -10,7 +10,7 @@ import { Errors } from '../protocol/error-codes.js'
 import type { Observation, WriteOp } from '../protocol/messages.js'
 import { quotaRefusal, type ProviderCounts, type QuotaLimits } from './quota.js'
 
-/** A provider as it will be stored once the shell gives the change its revision. */
+/** A provider as it will be stored once batch.ts gives the change its revision. */
 export type Draft = Omit<Provider, 'revision'>
 export interface PendingChange { event: EventKind, provider: Draft }
 export type Lookup = (id: string) => Provider | undefined
@@ -66,7 +66,7 @@ export function decideWrite (lookup: Lookup, op: WriteOp, now: number, quota?: Q
           message: `provider '${op.id}' has no ttl check to renew (register it with "check": { "type": "ttl", "ttlMs": … })`
         }
       }
-      // Validation only: the shell renews the TTL in memory and, if the provider was not up,
+      // Validation only: batch.ts renews the TTL in memory and, if the provider was not up,
       // decides the `up` through decideObservation like any other observation.
       return { ok: true, statusCode: 200, change: null, current: existing as Provider }
     case 'register':

@@ -1,5 +1,5 @@
 // A write or an observation that the database refuses for its data must not stop the others
-// (issue 9, item 0): the leader isolates it (leader.ts, isolateUnstorable), answers or drops it
+// (issue 9, item 0): the leader isolates it (term.ts, isolateUnstorable), answers or drops it
 // alone, commits everything else, and stays leader with gapless revisions. A real Postgres refuses
 // the data: the test database gets CHECK constraints that refuse one value,
 // since validation now stops NUL and lone surrogates before the leader. Also: such text sent
