@@ -55,6 +55,28 @@ async function rosterUp (storageFlags: string[], env: NodeJS.ProcessEnv = {}, po
   }
 }
 
+/** `roster up` on a fresh data directory, with one registration made (`orders-1`). */
+async function upWithOneProvider (): Promise<{ dataDir: string, first: Up, put: Awaited<ReturnType<typeof http>> }> {
+  const dataDir = await tempDir()
+  const first = await rosterUp(['--data-dir', dataDir])
+  await waitForReady(first.url)
+  const put = await http('PUT', `${first.url}/v1/services/orders/providers/orders-1`, {
+    host: '10.0.0.5', port: 8080, protocol: 'http', check: { type: 'ttl', ttlMs: 60_000 }
+  })
+  expect(put.status).toBe(201)
+  return { dataDir, first, put }
+}
+
+/** `roster up` again on that data directory: it serves `orders-1` as it was stored. */
+async function upAgainWithIt (dataDir: string, revision: number): Promise<Up> {
+  const again = await rosterUp(['--data-dir', dataDir])
+  await waitForReady(again.url)
+  const read = await http('GET', `${again.url}/v1/services/orders/providers/orders-1`)
+  expect(read.status).toBe(200)
+  expect(read.body.revision).toBe(revision)
+  return again
+}
+
 const FLAGS_BY_ROLE: Record<string, { has: string[], not: string[] }> = {
   up: { has: ['--port', '--host', '--database-url', '--data-dir', '--bind', '--log-level', '--help'], not: ['--leader'] },
   leader: { has: ['--database-url', '--data-dir', '--bind', '--log-level', '--help'], not: ['--port', '--host', '--leader'] },
@@ -188,23 +210,13 @@ describe('roster up', () => {
   }, 180_000)
 
   it('comes back after a SIGKILL: stops the Postgres the killed one left running and keeps every registration', async () => {
-    const dataDir = await tempDir()
-    const first = await rosterUp(['--data-dir', dataDir])
-    await waitForReady(first.url)
-    const put = await http('PUT', `${first.url}/v1/services/orders/providers/orders-1`, {
-      host: '10.0.0.5', port: 8080, protocol: 'http', check: { type: 'ttl', ttlMs: 60_000 }
-    })
-    expect(put.status).toBe(201)
+    const { dataDir, first, put } = await upWithOneProvider()
     const orphan = serverPid(dataDir)
     await first.cmd.kill('SIGKILL')
     await first.cmd.exited
     expect(isAlive(orphan), 'the killed roster up left its Postgres running').toBe(true)
 
-    const again = await rosterUp(['--data-dir', dataDir])
-    await waitForReady(again.url)
-    const read = await http('GET', `${again.url}/v1/services/orders/providers/orders-1`)
-    expect(read.status).toBe(200)
-    expect(read.body.revision).toBe(put.body.revision)
+    const again = await upAgainWithIt(dataDir, put.body.revision)
     expect(isAlive(orphan)).toBe(false)
     const server = serverPid(dataDir)
     await again.cmd.kill('SIGTERM')
@@ -215,24 +227,14 @@ describe('roster up', () => {
   }, 180_000)
 
   it('goes down with a clear message, exit 1, when its embedded Postgres dies, and the next start keeps every registration', async () => {
-    const dataDir = await tempDir()
-    const first = await rosterUp(['--data-dir', dataDir])
-    await waitForReady(first.url)
-    const put = await http('PUT', `${first.url}/v1/services/orders/providers/orders-1`, {
-      host: '10.0.0.5', port: 8080, protocol: 'http', check: { type: 'ttl', ttlMs: 60_000 }
-    })
-    expect(put.status).toBe(201)
+    const { dataDir, first, put } = await upWithOneProvider()
     const server = serverPid(dataDir)
     process.kill(server, 'SIGKILL')
     expect(await first.cmd.exited).toEqual({ code: 1, signal: null })
     expect(first.cmd.stderr()).toContain(`roster up: the embedded Postgres (pid ${server}) exited`)
     expect(first.cmd.stderr()).toContain(join(dataDir, 'postgres.log'))
 
-    const again = await rosterUp(['--data-dir', dataDir])
-    await waitForReady(again.url)
-    const read = await http('GET', `${again.url}/v1/services/orders/providers/orders-1`)
-    expect(read.status).toBe(200)
-    expect(read.body.revision).toBe(put.body.revision)
+    const again = await upAgainWithIt(dataDir, put.body.revision)
     await again.cmd.kill('SIGTERM')
     expect(await again.cmd.exited).toEqual({ code: 0, signal: null })
   }, 180_000)
