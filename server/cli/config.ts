@@ -4,7 +4,7 @@
 // one typed, checked Config, and README.md › Configuration (test/docs/config-table.test.ts) all
 // come from SETTINGS or are checked against it. Pure: the environment comes in as an argument.
 import { parseArgs } from 'node:util'
-import { KindGuard, Type, type Static, type TInteger, type TSchema } from '@sinclair/typebox'
+import { KindGuard, Type, type Static, type TInteger, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { CONNECTION_TIMEOUT_MS, HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from '../gateway/http-limits.js'
 import { LOG_FORMATS, LOG_LEVELS } from '../common/log-format.js'
@@ -32,6 +32,14 @@ interface Setting {
 
 function port (def?: number): TInteger {
   return Type.Integer({ minimum: 0, maximum: 65535, ...(def === undefined ? {} : { default: def }) })
+}
+/** One of `words`, as a union of literals (its `expectation` lists them). */
+function literals<W extends string> (words: readonly W[], options?: { default: W }): TUnion<Array<TLiteral<W>>> {
+  return Type.Union(words.map((w) => Type.Literal(w)), options)
+}
+/** `a, b or c`. */
+function oneOf (words: readonly string[]): string {
+  return `${words.slice(0, -1).join(', ')} or ${String(words.at(-1))}`
 }
 function positive (def?: number): TInteger {
   return Type.Integer({ minimum: 1, ...(def === undefined ? {} : { default: def }) })
@@ -84,11 +92,11 @@ export const SETTINGS = {
   'metrics-port': { schema: Type.Optional(port()), env: ['ROSTER_METRICS_PORT'], help: 'serve Prometheus metrics at http://--metrics-host:PORT/metrics (roster up and roster gateway serve them at the gateway\'s /metrics); unset: not served', roles: ['leader', 'worker'] },
   'metrics-host': { schema: Type.String({ default: '127.0.0.1' }), env: ['ROSTER_METRICS_HOST'], help: 'address for --metrics-port; the listener has no auth, so keep it loopback or reachable only by Prometheus', roles: ['leader', 'worker'] },
   'log-level': {
-    schema: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)), { default: 'info' }), env: ['ROSTER_LOG_LEVEL'],
-    help: `${LOG_LEVELS.slice(0, -1).join(', ')} or ${LOG_LEVELS.at(-1)}`, roles: ['up', 'leader', 'worker', 'gateway']
+    schema: literals(LOG_LEVELS, { default: 'info' }), env: ['ROSTER_LOG_LEVEL'],
+    help: oneOf(LOG_LEVELS), roles: ['up', 'leader', 'worker', 'gateway']
   },
   'log-format': {
-    schema: Type.Optional(Type.Union(LOG_FORMATS.map((f) => Type.Literal(f)))), env: ['ROSTER_LOG_FORMAT'],
+    schema: Type.Optional(literals(LOG_FORMATS)), env: ['ROSTER_LOG_FORMAT'],
     help: 'json (one JSON object a line) or pretty (time, level, message, key=value); default: pretty on a terminal, json otherwise', roles: ['up', 'leader', 'worker', 'gateway']
   }
 } as const satisfies Record<string, Setting>
@@ -179,8 +187,7 @@ function expectation (schema: TSchema): string {
     return schema.maximum === undefined && schema.minimum === 1 ? 'must be a positive integer' : `must be an integer ${String(schema.minimum)}–${String(schema.maximum)}`
   }
   if (KindGuard.IsUnion(schema)) {
-    const words = schema.anyOf.map((literal) => String(literal.const))
-    return `must be ${words.slice(0, -1).join(', ')} or ${String(words.at(-1))}`
+    return `must be ${oneOf(schema.anyOf.map((literal) => String(literal.const)))}`
   }
   return 'is not valid'
 }

@@ -12,7 +12,6 @@ import { prettyLogLine, type LogFormat } from './log-format.js'
 
 export type Log = Logger
 export type { LogFormat }
-export { LOG_FORMATS } from './log-format.js'
 
 export interface LogOptions {
   level?: string
