@@ -75,9 +75,6 @@ export interface WorkerStats {
    *  connection: another provider's publisher using its id; they do not count (liveness.ts,
    *  `heard`). */
   readonly unconnectedHeartbeats: number
-  /** Always 0: every connection is its endpoint's own (heartbeat-conns.ts), so every handshake
-   *  and drop is attributed. Kept while readers of the stats still look for it. */
-  readonly unmatchedHandshakes: number
   readonly transitions: number
   /** REPORT messages sent, first sends and resends alike. */
   readonly reportsSent: number
@@ -86,9 +83,9 @@ export interface WorkerStats {
   readonly acks: number
   /** ZMTP handshakes completed with providers (connections and reconnections). */
   readonly connects: number
-  /** Heartbeat connections that dropped (see unmatchedHandshakes for the other). */
+  /** Heartbeat connections that dropped. Each is its endpoint's own (heartbeat-conns.ts), so
+   *  every handshake and drop is attributed to one endpoint. */
   readonly disconnects: number
-  readonly unmatchedDisconnects: number
   /** http/tcp check runs finished, and how many of them failed. */
   readonly probes: number
   readonly probeFailures: number
@@ -417,8 +414,6 @@ class WorkerShell implements Worker {
     const linkStats = (): LeaderLink['stats'] | undefined => this.link?.stats
     return Object.defineProperties(counters, {
       badFrames: { get: () => this.badHeartbeats.count, enumerable: true },
-      unmatchedHandshakes: { value: 0, enumerable: true },
-      unmatchedDisconnects: { value: 0, enumerable: true },
       reportsSent: { get: () => session.stats.reportsSent, enumerable: true },
       observationsResent: { get: () => session.stats.observationsResent, enumerable: true },
       acks: { get: () => session.stats.acks, enumerable: true },
