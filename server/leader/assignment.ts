@@ -17,8 +17,12 @@ export interface Assignment {
   watchersOf: (providerId: string) => ReadonlySet<string>
   tasksOf: (workerId: string) => ReadonlySet<string>
   workers: () => string[]
-  /** Gives every provider its watchers and evens the load; returns the workers whose set changed. */
-  balance: () => Set<string>
+  /** Gives every provider its watchers and evens the load. */
+  balance: () => void
+  /** What changed since the last call, per worker: provider → whether the worker now watches
+   *  it (a worker just added maps to an empty change). The leader sends exactly that
+   *  (term-state.ts takeAssigns), so a move costs two small messages, not two whole lists. */
+  takeChanges: () => Map<string, Map<string, boolean>>
 }
 
 export interface AssignmentOptions {
@@ -34,23 +38,29 @@ const NONE: ReadonlySet<string> = new Set()
 export function createAssignment ({ watchers = 1, onUnwatch }: AssignmentOptions = {}): Assignment {
   const byWorker = new Map<string, Set<string>>()
   const byProvider = new Map<string, Set<string>>()
-  const touched = new Set<string>()
+  let changes = new Map<string, Map<string, boolean>>()
   /** Providers that may have fewer watchers than they should (new, or one left), so that
    *  balance() looks at those and not at every provider: it runs after every commit. */
   const understaffed = new Set<string>()
   /** A worker joined while fewer than `watchers` were live: every provider can take one more. */
   let rescanAll = false
 
+  function changed (workerId: string, providerId: string, watched: boolean): void {
+    let change = changes.get(workerId)
+    if (change === undefined) changes.set(workerId, change = new Map())
+    change.set(providerId, watched)
+  }
+
   function place (providerId: string, workerId: string): void {
     byWorker.get(workerId)?.add(providerId)
     byProvider.get(providerId)?.add(workerId)
-    touched.add(workerId)
+    changed(workerId, providerId, true)
   }
 
   function unplace (providerId: string, workerId: string): void {
     byWorker.get(workerId)?.delete(providerId)
     byProvider.get(providerId)?.delete(workerId)
-    touched.add(workerId)
+    changed(workerId, providerId, false)
     understaffed.add(providerId)
     onUnwatch?.(providerId, workerId)
   }
@@ -68,7 +78,7 @@ export function createAssignment ({ watchers = 1, onUnwatch }: AssignmentOptions
     addWorker (workerId) {
       if (byWorker.has(workerId)) return
       byWorker.set(workerId, new Set())
-      touched.add(workerId)
+      if (!changes.has(workerId)) changes.set(workerId, new Map())
       if (byWorker.size <= watchers) rescanAll = true
     },
     removeWorker (workerId) {
@@ -76,7 +86,7 @@ export function createAssignment ({ watchers = 1, onUnwatch }: AssignmentOptions
       if (set === undefined) return
       for (const p of set) unplace(p, workerId)
       byWorker.delete(workerId)
-      touched.delete(workerId)
+      changes.delete(workerId)
     },
     hasWorker: (workerId) => byWorker.has(workerId),
     addProvider (providerId, preferred) {
@@ -112,9 +122,11 @@ export function createAssignment ({ watchers = 1, onUnwatch }: AssignmentOptions
         unplace(providerId, from)
         place(providerId, to)
       })
-      const changed = new Set(touched)
-      touched.clear()
-      return changed
+    },
+    takeChanges () {
+      const out = changes
+      changes = new Map()
+      return out
     }
   }
 }

@@ -12,7 +12,7 @@ import { chunks } from '../protocol/socket-limits.js'
 import { keepFresher, withLastSeen } from './last-seen.js'
 import type { MutableCounts, QuotaLimits } from './quota.js'
 import { decideObservation, decideReap, decideWrite, sameWatch, type Judgement, type Lookup, type PendingChange } from './registry.js'
-import { needsWorker, storeSeen, type QueueItem, type TermState } from './term-state.js'
+import { needsWorker, storeSeen, taskChanged, type QueueItem, type TermState } from './term-state.js'
 
 /** A write's answer, sent once its batch is committed. */
 export interface WriteAnswer { identity: Buffer, requestId: string, result: WriteResult }
@@ -181,7 +181,7 @@ function rewatch (s: TermState, before: Provider | undefined, p: Provider, rewat
 
 /** The provider's watchers get a new task list. */
 function renotify (s: TermState, providerId: string): void {
-  for (const w of s.assignment.watchersOf(providerId)) s.dirtyWorkers.add(w)
+  for (const w of s.assignment.watchersOf(providerId)) taskChanged(s, w, providerId, true)
 }
 
 /** The answer to the one write of a batch that Postgres refused for its data (term.ts

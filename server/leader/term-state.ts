@@ -20,12 +20,13 @@ import { createWorkerRegistry, type WorkerRegistry } from './worker-registry.js'
 
 /** ASSIGN lists are coalesced for this long, so a burst of registrations sends one per worker. */
 export const ASSIGN_FLUSH_MS = 10
-/** An ASSIGN is a worker's whole task list (~200 bytes a task), so during a long burst of
- *  registrations sending one every 10 ms is quadratic: at 10,000 tasks, 2 MB a time, the leader
- *  and the worker did little else, and their liveness pings starved. After a flush the next one
- *  waits this long per task it carried (10,000 tasks: 0.5 s), which keeps ASSIGNs to a small
- *  share of both processes' time. A change after a quiet spell (a worker died, a registration)
- *  still goes out within ASSIGN_FLUSH_MS. */
+/** A task is ~200 bytes to encode, send, decode and apply. When every ASSIGN was the worker's
+ *  complete list, one every 10 ms during a long burst of registrations was quadratic: at 10,000
+ *  tasks the leader and the worker did little else, and their liveness pings starved. Deltas
+ *  made most ASSIGNs small, but a complete list (after READY) or a delta that moves thousands of
+ *  providers (a worker died) is still large, so after a flush the next one waits this long per
+ *  task it carried (10,000 tasks: 0.5 s), which keeps ASSIGNs to a small share of both
+ *  processes' time. A change after a quiet spell still goes out within ASSIGN_FLUSH_MS. */
 export const ASSIGN_PACE_MS_PER_TASK = 0.05
 
 /** What waits in the term's queue for the next batch (batch.ts decides it). */
@@ -60,8 +61,14 @@ export interface TermState {
   /** Providers that lost a watcher: once their watchers are settled, the remaining ones may
    *  all agree that the provider is down. */
   requorum: Set<string>
-  /** Workers whose task list changed since the last ASSIGN. */
-  dirtyWorkers: Set<string>
+  /** Workers owed their complete task list (they joined, or sent READY). */
+  assignFull: Set<string>
+  /** What changed in each other worker's list since its last ASSIGN: provider → whether the
+   *  worker watches it now (true: send its task, which may itself have changed; false: drop it). */
+  assignChanges: Map<string, Map<string, boolean>>
+  /** The seq of the last ASSIGN sent to each worker in this term: the worker applies them only
+   *  in order, and PONG tells it the last one, so that it notices a lost one (protocol README §7). */
+  assignSeq: Map<string, number>
   /** When the last ASSIGN flush went out, and how many tasks it carried (its pacing). */
   assignedAt: number
   assignedTasks: number
@@ -109,7 +116,9 @@ export function createTermState (init: TermInit, now: number): TermState {
     }),
     quorum,
     requorum,
-    dirtyWorkers: new Set(),
+    assignFull: new Set(),
+    assignChanges: new Map(),
+    assignSeq: new Map(),
     assignedAt: 0,
     assignedTasks: 0,
     damper: createFlapDamper(init.flapDamping ?? DEFAULT_FLAP_DAMPING),
@@ -149,7 +158,7 @@ export function workerReady (s: TermState, workerId: string, identity: Buffer, o
   // current one here, before the worker's next summary.
   for (const obs of observations) if (obs.state === 'up' && obs.lastSeen !== null) noteSeen(s, workerId, obs.providerId, obs.lastSeen, now)
   enqueueObservations(s, workerId, observations)
-  s.dirtyWorkers.add(workerId)
+  s.assignFull.add(workerId)
   rebalance(s)
   return joined
 }
@@ -188,7 +197,7 @@ function workerSeen (s: TermState, workerId: string, identity: Buffer, now: numb
   s.workers.seen(workerId, now)
   if (!join || s.assignment.hasWorker(workerId)) return false
   s.assignment.addWorker(workerId)
-  s.dirtyWorkers.add(workerId)
+  s.assignFull.add(workerId)
   rebalance(s)
   return true
 }
@@ -196,6 +205,9 @@ function workerSeen (s: TermState, workerId: string, identity: Buffer, now: numb
 function dropWorker (s: TermState, workerId: string): void {
   s.assignment.removeWorker(workerId)
   s.identities.delete(workerId)
+  s.assignFull.delete(workerId)
+  s.assignChanges.delete(workerId)
+  s.assignSeq.delete(workerId)
   rebalance(s)
 }
 
@@ -281,7 +293,8 @@ export function endSettling (s: TermState): void {
  *  queues the `down` of a provider whose remaining watchers all see it down. */
 export function rebalance (s: TermState): void {
   if (s.settling) return
-  for (const w of s.assignment.balance()) s.dirtyWorkers.add(w)
+  s.assignment.balance()
+  takeAssignmentChanges(s)
   // A provider whose watcher left (dead, moved, or given the provider's place to another) is
   // down if every watcher it has now sees it down: the one that left was the last dissent.
   for (const id of s.requorum) {
@@ -292,33 +305,91 @@ export function rebalance (s: TermState): void {
   s.requorum.clear()
 }
 
+/** Notes that `workerId` must hear of `providerId` (its task, or that it is no longer its). */
+export function taskChanged (s: TermState, workerId: string, providerId: string, watched: boolean): void {
+  let change = s.assignChanges.get(workerId)
+  if (change === undefined) s.assignChanges.set(workerId, change = new Map())
+  change.set(providerId, watched)
+}
+
+/** Moves the assignment's changes to what the workers are owed. */
+function takeAssignmentChanges (s: TermState): void {
+  for (const [workerId, change] of s.assignment.takeChanges()) {
+    for (const [providerId, watched] of change) taskChanged(s, workerId, providerId, watched)
+  }
+}
+
 /** In how many ms the next ASSIGN flush may go out, or null when no worker's list changed. */
 export function assignDelay (s: TermState, now: number): number | null {
-  if (s.dirtyWorkers.size === 0) return null
+  if (s.assignFull.size === 0 && s.assignChanges.size === 0) return null
   return Math.max(ASSIGN_FLUSH_MS, s.assignedAt + s.assignedTasks * ASSIGN_PACE_MS_PER_TASK - now)
 }
 
-/** The ASSIGNs owed: each changed worker's whole task list, in pages of PAGE_ITEMS tasks. */
+type AssignBody = Omit<Body<'ASSIGN'>, 'epoch' | 'seq'>
+
+/** The ASSIGNs owed: a worker that joined or sent READY gets its complete list, in pages of
+ *  PAGE_ITEMS tasks; any other changed worker gets only what changed (`delta`), so that a
+ *  registration costs the leader one task to send, not the worker's whole list. Each message
+ *  carries the worker's next seq. */
 export function takeAssigns (s: TermState, now: number): Array<{ identity: Buffer, body: Body<'ASSIGN'> }> {
   const out: Array<{ identity: Buffer, body: Body<'ASSIGN'> }> = []
   s.assignedAt = now
   s.assignedTasks = 0
-  for (const workerId of s.dirtyWorkers) {
+  // Those made while the takeover settles too: a worker sent its complete list needs none of them.
+  takeAssignmentChanges(s)
+  for (const workerId of new Set([...s.assignFull, ...s.assignChanges.keys()])) {
     const identity = s.identities.get(workerId)
     if (identity === undefined) continue
-    const tasks: Task[] = []
-    for (const id of s.assignment.tasksOf(workerId)) {
-      const p = s.providers.get(id)
-      if (p !== undefined) tasks.push(toTask(p))
+    const change = s.assignChanges.get(workerId)
+    const bodies = s.assignFull.has(workerId) || change === undefined ? completeList(s, workerId) : delta(s, workerId, change)
+    let seq = s.assignSeq.get(workerId) ?? 0
+    for (const body of bodies) {
+      out.push({ identity, body: { epoch: s.epoch, seq: ++seq, ...body } })
+      s.assignedTasks += body.tasks.length
     }
-    s.assignedTasks += tasks.length
-    const pages = Math.max(1, Math.ceil(tasks.length / PAGE_ITEMS))
-    for (let page = 0; page < pages; page++) {
-      out.push({ identity, body: { epoch: s.epoch, tasks: tasks.slice(page * PAGE_ITEMS, (page + 1) * PAGE_ITEMS), page, more: page < pages - 1 } })
-    }
+    s.assignSeq.set(workerId, seq)
   }
-  s.dirtyWorkers.clear()
+  s.assignFull.clear()
+  s.assignChanges.clear()
   return out
+}
+
+function completeList (s: TermState, workerId: string): AssignBody[] {
+  const tasks: Task[] = []
+  for (const id of s.assignment.tasksOf(workerId)) {
+    const p = s.providers.get(id)
+    if (p !== undefined) tasks.push(toTask(p))
+  }
+  const pages = chunks(tasks, PAGE_ITEMS)
+  if (pages.length === 0) pages.push([])
+  return pages.map((page, i) => ({ tasks: page, page: i, more: i < pages.length - 1 }))
+}
+
+/** A changed provider that the worker still watches (and that still exists) goes as its task,
+ *  anything else as a removal. */
+function delta (s: TermState, workerId: string, change: ReadonlyMap<string, boolean>): AssignBody[] {
+  const tasks: Task[] = []
+  const removed: string[] = []
+  const current = s.assignment.tasksOf(workerId)
+  for (const [id, watched] of change) {
+    const p = watched && current.has(id) ? s.providers.get(id) : undefined
+    if (p !== undefined) tasks.push(toTask(p))
+    else removed.push(id)
+  }
+  const taskPages = chunks(tasks, PAGE_ITEMS)
+  const removedPages = chunks(removed, PAGE_ITEMS)
+  const bodies: AssignBody[] = []
+  for (let i = 0; i < Math.max(taskPages.length, removedPages.length); i++) {
+    bodies.push({ delta: true, tasks: taskPages[i] ?? [], removed: removedPages[i] ?? [] })
+  }
+  return bodies
+}
+
+/** What a PING gets: a worker also learns the seq of the last ASSIGN sent to it. */
+export function pongBody (s: TermState, ping: Body<'PING'>): Body<'PONG'> {
+  const body: Body<'PONG'> = { epoch: s.epoch, revision: s.head }
+  if (ping.role === 'worker') body.assigned = s.assignSeq.get(ping.peerId) ?? 0
+  return body
 }
 
 /** A SNAPSHOT's pages: every one taken now, at one revision; they differ only in size. */

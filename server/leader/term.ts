@@ -24,7 +24,7 @@ import type { FlapDampingConfig } from './flap-damping.js'
 import { freshEvents } from './last-seen.js'
 import { DEFAULT_QUOTAS, type QuotaLimits } from './quota.js'
 import {
-  applyTokenChange, assignDelay, createTermState, endSettling, expireTtls, expireWorkers, pageByBytes, reapDown, rebalance,
+  applyTokenChange, assignDelay, createTermState, endSettling, expireTtls, expireWorkers, pageByBytes, pongBody, reapDown, rebalance,
   releaseFlapping, snapshotPages, takeAssigns, takeSeen, tokenRefusal, workerBye, workerPing, workerReady, workerReport,
   workerSummary, type QueueItem, type TermState
 } from './term-state.js'
@@ -259,7 +259,7 @@ function handle (t: Term, identity: Buffer, msg: Message): void {
   switch (msg.verb) {
     case 'PING':
       if (msg.body.role === 'worker') noteJoin(t, msg.body.peerId, workerPing(s, msg.body.peerId, identity, now))
-      reply(t, identity, 'PONG', { epoch: s.epoch, revision: s.head })
+      reply(t, identity, 'PONG', pongBody(s, msg.body))
       return
     case 'READY':
       noteJoin(t, msg.body.workerId, workerReady(s, msg.body.workerId, identity, msg.body.observations, now))

@@ -217,11 +217,26 @@ export const Bodies = {
    *  summary (README §11): freshness only, never a change, never acknowledged. */
   SEEN: Type.Object({ workerId: WorkerId, seen: SeenPage }, { additionalProperties: false }),
   // leader → worker and gateway
-  PONG: Type.Object({ epoch: Epoch, revision: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
-  /** The complete task list, in pages of at most PAGE_ITEMS tasks (socket-limits.ts) like
-   *  SNAPSHOT: the worker applies the list once it holds pages 0 to the one without `more`. */
+  /** `assigned` (to a worker only): the seq of the last ASSIGN the leader sent it in this term. */
+  PONG: Type.Object(
+    { epoch: Epoch, revision: Type.Integer({ minimum: 0 }), assigned: Type.Optional(Type.Integer({ minimum: 0 })) },
+    { additionalProperties: false }
+  ),
+  /** A worker's tasks (README §7). Without `delta`: the complete list, in pages of at most
+   *  PAGE_ITEMS tasks (socket-limits.ts) like SNAPSHOT, applied once the worker holds pages 0 to
+   *  the one without `more`. With `delta`: `tasks` are added or replace the worker's task of the
+   *  same provider, and `removed` are no longer its. `seq` counts the ASSIGNs to this worker in
+   *  the term, so that it applies them in order and notices a lost one. */
   ASSIGN: Type.Object(
-    { epoch: Epoch, tasks: Type.Array(Task), page: Type.Optional(Page), more: Type.Optional(Type.Boolean()) },
+    {
+      epoch: Epoch,
+      seq: Type.Integer({ minimum: 1 }),
+      tasks: Type.Array(Task, { maxItems: PAGE_ITEMS }),
+      delta: Type.Optional(Type.Literal(true)),
+      removed: Type.Optional(Type.Array(ProviderId, { maxItems: PAGE_ITEMS })),
+      page: Type.Optional(Page),
+      more: Type.Optional(Type.Boolean())
+    },
     { additionalProperties: false }
   ),
   ACK: Type.Object({ epoch: Epoch, seq: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),

@@ -29,6 +29,9 @@ export interface CheckAssignOutcome {
 export interface CheckBook {
   /** Replaces the probed set with the tasks that carry a check. */
   assign: (tasks: readonly Task[]) => CheckAssignOutcome
+  /** Changes the probed set by a delta ASSIGN: `tasks` are added or replace the provider's,
+   *  `removed` are dropped (liveness.ts update). */
+  update: (tasks: readonly Task[], removed: readonly string[]) => CheckAssignOutcome
   /** The outcome of a probe run that finished at `now`: the transition it causes, or null (no
    *  change, or a run of a previous generation, whose result is dropped). */
   result: (providerId: string, generation: number, outcome: ProbeOutcome, now: number) => Observation | null
@@ -69,41 +72,45 @@ export function createCheckBook (): CheckBook {
     return obs
   }
 
+  function update (tasks: readonly Task[], removed: readonly string[]): CheckAssignOutcome {
+    const out: CheckAssignOutcome = { start: [], stop: [], report: [] }
+    const drop = (id: string): void => { if (byId.delete(id)) out.stop.push(id) }
+    for (const id of removed) drop(id)
+    for (const task of tasks) {
+      const probe = task.check
+      // A provider now watched by its heartbeat (liveness.ts) is no longer probed.
+      if (probe === undefined) { drop(task.providerId); continue }
+      const key = JSON.stringify(probe)
+      const kept = byId.get(task.providerId)
+      if (kept !== undefined && kept.key === key) {
+        if (task.maintenance !== true && kept.state !== 'pending' && kept.state !== task.state) out.report.push(observation(kept))
+        continue
+      }
+      // A new provider, or a changed check (the leader made it pending): start from the task.
+      drop(task.providerId)
+      const e: Entry = {
+        providerId: task.providerId,
+        probe,
+        key,
+        generation: ++generations,
+        state: task.state,
+        lastSeen: task.lastSeen,
+        summarized: task.lastSeen,
+        detail: undefined,
+        failures: 0
+      }
+      byId.set(task.providerId, e)
+      out.start.push({ providerId: e.providerId, probe, generation: e.generation })
+    }
+    return out
+  }
+
   return {
     assign (tasks) {
-      const out: CheckAssignOutcome = { start: [], stop: [], report: [] }
-      const next = new Map<string, Entry>()
-      for (const task of tasks) {
-        const probe = task.check
-        if (probe === undefined) continue
-        const key = JSON.stringify(probe)
-        const kept = next.get(task.providerId) ?? byId.get(task.providerId)
-        if (kept !== undefined && kept.key === key) {
-          if (task.maintenance !== true && kept.state !== 'pending' && kept.state !== task.state) out.report.push(observation(kept))
-          next.set(task.providerId, kept)
-          continue
-        }
-        // A new provider, or a changed check (the leader made it pending): start from the task.
-        if (kept !== undefined) out.stop.push(task.providerId)
-        const e: Entry = {
-          providerId: task.providerId,
-          probe,
-          key,
-          generation: ++generations,
-          state: task.state,
-          lastSeen: task.lastSeen,
-          summarized: task.lastSeen,
-          detail: undefined,
-          failures: 0
-        }
-        next.set(task.providerId, e)
-        out.start.push({ providerId: e.providerId, probe, generation: e.generation })
-      }
-      for (const id of byId.keys()) if (!next.has(id)) out.stop.push(id)
-      byId.clear()
-      for (const [id, e] of next) byId.set(id, e)
-      return out
+      const listed = new Set(tasks.map((t) => t.providerId))
+      return update(tasks, [...byId.keys()].filter((id) => !listed.has(id)))
     },
+    update,
 
     result (providerId, generation, outcome, now) {
       const e = byId.get(providerId)

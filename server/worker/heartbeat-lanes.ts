@@ -52,11 +52,13 @@ const SUB_CONNECT_TIMEOUT_MS = 2000
 /** The heartbeat topic (README.md › The heartbeat protocol). */
 export const HB_TOPIC = Buffer.from('hb', 'ascii')
 
-/** The lane of every watched endpoint: ZMTP heartbeats only where they beat the silence rule. */
-export function wantedLanes (liveness: Liveness, livenessMisses: number): Map<string, HeartbeatLane> {
+/** The lane of every watched endpoint (or of those of `only` that are watched): ZMTP heartbeats
+ *  only where they beat the silence rule. */
+export function wantedLanes (liveness: Liveness, livenessMisses: number, only?: Iterable<string>): Map<string, HeartbeatLane> {
   const want = new Map<string, HeartbeatLane>()
-  for (const endpoint of liveness.endpoints()) {
-    want.set(endpoint, liveness.longestInterval(endpoint) * livenessMisses > ZMTP_HEARTBEAT_TIMEOUT_MS ? 'pinged' : 'plain')
+  for (const endpoint of only ?? liveness.endpoints()) {
+    const longest = liveness.longestInterval(endpoint)
+    if (longest > 0) want.set(endpoint, longest * livenessMisses > ZMTP_HEARTBEAT_TIMEOUT_MS ? 'pinged' : 'plain')
   }
   return want
 }
@@ -69,9 +71,9 @@ export interface HeartbeatLanesOptions {
 }
 
 export interface HeartbeatLanes {
-  /** Closes every connection that is not wanted in its lane, with no onDisconnect, and returns
-   *  their endpoints. */
-  retain: (want: ReadonlyMap<string, HeartbeatLane>) => string[]
+  /** Closes every connection (or every one to an endpoint of `only`) that is not wanted in its
+   *  lane, with no onDisconnect, and returns their endpoints. */
+  retain: (want: ReadonlyMap<string, HeartbeatLane>, only?: Iterable<string>) => string[]
   /** The wanted endpoints with no connection yet. */
   missing: (want: ReadonlyMap<string, HeartbeatLane>) => Array<[string, HeartbeatLane]>
   /** Starts connecting to `endpoint` in `lane`; throws a RangeError if it is not a usable
@@ -86,11 +88,11 @@ export interface HeartbeatLanes {
 export function openHeartbeatLanes (opts: HeartbeatLanesOptions): HeartbeatLanes {
   const lanes: Record<HeartbeatLane, HeartbeatConns> = { plain: openLane('plain', opts), pinged: openLane('pinged', opts) }
   return {
-    retain (want) {
+    retain (want, only) {
       const dropped: string[] = []
       for (const name of LANES) {
-        for (const endpoint of [...lanes[name].endpoints()]) {
-          if (want.get(endpoint) === name) continue
+        for (const endpoint of only === undefined ? [...lanes[name].endpoints()] : only) {
+          if (want.get(endpoint) === name || !lanes[name].has(endpoint)) continue
           lanes[name].disconnect(endpoint)
           dropped.push(endpoint)
         }

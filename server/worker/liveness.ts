@@ -32,6 +32,8 @@ export interface AssignOutcome {
   /** Kept providers that moved to a new endpoint and restarted from the task: an unacknowledged
    *  observation about their previous endpoint is no longer true and must not be resent. */
   restarted: string[]
+  /** The endpoints whose set of providers changed: the only connections to add or drop. */
+  touched: Set<string>
 }
 
 export interface Liveness {
@@ -40,6 +42,9 @@ export interface Liveness {
    *  unless their endpoint changed (then they restart from the task, as new); missing ones are
    *  forgotten. See AssignOutcome for what the caller must report or drop. */
   assign: (tasks: readonly Task[], now: number) => AssignOutcome
+  /** Changes the watched set by a delta ASSIGN: `tasks` are added or replace the provider's
+   *  (kept ones as in assign), `removed` are forgotten. Costs the size of the delta. */
+  update: (tasks: readonly Task[], removed: readonly string[], now: number) => AssignOutcome
   /** A heartbeat from `providerId`: the transition to `up`, or null (already up, or unknown).
    *  Updates lastSeen either way, except for a stale heartbeat read just after a disconnect,
    *  and except while the provider's endpoint is not connected (see `heard`). */
@@ -178,7 +183,11 @@ export function createLiveness (opts: LivenessOptions = {}): Liveness {
   const { byId, byEndpoint, open } = b
 
   return {
-    assign: (tasks, now) => assign(b, tasks, now),
+    assign (tasks, now) {
+      const listed = new Set(tasks.map((t) => t.providerId))
+      return update(b, tasks, [...byId.keys()].filter((id) => !listed.has(id)), now)
+    },
+    update: (tasks, removed, now) => update(b, tasks, removed, now),
     heartbeat: (providerId, now) => heartbeat(b, providerId, now),
     heard (providerId, from) {
       const e = byId.get(providerId)
@@ -265,26 +274,33 @@ function goDown (e: Entry, reason: DownReason, now: number, detail?: string): Ob
   return obs
 }
 
-function assign (b: Book, tasks: readonly Task[], now: number): AssignOutcome {
-  const next = new Map<string, Entry>()
-  const outcome: AssignOutcome = { report: [], restarted: [] }
+function update (b: Book, tasks: readonly Task[], removed: readonly string[], now: number): AssignOutcome {
+  const outcome: AssignOutcome = { report: [], restarted: [], touched: new Set() }
+  for (const id of removed) forget(b, id, outcome)
   for (const task of tasks) {
     const endpoint = task.heartbeat
-    if (endpoint === undefined) continue
-    const kept = next.get(task.providerId) ?? b.byId.get(task.providerId)
-    const e = kept === undefined ? added(b, task, endpoint, now) : keep(b, kept, task, endpoint, now, outcome)
-    next.set(task.providerId, e)
+    const kept = b.byId.get(task.providerId)
+    // A provider now watched by a check (checks.ts) is no longer this book's.
+    if (endpoint === undefined) { forget(b, task.providerId, outcome); continue }
+    outcome.touched.add(endpoint)
+    if (kept === undefined) { b.byId.set(task.providerId, added(b, task, endpoint, now)); continue }
+    const before = kept.endpoint
+    keep(b, kept, task, endpoint, now, outcome)
+    outcome.touched.add(before)
+    if (!b.byEndpoint.has(before)) b.open.delete(before)
   }
-  for (const [id, e] of b.byId) {
-    if (next.has(id)) continue
-    // Its heap items are dropped lazily when they come due.
-    e.removed = true
-    detach(b, e)
-  }
-  b.byId.clear()
-  for (const [id, e] of next) b.byId.set(id, e)
-  for (const endpoint of b.open) if (!b.byEndpoint.has(endpoint)) b.open.delete(endpoint)
   return outcome
+}
+
+function forget (b: Book, providerId: string, outcome: AssignOutcome): void {
+  const e = b.byId.get(providerId)
+  if (e === undefined) return
+  // Its heap items are dropped lazily when they come due.
+  e.removed = true
+  detach(b, e)
+  b.byId.delete(providerId)
+  outcome.touched.add(e.endpoint)
+  if (!b.byEndpoint.has(e.endpoint)) b.open.delete(e.endpoint)
 }
 
 /** A provider new to this worker: it continues from the leader's state and lastSeen. */

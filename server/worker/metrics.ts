@@ -24,5 +24,6 @@ export function createWorkerMetrics (worker: Worker): Registry {
   counterFrom(registry, 'roster_worker_heartbeat_connects_total', 'handshakes completed with providers\' heartbeat endpoints', () => s.connects)
   counterFrom(registry, 'roster_worker_heartbeat_disconnects_total', 'heartbeat connections that dropped', () => s.disconnects)
   counterFrom(registry, 'roster_worker_leader_failovers_total', 'times this worker moved to another leader candidate', () => s.failovers)
+  counterFrom(registry, 'roster_worker_assigns_lost_total', 'ASSIGNs from the leader found missing; each makes the worker ask for its complete task list', () => s.lostAssigns)
   return registry
 }

@@ -95,6 +95,9 @@ export interface WorkerStats {
   readonly leaderBadFrames: number
   readonly fencedMessages: number
   readonly failovers: number
+  /** ASSIGNs found missing (out of order, or named by a PONG), each answered by asking for the
+   *  complete list again (session.ts). */
+  readonly lostAssigns: number
 }
 
 export interface Worker {
@@ -177,7 +180,7 @@ class WorkerShell implements Worker {
   private readonly badHeartbeats: BadFrames
   private readonly logUnknown = createThrottle(BAD_INPUT_LOG_MS)
   private readonly logUnconnected = createThrottle(BAD_INPUT_LOG_MS)
-  private readonly counters = { heartbeats: 0, unknownProviders: 0, unconnectedHeartbeats: 0, transitions: 0, connects: 0, disconnects: 0 }
+  private readonly counters = { heartbeats: 0, unknownProviders: 0, unconnectedHeartbeats: 0, transitions: 0, connects: 0, disconnects: 0, lostAssigns: 0 }
 
   constructor (opts: WorkerOptions) {
     const { log } = opts
@@ -250,7 +253,7 @@ class WorkerShell implements Worker {
       candidates: opts.leaders,
       peerId: this.workerId,
       role: 'worker',
-      inbound: ['ASSIGN', 'ACK'],
+      inbound: ['ASSIGN', 'ACK', 'PONG'],
       onLeader: this.guarded('onLeader', (leader) => { this.onLeader(leader) }),
       onLost: this.guarded('onLost', () => {
         this.session.leaderLost()
@@ -281,15 +284,17 @@ class WorkerShell implements Worker {
     this.send(this.session.leaderFound(leader.epoch, clock()))
   }
 
-  private onMessage (msg: MessageOf<'ASSIGN' | 'ACK'>): void {
+  private onMessage (msg: MessageOf<'ASSIGN' | 'ACK' | 'PONG'>): void {
     const got = this.session.receive(msg, clock())
-    if (got.kind === 'lost-page') {
-      this.log.warn({ page: got.page, expected: got.expected }, 'an ASSIGN page was lost; keeping the current tasks')
+    if (got.kind === 'lost') {
+      this.counters.lostAssigns++
+      this.log.warn({ seq: got.seq, expected: got.expected, asked: got.resync.length > 0 }, 'an ASSIGN was lost; keeping the current tasks until the complete list comes')
+      this.send(got.resync)
     } else if (got.kind === 'assigned') {
       for (const id of got.probeStop) this.probes.stop(id)
       for (const job of got.probeStart) this.probes.start(job, 0)
       this.scheduleFlush() // the views the leader lacks (session.ts)
-      this.syncEndpoints()
+      this.syncEndpoints(got.endpoints ?? undefined)
       this.silence.arm()
       // Every rebalance sends one; the leader's 'worker joined' and 'worker is silent' lines say why.
       this.log.debug({ tasks: got.tasks, endpoints: this.endpointCount(), checks: this.checks.size }, 'applied ASSIGN')
@@ -338,11 +343,13 @@ class WorkerShell implements Worker {
   // Heartbeats
 
   /** Connects to every endpoint liveness.ts watches, each in its lane, and closes the rest. */
-  private syncEndpoints (): void {
+  /** Connects to the watched endpoints and drops the others: all of them, or those of `only`
+   *  (the ones a delta ASSIGN touched), so that a small change costs little however many there are. */
+  private syncEndpoints (only?: ReadonlySet<string>): void {
     const run = this.run
     if (run === null) return
-    const want = wantedLanes(this.liveness, this.misses)
-    for (const endpoint of run.lanes.retain(want)) this.liveness.closed(endpoint)
+    const want = wantedLanes(this.liveness, this.misses, only)
+    for (const endpoint of run.lanes.retain(want, only)) this.liveness.closed(endpoint)
     for (const [endpoint, lane] of run.lanes.missing(want)) {
       const refusal = this.verdicts.verdictOn(endpoint)
       if (refusal === undefined) continue // being looked up; syncEndpoints runs again then

@@ -58,7 +58,7 @@ const plausible: Record<Verb, Record<string, unknown>> = {
   REPORT: { workerId: 'w1', seq: 1, observations: [{ providerId: 'p1', state: 'down', lastSeen: 1, reason: 'silent' }] },
   BYE: { workerId: 'w1' },
   PONG: { epoch: 1, revision: 1 },
-  ASSIGN: { epoch: 1, tasks: [{ providerId: 'p1', heartbeat: 'tcp://127.0.0.1:9', heartbeatIntervalMs: 1000, state: 'up', lastSeen: 1 }] },
+  ASSIGN: { epoch: 1, seq: 1, tasks: [{ providerId: 'p1', heartbeat: 'tcp://127.0.0.1:9', heartbeatIntervalMs: 1000, state: 'up', lastSeen: 1 }] },
   ACK: { epoch: 1, seq: 1 },
   EVENT: { epoch: 1, changes: [{ revision: 2, event: 'updated', provider }] },
   BEAT: { epoch: 1, revision: 1, tokens: 0 },

@@ -10,7 +10,8 @@ describe('assignment', () => {
   it('holds providers while there is no worker and spreads them evenly once workers join', () => {
     const a = createAssignment()
     for (let i = 0; i < 10; i++) a.addProvider(`p${i}`)
-    expect(a.balance().size).toBe(0)
+    a.balance()
+    expect(a.takeChanges().size).toBe(0)
     a.addWorker('w1'); a.addWorker('w2'); a.addWorker('w3')
     a.balance()
     expect(sizes(a)).toEqual([3, 3, 4])
@@ -23,15 +24,25 @@ describe('assignment', () => {
     a.balance()
     const ownerOf = (p: string): string => [...a.watchersOf(p)].join()
     const before = new Map(Array.from({ length: 100 }, (_, i) => [`p${i}`, ownerOf(`p${i}`)]))
+    a.takeChanges()
     a.addWorker('w3')
     a.balance()
     const moved = [...before].filter(([p, w]) => ownerOf(p) !== w).length
     expect(moved).toBe(33)
     expect(sizes(a)).toEqual([33, 33, 34])
+    // The changes are exactly the moves: each one a removal from one worker, an addition to another.
+    const count = (changes: Map<string, Map<string, boolean>>, watched: boolean): number =>
+      [...changes.values()].reduce((sum, c) => sum + [...c.values()].filter((v) => v === watched).length, 0)
+    const joined = a.takeChanges()
+    expect([count(joined, true), count(joined, false)]).toEqual([33, 33])
+    expect([...(joined.get('w3')?.values() ?? [])].every((v) => v)).toBe(true)
+    const w2Had = [...a.tasksOf('w2')]
     a.removeWorker('w2')
-    const changed = a.balance()
-    expect(changed.has('w2')).toBe(false)
+    a.balance()
+    const left = a.takeChanges()
+    expect(left.has('w2')).toBe(false)
     expect(sizes(a)).toEqual([50, 50])
+    expect([...left.values()].flatMap((c) => [...c.keys()]).sort()).toEqual(w2Had.sort())
   })
 
   it('keeps a provider with the worker that reported it', () => {

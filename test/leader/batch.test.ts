@@ -131,7 +131,7 @@ describe('applyCommit', () => {
     // The heartbeat provider goes to the worker at the shell's rebalance after the commit; the
     // ttl one stays with the leader.
     rebalance(s)
-    expect(takeAssigns(s, T0 + 100).map((a) => a.body.tasks.map((task) => task.providerId))).toEqual([['a', 'b']])
+    expect(takeAssigns(s, T0 + 100).map((a) => a.body)).toEqual([{ epoch: 2, seq: 2, delta: true, tasks: [expect.objectContaining({ providerId: 'b' })], removed: [] }])
   })
 
   it("removes a deregistered provider from the registry, its worker's tasks and the renewals", () => {
@@ -143,7 +143,7 @@ describe('applyCommit', () => {
     applyCommit(s, d.changes, T0)
     expect([...s.providers.keys()]).toEqual([])
     expect(s.assignment.tasksOf('w1').size).toBe(0)
-    expect(takeAssigns(s, T0 + 100)).toEqual([{ identity: W1, body: { epoch: 2, tasks: [], page: 0, more: false } }])
+    expect(takeAssigns(s, T0 + 100)).toEqual([{ identity: W1, body: { epoch: 2, seq: 2, delta: true, tasks: [], removed: ['a'] } }])
     expect(s.ttl.size).toBe(0)
   })
 

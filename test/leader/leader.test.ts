@@ -17,6 +17,7 @@ import { freeLeaderEndpoint } from '../../harness/ports.js'
 import { adminQuery } from '../../harness/postgres-admin.js'
 import { describeWithDatabase, testDatabaseUrl, type Backend } from '../helpers/postgres.js'
 import { waitFor } from '../../harness/wait-for.js'
+import { replayAssigns } from './replay-assigns.js'
 import { readLeaderFeed, startFollower, type FeedReader, type ScriptedFollower } from './scripted-follower.js'
 
 beforeAll(() => {
@@ -327,12 +328,12 @@ describeWithDatabase('leader', (backend: Backend) => {
     it('spreads providers evenly: each of two workers gets an ASSIGN with 5 tasks, together all 10', async () => {
       const { a, b, ids } = await fleet()
       expect([...a.tasks(), ...b.tasks()].sort()).toEqual([...ids].sort())
-      const task = a.messages('ASSIGN').at(-1)!.body.tasks.find((t) => t.providerId === a.tasks()[0])
+      const task = a.task(a.tasks()[0]!)
       const n = Number(a.tasks()[0]!.slice(2))
       expect(task).toEqual({ providerId: `p-${n}`, heartbeat: `tcp://127.0.0.1:${30_000 + n}`, heartbeatIntervalMs: 100, state: 'pending', lastSeen: null })
     })
 
-    it('paces ASSIGNs during a burst of registrations (0.05 ms per task sent), and every provider ends up assigned', async () => {
+    it('sends each new task once, in ASSIGNs paced by the tasks they carry (0.05 ms each), and every provider ends up assigned', async () => {
       const { bind } = await startLeader()
       const gw = follower(bind)
       const a = follower(bind, 'worker-a')
@@ -343,13 +344,18 @@ describeWithDatabase('leader', (backend: Backend) => {
         await Promise.all(Array.from({ length: 20 }, async (_, j) => await gw.write(register('burst', `b-${i + j}`, spec(i + j)))))
       }
       await waitFor(() => a.tasks().length === n, { timeoutMs: 30_000, what: `all ${n} providers assigned (${a.tasks().length})` })
-      const assigns = a.messages('ASSIGN').filter((m) => m.body.tasks.length > 0)
-      // Each ASSIGN after the first waited 0.05 ms for every task the previous one carried, so
-      // all but the last fit in the time between the first and the last (plus delivery jitter).
-      // Flushing every 10 ms, as before pacing, sends many times that: the whole list each time.
-      const carried = assigns.slice(0, -1).reduce((sum, m) => sum + m.body.tasks.length, 0)
+      const assigns = a.messages('ASSIGN')
+      // After its first (empty) list the worker hears only of what changed: each task once.
+      // Complete lists each time carried ~20 times that here.
+      expect(assigns.slice(1).every((m) => m.body.delta === true)).toBe(true)
+      expect(assigns.reduce((sum, m) => sum + m.body.tasks.length, 0)).toBe(n)
+      // Each ASSIGN after the first waited 0.05 ms for every task the previous one carried, but
+      // at least 10 ms: all but the last fit in the time between the first and the last (plus
+      // delivery jitter), and the burst's ASSIGNs were coalesced, not one per commit.
+      const waited = assigns.slice(0, -1).reduce((sum, m) => sum + Math.max(10, m.body.tasks.length * 0.05), 0)
       const spanMs = (assigns.at(-1)?.at ?? 0) - (assigns[0]?.at ?? 0)
-      expect(carried * 0.05).toBeLessThanOrEqual(spanMs + 200)
+      expect(waited).toBeLessThanOrEqual(spanMs + 200)
+      expect(replayAssigns(assigns.map((m) => m.body)).size).toBe(n)
     }, 60_000)
 
     it('turns a REPORT from the owning worker into an EVENT and ACKs it only after commit; repeats and foreign reports are no-ops', async () => {
@@ -444,7 +450,9 @@ describeWithDatabase('leader', (backend: Backend) => {
 
       const stoppedAt = Date.now()
       a.stopPinging()
-      const moved = await b.next('ASSIGN', (body) => body.tasks.length === 11, { timeoutMs: 5000 })
+      // b. hears only of a.'s tasks, in one delta.
+      const moved = await b.next('ASSIGN', (body) => body.tasks.some((t) => t.providerId === mine), { timeoutMs: 5000 })
+      expect(moved.body.delta).toBe(true)
       const elapsed = moved.at - stoppedAt
       // WORKER_EXPIRY_MS 1000 after the last PING (at most 250 ms before the stop), checked every 250 ms.
       expect(elapsed).toBeGreaterThanOrEqual(700)
@@ -464,10 +472,11 @@ describeWithDatabase('leader', (backend: Backend) => {
 
     it('moves a worker\'s providers at once when it says BYE, without waiting for its expiry', async () => {
       const { a, b, ids } = await fleet()
+      const aTasks = a.tasks()
       a.stopPinging()
       const byeAt = Date.now()
       a.send('BYE', { workerId: a.id })
-      const moved = await b.next('ASSIGN', (body) => body.tasks.length === 10)
+      const moved = await b.next('ASSIGN', (body) => aTasks.every((id) => body.tasks.some((t) => t.providerId === id)))
       // Far below WORKER_EXPIRY_MS (1 s after a.'s last PING, which was just now).
       expect(moved.at - byeAt).toBeLessThan(800)
       expect(b.tasks()).toEqual([...ids].sort())
@@ -482,7 +491,8 @@ describeWithDatabase('leader', (backend: Backend) => {
 
       const from = a.received.length
       expect(await gw.write(deregister('orders', gone))).toMatchObject({ ok: true })
-      await a.next('ASSIGN', (body) => body.tasks.length === 4, { from })
+      const removal = await a.next('ASSIGN', (body) => body.removed?.includes(gone) === true, { from })
+      expect(removal.body).toMatchObject({ delta: true, tasks: [], removed: [gone] })
       expect(a.tasks()).not.toContain(gone)
 
       const n = Number(moved.slice(2))
@@ -540,8 +550,11 @@ describeWithDatabase('leader', (backend: Backend) => {
       w.send('READY', { workerId: w.id, observations })
       const down = await r.nextChange((c) => c.provider.id === 'p-2')
       expect(down).toMatchObject({ revision: 7, event: 'down', provider: { state: 'down', lastSeen: new Date(downAt).toISOString() } })
-      const assign = await w.next('ASSIGN', (body) => body.tasks.length === 4, { from })
-      expect(assign.body.epoch).toBe(epoch2)
+      // Its complete list holds what it claimed; p-4 follows once the takeover settled.
+      const assign = await w.next('ASSIGN', () => true, { from })
+      expect(assign.body).toMatchObject({ epoch: epoch2, page: 0, more: false })
+      expect(assign.body.tasks.map((t) => t.providerId).sort()).toEqual(['p-1', 'p-2', 'p-3'])
+      await waitFor(() => w.tasks().length === 4, { what: 'p-4 assigned' })
       expect(w.tasks()).toEqual(['p-1', 'p-2', 'p-3', 'p-4'])
       // Nothing else changed: p-1 was already up, p-3 still pending.
       const m = await marker(gw, r)

@@ -6,10 +6,11 @@ import { randomUUID } from 'node:crypto'
 import { Dealer, Subscriber } from 'zeromq'
 import { decode, encode, ProtocolError } from '../../server/protocol/frames.js'
 import { pubEndpoint } from '../../server/protocol/endpoints.js'
-import type { Body, Message, Observation, Verb, WriteOp, WriteResult } from '../../server/protocol/messages.js'
+import type { Body, Message, Observation, Task, Verb, WriteOp, WriteResult } from '../../server/protocol/messages.js'
 import type { Change } from '../../server/protocol/model.js'
 import { createSendQueue } from '../../server/protocol/send-queue.js'
 import { waitFor } from '../../harness/wait-for.js'
+import { replayAssigns } from './replay-assigns.js'
 
 /** Everything a leader may send to a DEALER, gateway's or worker's. */
 const FOLLOWER_INBOUND = ['PONG', 'SNAPSHOT', 'EVENTS', 'RESULT', 'TOKEN_RESULT', 'TOKENS', 'ASSIGN', 'ACK'] as const
@@ -44,8 +45,10 @@ export interface ScriptedFollower {
   /** PINGs as a worker, sends READY with `observations`, and waits for the ASSIGN that follows. */
   ready: (observations?: Observation[]) => Promise<Received<'ASSIGN'>>
   report: (seq: number, observations: Observation[]) => void
-  /** The latest ASSIGN's task ids, sorted (empty before the first ASSIGN). */
+  /** The task list the ASSIGNs so far make (replayAssigns), its ids sorted. */
   tasks: () => string[]
+  /** The task of `providerId` in that list. */
+  task: (providerId: string) => Task | undefined
   close: () => void
 }
 
@@ -121,15 +124,8 @@ export function startFollower (endpoint: string, id = `follower-${randomUUID().s
     report (seq, observations) {
       f.send('REPORT', { workerId: id, seq, observations })
     },
-    tasks () {
-      // ASSIGN comes in pages (protocol/messages.ts): the latest complete list is the pages from
-      // the last page 0 up to the last one without `more`.
-      const assigns = f.messages('ASSIGN')
-      const end = assigns.findLastIndex((m) => m.body.more !== true)
-      if (end === -1) return []
-      const start = assigns.slice(0, end + 1).findLastIndex((m) => (m.body.page ?? 0) === 0)
-      return assigns.slice(start, end + 1).flatMap((m) => m.body.tasks.map((t) => t.providerId)).sort()
-    },
+    tasks: () => [...replayAssigns(f.messages('ASSIGN').map((m) => m.body)).keys()].sort(),
+    task: (providerId) => replayAssigns(f.messages('ASSIGN').map((m) => m.body)).get(providerId),
     close () {
       f.stopPinging()
       dealer.close()

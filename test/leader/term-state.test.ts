@@ -9,9 +9,10 @@ import {
   type TermState
 } from '../../server/leader/term-state.js'
 import { WORKER_EXPIRY_MS } from '../../server/leader/worker-registry.js'
-import type { Observation } from '../../server/protocol/messages.js'
+import type { Body, Observation } from '../../server/protocol/messages.js'
 import type { Provider } from '../../server/protocol/model.js'
 import { MAX_TOKENS, type TokenRecord } from '../../server/protocol/token-model.js'
+import { replayAssigns } from './replay-assigns.js'
 
 const T0 = Date.parse('2026-12-01T10:00:00.000Z')
 const iso = (ms: number): string => new Date(ms).toISOString()
@@ -32,12 +33,18 @@ function term (providers: Provider[], over: { watchers?: number } = {}): TermSta
 const up = (providerId: string, lastSeen: number): Observation => ({ providerId, state: 'up', lastSeen })
 const down = (providerId: string, lastSeen: number): Observation => ({ providerId, state: 'down', lastSeen, reason: 'disconnected', detectedAfterMs: 5 })
 
-/** The providers each worker is told to watch, from the ASSIGNs owed now. */
+/** Each worker's task list as the ASSIGNs so far made it (a complete list, or a delta), per term. */
+const lists = new WeakMap<TermState, Map<string, Body<'ASSIGN'>[]>>()
+
+/** The task list of each worker that is owed ASSIGNs now, once it applied them. */
 function assigned (s: TermState, now: number): Map<string, string[]> {
+  const sent = lists.get(s) ?? new Map<string, Body<'ASSIGN'>[]>()
+  lists.set(s, sent)
   const out = new Map<string, string[]>()
   for (const { identity, body } of takeAssigns(s, now)) {
-    const ids = body.tasks.map((task) => task.providerId)
-    out.set(identity.toString(), [...(out.get(identity.toString()) ?? []), ...ids].sort())
+    const key = identity.toString()
+    sent.set(key, [...(sent.get(key) ?? []), body])
+    out.set(key, [...replayAssigns(sent.get(key) ?? []).keys()].sort())
   }
   return out
 }
@@ -54,9 +61,9 @@ describe('term state: workers and their tasks', () => {
     // While the takeover settles, each keeps exactly what it claimed; p4 waits.
     expect(assigned(s, T0)).toEqual(new Map([['w1-identity', ['p1', 'p2']], ['w2-identity', ['p3']]]))
 
-    // Once settled, p4 goes to the less loaded worker and nothing claimed moves.
+    // Once settled, p4 goes to the less loaded worker and nothing claimed moves: w1 is owed nothing.
     endSettling(s)
-    expect(assigned(s, T0 + 1500)).toEqual(new Map([['w1-identity', ['p1', 'p2']], ['w2-identity', ['p3', 'p4']]]))
+    expect(assigned(s, T0 + 1500)).toEqual(new Map([['w2-identity', ['p3', 'p4']]]))
   })
 
   it("sends each task with the provider's state and lastSeen, maintenance as a neutral pending start", () => {
@@ -67,6 +74,7 @@ describe('term state: workers and their tasks', () => {
     expect(assign?.identity).toBe(W1)
     expect(assign?.body).toEqual({
       epoch: 4,
+      seq: 1,
       page: 0,
       more: false,
       tasks: [{ providerId: 'p1', heartbeat: 'tcp://10.0.0.5:9001', heartbeatIntervalMs: 1000, state: 'pending', lastSeen: T0 - 100, maintenance: true }]
@@ -93,7 +101,7 @@ describe('term state: workers and their tasks', () => {
     workerReady(s, 'w1', W1, [up('p1', T0), up('p2', T0)], T0)
     workerReady(s, 'w2', W2, [up('p3', T0), up('p4', T0)], T0)
     endSettling(s)
-    takeAssigns(s, T0)
+    assigned(s, T0)
     s.queue.length = 0
     // w2 keeps pinging; w1 falls silent.
     workerPing(s, 'w2', W2, T0 + WORKER_EXPIRY_MS)

@@ -62,7 +62,7 @@ describe('frames', () => {
       { verb: 'EVENT', body: { epoch: 2, changes: [{ revision: 42, event: 'up', provider }, { revision: 43, event: 'down', provider }] }, socket: Inbound.gatewaySub },
       { verb: 'SNAPSHOT', body: { requestId: 'r-2', epoch: 2, revision: 42, providers: [provider, { ...provider, id: 'orders-2', lastSeen: null }] }, socket: Inbound.gatewayDealer },
       { verb: 'RESULT', body: { epoch: 2, results: [{ requestId: 'r-3', result: { ok: false, statusCode: 409, code: 'ROSTER_ERR_PROVIDER_CONFLICT', message: 'taken' } }] }, socket: Inbound.gatewayDealer },
-      { verb: 'ASSIGN', body: { epoch: 1, tasks: [{ providerId: 'p', heartbeat: 'tcp://127.0.0.1:1', heartbeatIntervalMs: 100, state: 'pending', lastSeen: null }] }, socket: Inbound.workerDealer }
+      { verb: 'ASSIGN', body: { epoch: 1, seq: 1, tasks: [{ providerId: 'p', heartbeat: 'tcp://127.0.0.1:1', heartbeatIntervalMs: 100, state: 'pending', lastSeen: null }] }, socket: Inbound.workerDealer }
     ]
     for (const { verb, body, socket } of cases) {
       const encoded = encode(verb, body)

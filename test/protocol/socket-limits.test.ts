@@ -73,7 +73,7 @@ describe('socket limits fit the largest valid messages', () => {
     expect(bytes(report)).toBeLessThan(LEADER_ROUTER_MAX_BYTES)
   })
 
-  it('an ASSIGN page of PAGE_ITEMS of the largest tasks fits the worker DEALER', () => {
+  it('an ASSIGN of PAGE_ITEMS of the largest tasks and PAGE_ITEMS of the longest removals fits the worker DEALER', () => {
     const task: Task = {
       providerId: 'p'.repeat(128),
       check: { type: 'http', host: 'h'.repeat(253), port: 65535, path: '/' + '~'.repeat(1023), intervalMs: 60_000, timeoutMs: 59_999 },
@@ -82,7 +82,7 @@ describe('socket limits fit the largest valid messages', () => {
       lastSeen: 8_640_000_000_000_000,
       maintenance: true
     }
-    const assign = encode('ASSIGN', { epoch: Number.MAX_SAFE_INTEGER, tasks: Array.from({ length: PAGE_ITEMS }, () => task), page: 0, more: true })
+    const assign = encode('ASSIGN', { epoch: Number.MAX_SAFE_INTEGER, seq: Number.MAX_SAFE_INTEGER, tasks: Array.from({ length: PAGE_ITEMS }, () => task), delta: true, removed: Array.from({ length: PAGE_ITEMS }, () => 'p'.repeat(128)), page: 0, more: true })
     expect(bytes(assign)).toBeLessThan(WORKER_DEALER_MAX_BYTES)
   })
 })

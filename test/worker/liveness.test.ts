@@ -186,7 +186,7 @@ describe('liveness', () => {
     l.assign([task('p1')], T0)
     l.heartbeat('p1', T0)
     // The leader made it pending for the new endpoint: nothing has been seen there yet.
-    expect(l.assign([task('p1', { heartbeat: E2 })], T0 + 10)).toEqual({ report: [], restarted: ['p1'] })
+    expect(l.assign([task('p1', { heartbeat: E2 })], T0 + 10)).toEqual({ report: [], restarted: ['p1'], touched: new Set([E1, E2]) })
     expect(l.endpoints()).toEqual(new Set([E2]))
     expect(l.observations()).toEqual([{ providerId: 'p1', state: 'pending', lastSeen: null }])
     expect(l.disconnected(E1, T0 + 20)).toEqual([])

@@ -33,7 +33,12 @@ export interface ScriptedLeader {
   send: <V extends Verb>(verb: V, body: Body<V>) => void
   /** Sends raw frames to the worker, for bad-frame tests. */
   sendRaw: (frames: Buffer[]) => void
+  /** Sends the complete list `tasks` (which also becomes the answer to READY). */
   assign: (tasks: Task[], epoch?: number) => void
+  /** Sends a delta: `tasks` added or replaced, `removed` dropped (`tasks` is left as it is). */
+  delta: (tasks: Task[], removed: string[]) => void
+  /** Acts out a lost ASSIGN: its seq is used, nothing is sent. PONG says the last seq used. */
+  loseAssign: () => void
   /** Every REPORT received, oldest first, with its arrival time. */
   reports: () => Array<{ at: number, seq: number, observations: Observation[] }>
   /** Received messages of one verb, oldest first. */
@@ -49,6 +54,8 @@ export async function startScriptedLeader (opts: ScriptedLeaderOptions = {}): Pr
   const queue = createSendQueue(router, () => {})
   let peer: Buffer | null = null
 
+  /** The seq of the last ASSIGN sent (or lost, loseAssign). */
+  let assignSeq = 0
   const leader: ScriptedLeader = {
     endpoint: router.lastEndpoint as string,
     received: [],
@@ -64,7 +71,13 @@ export async function startScriptedLeader (opts: ScriptedLeaderOptions = {}): Pr
     },
     assign (tasks, epoch) {
       leader.tasks = tasks
-      leader.send('ASSIGN', { epoch: epoch ?? leader.epoch, tasks })
+      leader.send('ASSIGN', { epoch: epoch ?? leader.epoch, seq: ++assignSeq, tasks })
+    },
+    delta (tasks, removed) {
+      leader.send('ASSIGN', { epoch: leader.epoch, seq: ++assignSeq, delta: true, tasks, removed })
+    },
+    loseAssign () {
+      assignSeq++
     },
     reports: () => leader.messages('REPORT').map(({ at, body }) => ({ at, seq: body.seq, observations: body.observations })),
     messages: <V extends Verb>(verb: V) => leader.received
@@ -86,8 +99,8 @@ export async function startScriptedLeader (opts: ScriptedLeaderOptions = {}): Pr
       leader.received.push({ at: now(), msg })
       peer = identity
       if (!leader.answering) continue
-      if (msg.verb === 'PING') leader.send('PONG', { epoch: leader.epoch, revision: 0 })
-      else if (msg.verb === 'READY') leader.send('ASSIGN', { epoch: leader.epoch, tasks: leader.tasks })
+      if (msg.verb === 'PING') leader.send('PONG', { epoch: leader.epoch, revision: 0, assigned: assignSeq })
+      else if (msg.verb === 'READY') leader.send('ASSIGN', { epoch: leader.epoch, seq: ++assignSeq, tasks: leader.tasks })
       else if (msg.verb === 'REPORT' && leader.autoAck) leader.send('ACK', { epoch: leader.epoch, seq: msg.body.seq })
     }
   }

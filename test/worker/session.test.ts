@@ -8,7 +8,7 @@ import type { MessageOf, Observation, Probe, Task } from '../../server/protocol/
 import { createCheckBook } from '../../server/worker/checks.js'
 import { createLiveness, type Liveness } from '../../server/worker/liveness.js'
 import { REPORT_MAX_OBSERVATIONS, REPORT_RESEND_MS } from '../../server/worker/outbox.js'
-import { createSession, type Outgoing, type Session } from '../../server/worker/session.js'
+import { createSession, RESYNC_RETRY_MS, type Outgoing, type Session } from '../../server/worker/session.js'
 
 const T0 = 1_700_000_000_000
 const E1 = 'tcp://127.0.0.1:9101'
@@ -24,8 +24,22 @@ function checked (providerId: string, overrides: Partial<Task> = {}): Task {
   return { providerId, heartbeatIntervalMs: 1000, check: HTTP, state: 'pending', lastSeen: null, ...overrides }
 }
 
-function assign (tasks: Task[], page?: number, more?: boolean): MessageOf<'ASSIGN'> {
-  return { verb: 'ASSIGN', body: { epoch: 1, tasks, ...(page !== undefined ? { page } : {}), ...(more !== undefined ? { more } : {}) } }
+/** The seq of the last ASSIGN made by assign() or delta(); setup() starts it again. */
+let assignSeq = 0
+
+/** A complete list's page, with the next seq (or `seq`, to act out a lost one). */
+function assign (tasks: Task[], page?: number, more?: boolean, seq = assignSeq + 1): MessageOf<'ASSIGN'> {
+  assignSeq = seq
+  return { verb: 'ASSIGN', body: { epoch: 1, seq, tasks, ...(page !== undefined ? { page } : {}), ...(more !== undefined ? { more } : {}) } }
+}
+
+function delta (tasks: Task[], removed: string[], seq = assignSeq + 1): MessageOf<'ASSIGN'> {
+  assignSeq = seq
+  return { verb: 'ASSIGN', body: { epoch: 1, seq, tasks, delta: true, removed } }
+}
+
+function pong (assigned: number): MessageOf<'PONG'> {
+  return { verb: 'PONG', body: { epoch: 1, revision: 0, assigned } }
 }
 
 function ack (seq: number): MessageOf<'ACK'> {
@@ -33,6 +47,7 @@ function ack (seq: number): MessageOf<'ACK'> {
 }
 
 function setup (): { session: Session, liveness: Liveness } {
+  assignSeq = 0
   const liveness = createLiveness()
   const session = createSession({ workerId: W, liveness, checks: createCheckBook() })
   return { session, liveness }
@@ -101,18 +116,66 @@ describe('worker session', () => {
     expect(session.epoch).toBeNull()
   })
 
-  it('drops an ASSIGN with a lost page and keeps its tasks until the next complete one', () => {
+  it('drops what follows a lost ASSIGN, asks for the complete list once, and keeps its tasks until it comes', () => {
     const { session, liveness } = setup()
-    session.leaderFound(1, T0)
+    session.leaderFound(1, T0) // its READY asked for the list at T0
     session.receive(assign([hb('a')]), T0)
     expect(session.receive(assign([hb('b')], 0, true), T0)).toEqual({ kind: 'page' })
-    expect(session.receive(assign([hb('c')], 2), T0)).toEqual({ kind: 'lost-page', page: 2, expected: 1 })
+    // seq 3 (page 1) never came.
+    const later = T0 + RESYNC_RETRY_MS
+    expect(session.receive(assign([hb('c')], 2, false, 4), later)).toEqual({
+      kind: 'lost', seq: 4, expected: 3, resync: [{ verb: 'READY', body: { workerId: W, observations: [{ providerId: 'a', state: 'pending', lastSeen: null }] } }]
+    })
     expect(liveness.has('a')).toBe(true)
     expect(liveness.has('b')).toBe(false)
-    // A later page of the broken list decides nothing either; a fresh page 0 starts over.
-    expect(session.receive(assign([hb('d')], 1), T0)).toEqual({ kind: 'lost-page', page: 1, expected: 0 })
-    expect(session.receive(assign([hb('e')]), T0)).toMatchObject({ kind: 'assigned', tasks: 1 })
+    // Nothing decides anything until a complete list starts afresh, and the question is not repeated.
+    expect(session.receive(assign([hb('d')], 3), later + 1)).toEqual({ kind: 'waiting' })
+    expect(session.receive(delta([hb('d')], ['a']), later + 2)).toEqual({ kind: 'waiting' })
+    expect(liveness.has('a')).toBe(true)
+    expect(session.receive(assign([hb('e')]), later + 3)).toMatchObject({ kind: 'assigned', tasks: 1 })
     expect([liveness.has('a'), liveness.has('e')]).toEqual([false, true])
+    // A gap after the list came is asked about at once.
+    expect(session.receive(delta([], ['e'], 9), later + 4)).toMatchObject({ kind: 'lost', seq: 9, expected: 8, resync: [{ verb: 'READY' }] })
+  })
+
+  it('applies a delta to its list: adds, replaces and removes tasks, in order only', () => {
+    const { session, liveness } = setup()
+    session.leaderFound(1, T0)
+    session.receive(assign([hb('a'), hb('b'), checked('c')]), T0)
+    const got = session.receive(delta([hb('b', { heartbeat: 'tcp://127.0.0.1:2' }), hb('n')], ['a', 'c']), T0)
+    // Only the endpoints it touched are to be connected or dropped.
+    expect(got).toEqual({ kind: 'assigned', tasks: 2, probeStart: [], probeStop: ['c'], endpoints: new Set([E1, 'tcp://127.0.0.1:2']) })
+    expect([liveness.has('a'), liveness.has('b'), liveness.has('n')]).toEqual([false, true, true])
+    expect([...liveness.endpoints()].sort()).toEqual(['tcp://127.0.0.1:2', E1])
+    // A delta must follow the last ASSIGN: one that skips a seq changes nothing.
+    expect(session.receive(delta([], ['b'], assignSeq + 2), T0 + RESYNC_RETRY_MS)).toMatchObject({ kind: 'lost' })
+    expect(liveness.has('b')).toBe(true)
+  })
+
+  it('takes a delta only after a complete list from this leader', () => {
+    const { session, liveness } = setup()
+    session.leaderFound(1, T0)
+    expect(session.receive(delta([hb('a')], []), T0)).toEqual({ kind: 'waiting' })
+    expect(liveness.has('a')).toBe(false)
+    session.receive(assign([hb('a')]), T0)
+    session.leaderFound(2, T0 + 1)
+    expect(session.receive(delta([], ['a']), T0 + 1)).toEqual({ kind: 'waiting' })
+    expect(liveness.has('a')).toBe(true)
+    // Had the list not come within RESYNC_RETRY_MS, the worker asks again.
+    expect(session.receive(delta([], ['a']), T0 + 1 + RESYNC_RETRY_MS)).toMatchObject({ kind: 'lost', resync: [{ verb: 'READY' }] })
+  })
+
+  it('asks for the complete list when a PONG names an ASSIGN that never came', () => {
+    const { session } = setup()
+    expect(session.receive(pong(3), T0)).toEqual({ kind: 'pong' }) // seeking: no leader to ask
+    session.leaderFound(1, T0)
+    expect(session.receive(pong(0), T0)).toEqual({ kind: 'pong' })
+    session.receive(assign([hb('a')]), T0)
+    expect(session.receive(pong(1), T0)).toEqual({ kind: 'pong' })
+    expect(session.receive(pong(2), T0)).toMatchObject({ kind: 'lost', seq: 2, expected: 2, resync: [{ verb: 'READY' }] })
+    // Asked: the next PONGs are no news until the list comes (or is overdue).
+    expect(session.receive(pong(2), T0 + 250)).toEqual({ kind: 'waiting' })
+    expect(session.receive(pong(2), T0 + RESYNC_RETRY_MS)).toMatchObject({ kind: 'lost', resync: [{ verb: 'READY' }] })
   })
 
   it('flushes each observation once, resends it only after the resend period, and stops at its ACK', () => {
@@ -170,7 +233,7 @@ describe('worker session', () => {
       hb('b', { heartbeat: E2 }), // moved: what we said about E1 is no longer true
       hb('m', { state: 'pending', maintenance: true }) // in maintenance: the leader's view stands
     ]), T0 + 10)
-    expect(got).toEqual({ kind: 'assigned', tasks: 3, probeStart: [], probeStop: ['c'] })
+    expect(got).toEqual({ kind: 'assigned', tasks: 3, probeStart: [], probeStop: ['c'], endpoints: null })
     expect(session.unacked).toBe(2)
     expect(reported(session.flush(T0 + 10))).toEqual([[2, ['a:up']]])
     // m keeps its place in the outbox and its resend time; a was just sent.

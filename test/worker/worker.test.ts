@@ -402,7 +402,7 @@ describe('worker', () => {
 
     // The deposed term tries to empty the task list and to settle reports: both are ignored.
     const fenced = w.stats.fencedMessages
-    l.send('ASSIGN', { epoch: 1, tasks: [] })
+    l.send('ASSIGN', { epoch: 1, seq: 1, tasks: [] })
     l.send('ACK', { epoch: 1, seq: 1_000_000 })
     await waitFor(() => w.stats.fencedMessages >= fenced + 2, { what: 'two fenced messages' })
     expect(w.stats.watching).toBe(1)
@@ -444,6 +444,33 @@ describe('worker', () => {
     const handed = await waitForReport(b, { providerId: 'orphan', state: 'up' }, { timeoutMs: 5000 })
     expect(handed.seq).toBeGreaterThan(Math.max(...a.reports().map((r) => r.seq)))
     await waitFor(() => w.stats.unacked === 0, { what: 'B to acknowledge' })
+  })
+
+  it('applies deltas to its tasks, and asks for its whole list again when an ASSIGN was lost', async () => {
+    const intervalMs = 100
+    const kept = await spawnEmitter({ id: 'kept', intervalMs })
+    const added = await spawnEmitter({ id: 'added', intervalMs })
+    const l = await leader({ tasks: [pendingTask('kept', kept.endpoint, intervalMs)] })
+    const w = await worker([l])
+    await waitForReport(l, { providerId: 'kept', state: 'up' })
+    // A delta adds a provider, which is watched like any other.
+    l.delta([pendingTask('added', added.endpoint, intervalMs)], [])
+    await waitForReport(l, { providerId: 'added', state: 'up' })
+    expect(w.stats.watching).toBe(2)
+
+    // The next ASSIGN is lost: the next PONG says so, and the worker asks again with READY. The
+    // complete list that answers it says what the leader knows (both up): nothing to report.
+    l.tasks = [kept, added].map((e, i) => ({ ...pendingTask(i === 0 ? 'kept' : 'added', e.endpoint, intervalMs), state: 'up' as const, lastSeen: now() }))
+    l.loseAssign()
+    const ready = await waitFor(() => l.messages('READY')[1], { what: 'a second READY', timeoutMs: 2000 })
+    expect(ready.body.observations.map((o) => `${o.providerId}:${o.state}`).sort()).toEqual(['added:up', 'kept:up'])
+    expect(w.stats.lostAssigns).toBe(1)
+    // The complete list that answered it was taken: deltas apply again, and nothing restarted.
+    l.delta([], ['added'])
+    await waitFor(() => w.stats.watching === 1, { what: 'added dropped' })
+    expect(l.messages('READY')).toHaveLength(2)
+    expect(w.stats.lostAssigns).toBe(1)
+    expect(observed(l).filter((x) => x.obs.providerId === 'kept').map((x) => x.obs.state)).toEqual(['up'])
   })
 
   it('reports its own view again when an ASSIGN says otherwise (a provider taken out of maintenance)', async () => {
