@@ -124,9 +124,11 @@ export function createSession (opts: SessionOptions): Session {
 
   function take (body: MessageOf<'ASSIGN'>['body'], now: number): Received {
     const page = body.page ?? 0
-    // A complete list starts afresh; anything else must follow the last ASSIGN taken.
+    // A complete list starts afresh; anything else must follow the last ASSIGN taken, a page the
+    // page before it, and a delta a complete list.
     const starts = body.delta !== true && page === 0
-    if (!starts && (lastSeq === null || body.seq !== lastSeq + 1 || (body.delta !== true && page !== nextPage))) return behind(body.seq, now)
+    const follows = lastSeq !== null && body.seq === lastSeq + 1 && (body.delta === true ? nextPage === 0 : page === nextPage)
+    if (!starts && !follows) return behind(body.seq, now)
     lastSeq = body.seq
     if (body.delta === true) {
       const removed = body.removed ?? []

@@ -150,6 +150,11 @@ describe('worker session', () => {
     // A delta must follow the last ASSIGN: one that skips a seq changes nothing.
     expect(session.receive(delta([], ['b'], assignSeq + 2), T0 + RESYNC_RETRY_MS)).toMatchObject({ kind: 'lost' })
     expect(liveness.has('b')).toBe(true)
+    // Nor may one come between the pages of a complete list.
+    session.receive(assign([hb('b')]), T0 + 2 * RESYNC_RETRY_MS)
+    session.receive(assign([hb('x')], 0, true), T0 + 2 * RESYNC_RETRY_MS)
+    expect(session.receive(delta([], ['b']), T0 + 2 * RESYNC_RETRY_MS)).toMatchObject({ kind: 'lost' })
+    expect(liveness.has('b')).toBe(true)
   })
 
   it('takes a delta only after a complete list from this leader', () => {
