@@ -19,10 +19,15 @@ export interface Assignment {
   workers: () => string[]
   /** Gives every provider its watchers and evens the load. */
   balance: () => void
+  /** Notes that the provider's watchers need its task again (its endpoint, check or maintenance
+   *  changed): it is in their next changes as watched. */
+  retask: (providerId: string) => void
   /** What changed since the last call, per worker: provider → whether the worker now watches
    *  it (a worker just added maps to an empty change). The leader sends exactly that
    *  (term-state.ts takeAssigns), so a move costs two small messages, not two whole lists. */
   takeChanges: () => Map<string, Map<string, boolean>>
+  /** Whether takeChanges would return anything. */
+  readonly changed: boolean
 }
 
 export interface AssignmentOptions {
@@ -123,11 +128,15 @@ export function createAssignment ({ watchers = 1, onUnwatch }: AssignmentOptions
         place(providerId, to)
       })
     },
+    retask (providerId) {
+      for (const w of byProvider.get(providerId) ?? NONE) changed(w, providerId, true)
+    },
     takeChanges () {
       const out = changes
       changes = new Map()
       return out
-    }
+    },
+    get changed () { return changes.size > 0 }
   }
 }
 

@@ -12,7 +12,7 @@ import { chunks } from '../protocol/socket-limits.js'
 import { keepFresher, withLastSeen } from './last-seen.js'
 import type { MutableCounts, QuotaLimits } from './quota.js'
 import { decideObservation, decideReap, decideWrite, sameWatch, type Judgement, type Lookup, type PendingChange } from './registry.js'
-import { needsWorker, storeSeen, taskChanged, type QueueItem, type TermState } from './term-state.js'
+import { needsWorker, storeSeen, type QueueItem, type TermState } from './term-state.js'
 
 /** A write's answer, sent once its batch is committed. */
 export interface WriteAnswer { identity: Buffer, requestId: string, result: WriteResult }
@@ -143,8 +143,7 @@ function applyChange (s: TermState, c: Change, now: number): void {
     s.damper.forget(id)
     s.ttl.forget(id)
     s.reapable.delete(id)
-    renotify(s, id)
-    s.assignment.removeProvider(id)
+    s.assignment.removeProvider(id) // its watchers are told to drop it
     s.quorum.forget(id)
     return
   }
@@ -169,19 +168,13 @@ function applyChange (s: TermState, c: Change, now: number): void {
 /** Workers watch heartbeats and http/tcp checks; ttl checks stay with the leader. */
 function rewatch (s: TermState, before: Provider | undefined, p: Provider, rewatched: boolean): void {
   if (!needsWorker(p)) {
-    renotify(s, p.id)
-    s.assignment.removeProvider(p.id)
+    s.assignment.removeProvider(p.id) // its watchers are told to drop it
   } else if (before === undefined || !needsWorker(before)) {
     s.assignment.addProvider(p.id)
   } else if (rewatched || (before.state === 'maintenance') !== (p.state === 'maintenance')) {
     // A new endpoint or check, or a maintenance that began or ended: its watchers need the new task.
-    renotify(s, p.id)
+    s.assignment.retask(p.id)
   }
-}
-
-/** The provider's watchers get a new task list. */
-function renotify (s: TermState, providerId: string): void {
-  for (const w of s.assignment.watchersOf(providerId)) taskChanged(s, w, providerId, true)
 }
 
 /** The answer to the one write of a batch that Postgres refused for its data (term.ts

@@ -63,9 +63,6 @@ export interface TermState {
   requorum: Set<string>
   /** Workers owed their complete task list (they joined, or sent READY). */
   assignFull: Set<string>
-  /** What changed in each other worker's list since its last ASSIGN: provider → whether the
-   *  worker watches it now (true: send its task, which may itself have changed; false: drop it). */
-  assignChanges: Map<string, Map<string, boolean>>
   /** The seq of the last ASSIGN sent to each worker in this term: the worker applies them only
    *  in order, and PONG tells it the last one, so that it notices a lost one (protocol README §7). */
   assignSeq: Map<string, number>
@@ -117,7 +114,6 @@ export function createTermState (init: TermInit, now: number): TermState {
     quorum,
     requorum,
     assignFull: new Set(),
-    assignChanges: new Map(),
     assignSeq: new Map(),
     assignedAt: 0,
     assignedTasks: 0,
@@ -206,7 +202,6 @@ function dropWorker (s: TermState, workerId: string): void {
   s.assignment.removeWorker(workerId)
   s.identities.delete(workerId)
   s.assignFull.delete(workerId)
-  s.assignChanges.delete(workerId)
   s.assignSeq.delete(workerId)
   rebalance(s)
 }
@@ -294,7 +289,6 @@ export function endSettling (s: TermState): void {
 export function rebalance (s: TermState): void {
   if (s.settling) return
   s.assignment.balance()
-  takeAssignmentChanges(s)
   // A provider whose watcher left (dead, moved, or given the provider's place to another) is
   // down if every watcher it has now sees it down: the one that left was the last dissent.
   for (const id of s.requorum) {
@@ -305,23 +299,9 @@ export function rebalance (s: TermState): void {
   s.requorum.clear()
 }
 
-/** Notes that `workerId` must hear of `providerId` (its task, or that it is no longer its). */
-export function taskChanged (s: TermState, workerId: string, providerId: string, watched: boolean): void {
-  let change = s.assignChanges.get(workerId)
-  if (change === undefined) s.assignChanges.set(workerId, change = new Map())
-  change.set(providerId, watched)
-}
-
-/** Moves the assignment's changes to what the workers are owed. */
-function takeAssignmentChanges (s: TermState): void {
-  for (const [workerId, change] of s.assignment.takeChanges()) {
-    for (const [providerId, watched] of change) taskChanged(s, workerId, providerId, watched)
-  }
-}
-
 /** In how many ms the next ASSIGN flush may go out, or null when no worker's list changed. */
 export function assignDelay (s: TermState, now: number): number | null {
-  if (s.assignFull.size === 0 && s.assignChanges.size === 0) return null
+  if (s.assignFull.size === 0 && !s.assignment.changed) return null
   return Math.max(ASSIGN_FLUSH_MS, s.assignedAt + s.assignedTasks * ASSIGN_PACE_MS_PER_TASK - now)
 }
 
@@ -336,11 +316,11 @@ export function takeAssigns (s: TermState, now: number): Array<{ identity: Buffe
   s.assignedAt = now
   s.assignedTasks = 0
   // Those made while the takeover settles too: a worker sent its complete list needs none of them.
-  takeAssignmentChanges(s)
-  for (const workerId of new Set([...s.assignFull, ...s.assignChanges.keys()])) {
+  const changes = s.assignment.takeChanges()
+  for (const workerId of new Set([...s.assignFull, ...changes.keys()])) {
     const identity = s.identities.get(workerId)
     if (identity === undefined) continue
-    const change = s.assignChanges.get(workerId)
+    const change = changes.get(workerId)
     const bodies = s.assignFull.has(workerId) || change === undefined ? completeList(s, workerId) : delta(s, workerId, change)
     let seq = s.assignSeq.get(workerId) ?? 0
     for (const body of bodies) {
@@ -350,7 +330,6 @@ export function takeAssigns (s: TermState, now: number): Array<{ identity: Buffe
     s.assignSeq.set(workerId, seq)
   }
   s.assignFull.clear()
-  s.assignChanges.clear()
   return out
 }
 

@@ -326,7 +326,7 @@ function added (b: Book, task: Task, endpoint: string, now: number): Entry {
 }
 
 /** A provider this worker already watches: its own view is kept, unless its endpoint moved. */
-function keep (b: Book, kept: Entry, task: Task, endpoint: string, now: number, outcome: AssignOutcome): Entry {
+function keep (b: Book, kept: Entry, task: Task, endpoint: string, now: number, outcome: AssignOutcome): void {
   const moved = kept.endpoint !== endpoint
   const retimed = kept.intervalMs !== task.heartbeatIntervalMs
   kept.intervalMs = task.heartbeatIntervalMs
@@ -343,7 +343,7 @@ function keep (b: Book, kept: Entry, task: Task, endpoint: string, now: number, 
     kept.detail = undefined
     if (kept.state === 'up') rearm(b, kept, now)
     outcome.restarted.push(task.providerId)
-    return kept
+    return
   }
   // The provider learns its new interval at a moment we cannot know, so its silence is
   // counted afresh from now; at worst one detection is late by one period.
@@ -353,7 +353,6 @@ function keep (b: Book, kept: Entry, task: Task, endpoint: string, now: number, 
   if (task.maintenance !== true && kept.state !== 'pending' && kept.state !== task.state) {
     outcome.report.push(observation(kept))
   }
-  return kept
 }
 
 function heartbeat (b: Book, providerId: string, now: number): Observation | null {

@@ -45,6 +45,20 @@ describe('assignment', () => {
     expect([...left.values()].flatMap((c) => [...c.keys()]).sort()).toEqual(w2Had.sort())
   })
 
+  it('retask puts a provider in its watchers\' next changes, and nowhere else', () => {
+    const a = createAssignment({ watchers: 2 })
+    a.addWorker('w1'); a.addWorker('w2'); a.addWorker('w3')
+    a.addProvider('p1'); a.addProvider('p2')
+    a.balance()
+    a.takeChanges()
+    expect(a.changed).toBe(false)
+    a.retask('p1')
+    expect(a.changed).toBe(true)
+    const watchers = [...a.watchersOf('p1')].sort()
+    expect(watchers).toHaveLength(2)
+    expect([...a.takeChanges()].map(([w, c]) => [w, [...c]]).sort()).toEqual(watchers.map((w) => [w, [['p1', true]]]))
+  })
+
   it('keeps a provider with the worker that reported it', () => {
     const a = createAssignment()
     a.addWorker('w1'); a.addWorker('w2')
